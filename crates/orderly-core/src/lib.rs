@@ -1,0 +1,31 @@
+//! Orderly's application layer: the use cases and the ports they need.
+//!
+//! # Layout
+//! - [`ports`]: the traits adapters implement — stores ([`ports::CatalogStore`],
+//!   [`ports::OrderStore`], [`ports::StockStore`]), the atomic [`ports::UnitOfWork`], the saga's
+//!   [`ports::JobQueue`], the [`ports::PaymentGateway`], the [`ports::Clock`] and id generator.
+//! - [`app`]: [`Orderly`], the use cases the API calls (place, read, list, cancel, ship, deliver,
+//!   catalog, stock).
+//! - [`saga`]: the consumers that carry an order from placed to paid, and the [`saga::Dispatcher`]
+//!   that runs queued jobs with retries.
+//! - [`retry`]: the backoff policy, as data.
+//! - [`memory`]: an in-memory implementation of every storage port, for fast tests.
+//! - [`error`]: [`AppError`], what a use case answers instead of a result.
+//!
+//! This crate never sees SQL, HTTP or AWS types: adapters and entry points depend on it, not the
+//! other way round.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod error;
+pub mod memory;
+pub mod ports;
+pub mod retry;
+pub mod saga;
+
+pub use app::{
+    AppSettings, CreateProduct, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed,
+    UpdateProduct, page_request,
+};
+pub use error::AppError;
+pub use retry::RetryPolicy;

@@ -1,0 +1,398 @@
+//! The ports: narrow traits the use cases need, implemented by one adapter per technology.
+//!
+//! Reads are plain queries ([`CatalogStore`], [`OrderStore`], [`StockStore`]). Every write that
+//! changes an order, stock or the outbox goes through one atomic [`UnitOfWork::commit`] of a
+//! [`Commit`]: the use case decides *what* changes, the adapter makes it happen all-or-nothing
+//! and checks the conditions (order version, stock never below zero, an event handled once).
+//! Pending saga work is a [`JobQueue`] kept in the same database, so it survives a crash.
+
+use async_trait::async_trait;
+use orderly_domain::{
+    Customer, CustomerId, Event, EventId, Money, Order, OrderId, OrderStatus, Product, ProductId,
+    StockAdjustment, StockLevel, Timestamp,
+};
+
+/// A failure of the storage itself, not of a business rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or timed out; worth retrying.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A pagination cursor this store did not issue.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// A row with this key exists already.
+    #[error("already exists")]
+    AlreadyExists,
+    /// A row to update does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Stored data that cannot be read back; needs an engineer.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// Why a [`Commit`] did not happen. Nothing of it was applied.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The order changed since it was read (its version moved on).
+    #[error("order {0} was changed concurrently")]
+    VersionConflict(OrderId),
+    /// A stock move would have taken a product's available or reserved count below zero.
+    #[error("not enough stock of product {0}")]
+    InsufficientStock(ProductId),
+    /// A stock move names a product with no stock row.
+    #[error("unknown product {0}")]
+    UnknownProduct(ProductId),
+    /// The idempotency key was stored by a concurrent request first.
+    #[error("idempotency key already used")]
+    IdempotencyKeyTaken,
+    /// This consumer already handled this event; the work is done.
+    #[error("event already handled")]
+    AlreadyHandled,
+    /// The storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The saga steps that consume events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Consumer {
+    /// Reserves stock for placed orders.
+    Inventory,
+    /// Captures payment for reserved orders; refunds canceled ones.
+    Payment,
+}
+
+impl Consumer {
+    /// Every consumer.
+    pub const ALL: [Consumer; 2] = [Consumer::Inventory, Consumer::Payment];
+
+    /// The name stored with jobs and handled-event records.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consumer::Inventory => "inventory",
+            Consumer::Payment => "payment",
+        }
+    }
+
+    /// Parses a stored name.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// How an order row is written.
+#[derive(Clone, Debug)]
+pub enum OrderWrite {
+    /// A new order; fails if the id exists.
+    Insert(Order),
+    /// A change, only if the stored version is still `expected_version`.
+    Update {
+        /// The order after the change (its `version` is the new one).
+        order: Order,
+        /// The version read before the change.
+        expected_version: u32,
+    },
+}
+
+/// Units moved between a product's available and reserved counts. Deltas; the store refuses a
+/// move that would leave either count below zero.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StockMove {
+    /// The product.
+    pub product_id: ProductId,
+    /// Change of `available`.
+    pub available: i64,
+    /// Change of `reserved`.
+    pub reserved: i64,
+}
+
+/// An event to publish and the consumers that must handle it.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// The event, written to the outbox.
+    pub event: Event,
+    /// One job per consumer is queued with it.
+    pub consumers: Vec<Consumer>,
+}
+
+/// A stored idempotency key: the request it was first used with and the order it made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The client's `Idempotency-Key`.
+    pub key: String,
+    /// SHA-256 of the canonical request; a reuse with another request is refused.
+    pub request_hash: String,
+    /// The order the first request made.
+    pub order_id: OrderId,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// Marks a job's event as handled by its consumer, in the same transaction as the effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    /// The job being completed (deleted from the queue).
+    pub job_id: i64,
+    /// Who handled it.
+    pub consumer: Consumer,
+    /// What was handled.
+    pub event_id: EventId,
+}
+
+/// Everything one step changes, applied atomically by [`UnitOfWork::commit`].
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// The order written, if any.
+    pub order: Option<OrderWrite>,
+    /// Stock moved.
+    pub stock: Vec<StockMove>,
+    /// A manual stock adjustment to record (its delta must also be in `stock`).
+    pub adjustment: Option<StockAdjustment>,
+    /// Events for the outbox, with their consumers' jobs.
+    pub events: Vec<Outgoing>,
+    /// An idempotency key to store (fails with [`CommitError::IdempotencyKeyTaken`] if taken).
+    pub idempotency: Option<IdempotencyRecord>,
+    /// The job this commit completes.
+    pub handled: Option<Handled>,
+}
+
+impl Commit {
+    /// True if the commit queues saga work.
+    #[must_use]
+    pub fn queues_jobs(&self) -> bool {
+        self.events.iter().any(|e| !e.consumers.is_empty())
+    }
+}
+
+/// A page of results, newest first, and where the next one starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Which page to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// At most this many items (1..=100).
+    pub limit: u32,
+    /// A cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+/// Which orders to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only this status.
+    pub status: Option<OrderStatus>,
+    /// Only this customer's.
+    pub customer_id: Option<CustomerId>,
+}
+
+/// A queued unit of saga work: one consumer's handling of one event.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Queue position; per order, jobs run in this order.
+    pub id: i64,
+    /// The consumer to run.
+    pub consumer: Consumer,
+    /// The event to handle.
+    pub event: Event,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+}
+
+/// Products and customers.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Creates a product with its stock row (`available` = `initial_stock`).
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the id is taken.
+    async fn create_product(&self, product: &Product, initial_stock: i64)
+    -> Result<(), StoreError>;
+    /// Replaces a product's name, prices and status.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if it does not exist.
+    async fn update_product(&self, product: &Product) -> Result<(), StoreError>;
+    /// One product.
+    async fn product(&self, id: &ProductId) -> Result<Option<Product>, StoreError>;
+    /// Several products at once (missing ids are left out).
+    async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError>;
+    /// Products by id.
+    async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>, StoreError>;
+    /// Creates a customer.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the id is taken.
+    async fn create_customer(&self, customer: &Customer) -> Result<(), StoreError>;
+    /// One customer.
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
+}
+
+/// Orders, their events and idempotency keys.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// One order with its history.
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    /// Orders matching `filter`, newest first.
+    async fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, StoreError>;
+    /// The events published for an order, oldest first.
+    async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError>;
+    /// A stored idempotency key.
+    async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// Stock levels and their manual adjustments.
+#[async_trait]
+pub trait StockStore: Send + Sync {
+    /// A product's stock.
+    async fn stock(&self, id: &ProductId) -> Result<Option<StockLevel>, StoreError>;
+    /// A product's adjustments, newest first.
+    async fn adjustments(
+        &self,
+        id: &ProductId,
+        limit: u32,
+    ) -> Result<Vec<StockAdjustment>, StoreError>;
+}
+
+/// The one atomic write.
+#[async_trait]
+pub trait UnitOfWork: Send + Sync {
+    /// Applies every part of `commit` or none.
+    ///
+    /// # Errors
+    /// [`CommitError`] naming the condition that failed.
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError>;
+}
+
+/// Saga work waiting to run.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Leases up to `limit` due jobs until `now + lease_ms`: only the first outstanding job of
+    /// each order, so one order's events are handled in order.
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<Job>, StoreError>;
+    /// Puts a failed job back, due at `next_at`, with its attempt count and error.
+    async fn retry_job(
+        &self,
+        job_id: i64,
+        attempts: u32,
+        next_at: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    /// Removes a job whose event was already handled.
+    async fn delete_job(&self, job_id: i64) -> Result<(), StoreError>;
+    /// Frees every lease: for a single-node database after a restart, whose leases all belonged
+    /// to the process that died.
+    async fn release_leases(&self) -> Result<u64, StoreError>;
+    /// When the next job falls due (`None` if the queue is empty).
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Jobs outstanding, for readiness and metrics.
+    async fn pending_jobs(&self) -> Result<u64, StoreError>;
+}
+
+/// Every storage port: what a backend provides.
+pub trait Store: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue {}
+impl<T: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue> Store for T {}
+
+/// A payment provider. Every call carries an idempotency key derived from the order and the
+/// step, so a retried call never charges or refunds twice.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    /// Charges `amount` to the customer's payment method.
+    ///
+    /// # Errors
+    /// [`PaymentError::Declined`] (final) or [`PaymentError::Transient`] (retry later).
+    async fn capture(&self, request: &PaymentRequest) -> Result<String, PaymentError>;
+    /// Gives `amount` back against an earlier capture.
+    ///
+    /// # Errors
+    /// As for [`PaymentGateway::capture`].
+    async fn refund(
+        &self,
+        request: &PaymentRequest,
+        capture_ref: &str,
+    ) -> Result<String, PaymentError>;
+}
+
+/// A call to the payment provider.
+#[derive(Clone, Debug)]
+pub struct PaymentRequest {
+    /// `order:{id}:capture`, `order:{id}:refund`: the same for every retry of one step.
+    pub idempotency_key: String,
+    /// The order paid for.
+    pub order_id: OrderId,
+    /// The payer.
+    pub customer_id: CustomerId,
+    /// How much.
+    pub amount: Money,
+}
+
+/// Why the provider did not take the money.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The provider said no (card declined, fraud): do not retry.
+    #[error("payment declined: {0}")]
+    Declined(String),
+    /// The provider could not answer now: retry with backoff.
+    #[error("payment provider unavailable: {0}")]
+    Transient(String),
+}
+
+/// The time.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// New ids.
+pub trait IdGenerator: Send + Sync {
+    /// A new order id.
+    fn order_id(&self) -> OrderId;
+    /// A new event id.
+    fn event_id(&self) -> EventId;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// Time-ordered UUID v7 ids.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UuidV7;
+
+impl IdGenerator for UuidV7 {
+    fn order_id(&self) -> OrderId {
+        OrderId::from_uuid(uuid::Uuid::now_v7())
+    }
+    fn event_id(&self) -> EventId {
+        EventId::from_uuid(uuid::Uuid::now_v7())
+    }
+}

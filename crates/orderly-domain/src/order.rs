@@ -1,0 +1,730 @@
+//! The order and its state machine.
+//!
+//! ```text
+//! placed ──reserve──▶ reserved ──capture──▶ paid ──ship──▶ shipped ──deliver──▶ delivered
+//!   │                   │                    │
+//!   └─ out of stock ─▶ rejected  └─ declined ─▶ rejected (stock released)
+//!   cancel from placed/reserved/paid ─▶ canceled (stock released, payment refunded)
+//! ```
+//!
+//! Every change goes through [`Order::apply`], which checks the transition against the table in
+//! [`OrderStatus::after`], bumps the version, appends a history entry and returns the event to
+//! publish. An illegal transition is an [`IllegalTransition`] error and changes nothing.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventKind};
+use crate::{
+    Address, Currency, CustomerId, EventId, Money, Name, OrderId, ProductId, Quantity, Timestamp,
+};
+
+/// Where an order is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OrderStatus {
+    /// Accepted and acknowledged; stock not yet reserved.
+    Placed,
+    /// Stock is held for it; payment not yet captured.
+    Reserved,
+    /// Payment captured.
+    Paid,
+    /// Handed to a carrier.
+    Shipped,
+    /// Received by the customer. Final.
+    Delivered,
+    /// Out of stock or payment declined; nothing is held. Final.
+    Rejected,
+    /// Canceled before shipping; stock released, payment refunded. Final.
+    Canceled,
+}
+
+impl OrderStatus {
+    /// Every status, in life order.
+    pub const ALL: [OrderStatus; 7] = [
+        OrderStatus::Placed,
+        OrderStatus::Reserved,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Rejected,
+        OrderStatus::Canceled,
+    ];
+
+    /// The lower-case name used in the API and in storage.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "placed",
+            OrderStatus::Reserved => "reserved",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Canceled => "canceled",
+        }
+    }
+
+    /// Parses the lower-case name.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// True when nothing more can happen to the order.
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Delivered | OrderStatus::Rejected | OrderStatus::Canceled
+        )
+    }
+
+    /// The state machine: the status after `transition`, or why it is not allowed.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] for any pair not drawn in the module diagram.
+    pub fn after(self, transition: Transition) -> Result<OrderStatus, IllegalTransition> {
+        use OrderStatus as S;
+        use Transition as T;
+        let next = match (self, transition) {
+            (S::Placed, T::Reserve) => S::Reserved,
+            (S::Placed, T::RejectOutOfStock) => S::Rejected,
+            (S::Reserved, T::CapturePayment) => S::Paid,
+            (S::Reserved, T::DeclinePayment) => S::Rejected,
+            (S::Paid, T::Ship) => S::Shipped,
+            (S::Shipped, T::Deliver) => S::Delivered,
+            (S::Placed | S::Reserved | S::Paid, T::Cancel) => S::Canceled,
+            (from, transition) => return Err(IllegalTransition { from, transition }),
+        };
+        Ok(next)
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A change of status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Transition {
+    /// Stock was reserved for every line.
+    Reserve,
+    /// Some line could not be reserved.
+    RejectOutOfStock,
+    /// The payment provider captured the total.
+    CapturePayment,
+    /// The payment provider declined.
+    DeclinePayment,
+    /// Handed to a carrier.
+    Ship,
+    /// The carrier delivered.
+    Deliver,
+    /// The customer or staff canceled.
+    Cancel,
+}
+
+impl Transition {
+    /// Every transition.
+    pub const ALL: [Transition; 7] = [
+        Transition::Reserve,
+        Transition::RejectOutOfStock,
+        Transition::CapturePayment,
+        Transition::DeclinePayment,
+        Transition::Ship,
+        Transition::Deliver,
+        Transition::Cancel,
+    ];
+
+    /// The verb used in error messages ("cannot ship a canceled order").
+    #[must_use]
+    pub fn verb(self) -> &'static str {
+        match self {
+            Transition::Reserve => "reserve stock for",
+            Transition::RejectOutOfStock => "reject",
+            Transition::CapturePayment => "capture payment for",
+            Transition::DeclinePayment => "decline payment for",
+            Transition::Ship => "ship",
+            Transition::Deliver => "deliver",
+            Transition::Cancel => "cancel",
+        }
+    }
+
+    /// What the transition does to stock when taken from `from`.
+    #[must_use]
+    pub fn stock_effect(self, from: OrderStatus) -> StockEffect {
+        match (self, from) {
+            (Transition::Reserve, _) => StockEffect::Reserve,
+            (Transition::DeclinePayment, _) => StockEffect::Release,
+            (Transition::Cancel, OrderStatus::Reserved | OrderStatus::Paid) => StockEffect::Release,
+            (Transition::Ship, _) => StockEffect::Consume,
+            _ => StockEffect::None,
+        }
+    }
+
+    fn event_kind(self) -> EventKind {
+        match self {
+            Transition::Reserve => EventKind::InventoryReserved,
+            Transition::RejectOutOfStock => EventKind::InventoryRejected,
+            Transition::CapturePayment => EventKind::PaymentCaptured,
+            Transition::DeclinePayment => EventKind::PaymentFailed,
+            Transition::Ship => EventKind::OrderShipped,
+            Transition::Deliver => EventKind::OrderDelivered,
+            Transition::Cancel => EventKind::OrderCanceled,
+        }
+    }
+}
+
+/// How a transition moves each line's quantity between available and reserved stock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StockEffect {
+    /// available → reserved (must not drive available below zero).
+    Reserve,
+    /// reserved → available.
+    Release,
+    /// reserved → gone (shipped).
+    Consume,
+    /// No stock moves.
+    None,
+}
+
+/// A transition not allowed from the order's current status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {} an order that is {from}", transition.verb())]
+pub struct IllegalTransition {
+    /// The status the order is in.
+    pub from: OrderStatus,
+    /// What was asked.
+    pub transition: Transition,
+}
+
+/// Who or what caused a change: shown in the history so staff can tell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Actor(String);
+
+impl Actor {
+    /// A request to the public API (REST, GraphQL).
+    #[must_use]
+    pub fn api() -> Self {
+        Actor("api".to_owned())
+    }
+
+    /// An automatic step of the saga, e.g. `system:inventory`.
+    #[must_use]
+    pub fn system(step: &str) -> Self {
+        Actor(format!("system:{step}"))
+    }
+
+    /// A named member of staff.
+    #[must_use]
+    pub fn staff(name: &str) -> Self {
+        Actor(format!("staff:{name}"))
+    }
+
+    /// The label.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One priced line of an order; the price is a snapshot taken when the order was placed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    /// What was ordered.
+    pub product_id: ProductId,
+    /// The product's name when ordered.
+    pub name: Name,
+    /// How many.
+    pub quantity: Quantity,
+    /// Price of one, in the order's currency, when ordered.
+    pub unit_price: Money,
+    /// `unit_price × quantity`.
+    pub line_total: Money,
+}
+
+/// The captured payment of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    /// The provider's id for the charge.
+    pub provider_ref: String,
+    /// Captured amount.
+    pub amount: Money,
+    /// When it was captured.
+    pub captured_at: Timestamp,
+    /// Refunded so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Refund>,
+}
+
+/// Money given back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refund {
+    /// The provider's id for the refund.
+    pub provider_ref: String,
+    /// Refunded amount.
+    pub amount: Money,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// The carrier's parcel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shipment {
+    /// Carrier name as staff typed it.
+    pub carrier: String,
+    /// The carrier's tracking number.
+    pub tracking_number: String,
+    /// When it left.
+    pub shipped_at: Timestamp,
+}
+
+/// Why an order is waiting for a person: a step ran out of retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attention {
+    /// The saga step that gave up (`inventory`, `payment`).
+    pub step: String,
+    /// The last error, for staff.
+    pub error: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// When it was flagged.
+    pub since: Timestamp,
+}
+
+/// One line of an order's history: what happened, when, and who or what caused it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When.
+    pub at: Timestamp,
+    /// The event recorded (e.g. `PaymentCaptured`).
+    pub event: EventKind,
+    /// Status before; absent for the placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<OrderStatus>,
+    /// Status after.
+    pub to: OrderStatus,
+    /// Who or what caused it.
+    pub actor: Actor,
+    /// A reason, a carrier, an error: whatever explains the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// An order: who bought what, at which prices, and everything that happened to it since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// Time-ordered id.
+    pub id: OrderId,
+    /// The buyer.
+    pub customer_id: CustomerId,
+    /// The currency of every amount on the order.
+    pub currency: Currency,
+    /// What was bought; at least one line.
+    pub lines: Vec<OrderLine>,
+    /// Sum of the line totals.
+    pub total: Money,
+    /// Where it goes; optional for digital goods and the reference body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<Address>,
+    /// Current status.
+    pub status: OrderStatus,
+    /// Starts at 1; +1 on every change. Stores use it for optimistic concurrency.
+    pub version: u32,
+    /// Why the order was rejected or canceled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Set when a step ran out of retries; cleared when staff resolve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_attention: Option<Attention>,
+    /// The captured payment and its refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<Payment>,
+    /// The parcel, once shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<Shipment>,
+    /// Every change, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// When it was placed.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// When, by whom and under which event id a change happens: supplied by the caller so that the
+/// domain stays free of clocks and random numbers.
+#[derive(Clone, Debug)]
+pub struct Stamp {
+    /// The id the resulting event will carry.
+    pub event_id: EventId,
+    /// Now.
+    pub at: Timestamp,
+    /// Who or what.
+    pub actor: Actor,
+}
+
+/// A new order's content, already validated and priced.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    /// The id to give it.
+    pub id: OrderId,
+    /// The buyer.
+    pub customer_id: CustomerId,
+    /// Currency of every line.
+    pub currency: Currency,
+    /// Priced lines.
+    pub lines: Vec<OrderLine>,
+    /// Optional address.
+    pub shipping_address: Option<Address>,
+}
+
+/// Why a new order cannot be made from its parts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// No lines.
+    #[error("an order needs at least one line")]
+    Empty,
+    /// A line in another currency than the order.
+    #[error("line for {0} is not priced in the order's currency")]
+    MixedCurrency(ProductId),
+    /// The total does not fit.
+    #[error("order total is out of range")]
+    Overflow,
+}
+
+impl Order {
+    /// Places a new order and returns it with its `OrderPlaced` event.
+    ///
+    /// # Errors
+    /// [`OrderError`] if there are no lines, a line is in another currency, or the total overflows.
+    pub fn place(new: NewOrder, stamp: Stamp) -> Result<(Order, Event), OrderError> {
+        if new.lines.is_empty() {
+            return Err(OrderError::Empty);
+        }
+        let mut total = Money::zero(new.currency);
+        for line in &new.lines {
+            if line.line_total.currency() != new.currency
+                || line.unit_price.currency() != new.currency
+            {
+                return Err(OrderError::MixedCurrency(line.product_id.clone()));
+            }
+            total = total
+                .checked_add(line.line_total)
+                .map_err(|_| OrderError::Overflow)?;
+        }
+        let order = Order {
+            id: new.id,
+            customer_id: new.customer_id,
+            currency: new.currency,
+            lines: new.lines,
+            total,
+            shipping_address: new.shipping_address,
+            status: OrderStatus::Placed,
+            version: 1,
+            reason: None,
+            needs_attention: None,
+            payment: None,
+            shipment: None,
+            history: vec![HistoryEntry {
+                at: stamp.at,
+                event: EventKind::OrderPlaced,
+                from: None,
+                to: OrderStatus::Placed,
+                actor: stamp.actor.clone(),
+                detail: None,
+            }],
+            created_at: stamp.at,
+            updated_at: stamp.at,
+        };
+        let event = Event::about(&order, EventKind::OrderPlaced, &stamp, None);
+        Ok((order, event))
+    }
+
+    /// Takes a transition: checks it, updates status, version and history, and returns the
+    /// event to publish. `detail` explains it in the history and the event (a reason, a carrier).
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] if the state machine does not allow it; the order is unchanged.
+    pub fn apply(
+        &mut self,
+        transition: Transition,
+        stamp: &Stamp,
+        detail: Option<String>,
+    ) -> Result<Event, IllegalTransition> {
+        let from = self.status;
+        let to = from.after(transition)?;
+        if matches!(
+            transition,
+            Transition::RejectOutOfStock | Transition::DeclinePayment | Transition::Cancel
+        ) {
+            self.reason.clone_from(&detail);
+        }
+        self.status = to;
+        Ok(self.record(transition.event_kind(), Some(from), stamp, detail))
+    }
+
+    /// Records the captured payment and moves the order to `paid`.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless the order is `reserved`.
+    pub fn capture(&mut self, payment: Payment, stamp: &Stamp) -> Result<Event, IllegalTransition> {
+        self.status.after(Transition::CapturePayment)?;
+        let detail = Some(format!("payment {}", payment.provider_ref));
+        self.payment = Some(payment);
+        self.apply(Transition::CapturePayment, stamp, detail)
+    }
+
+    /// Records the shipment and moves the order to `shipped`.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless the order is `paid`.
+    pub fn ship(&mut self, shipment: Shipment, stamp: &Stamp) -> Result<Event, IllegalTransition> {
+        self.status.after(Transition::Ship)?;
+        let detail = Some(format!("{} {}", shipment.carrier, shipment.tracking_number));
+        self.shipment = Some(shipment);
+        self.apply(Transition::Ship, stamp, detail)
+    }
+
+    /// Records a payment captured after the order left `reserved` (it was canceled while the
+    /// provider was charging): the money must be known so that it can be refunded.
+    pub fn record_late_payment(&mut self, payment: Payment, stamp: &Stamp) -> Event {
+        let detail = Some(format!(
+            "payment {} arrived after the order was {}",
+            payment.provider_ref, self.status
+        ));
+        self.payment = Some(payment);
+        self.record(EventKind::PaymentCaptured, Some(self.status), stamp, detail)
+    }
+
+    /// Records a refund of the captured payment. No status change.
+    pub fn record_refund(&mut self, refund: Refund, stamp: &Stamp) -> Event {
+        let detail = Some(format!(
+            "refund {} of {}",
+            refund.provider_ref, refund.amount
+        ));
+        if let Some(payment) = &mut self.payment {
+            payment.refund = Some(refund);
+        }
+        self.record(EventKind::RefundIssued, Some(self.status), stamp, detail)
+    }
+
+    /// Flags the order for staff: a step ran out of retries. No status change.
+    pub fn flag_attention(&mut self, attention: Attention, stamp: &Stamp) -> Event {
+        let detail = Some(format!(
+            "{} gave up after {} attempts: {}",
+            attention.step, attention.attempts, attention.error
+        ));
+        self.needs_attention = Some(attention);
+        self.record(
+            EventKind::OrderNeedsAttention,
+            Some(self.status),
+            stamp,
+            detail,
+        )
+    }
+
+    /// True if a captured payment has not been refunded yet.
+    #[must_use]
+    pub fn has_unrefunded_payment(&self) -> bool {
+        self.payment.as_ref().is_some_and(|p| p.refund.is_none())
+    }
+
+    fn record(
+        &mut self,
+        kind: EventKind,
+        from: Option<OrderStatus>,
+        stamp: &Stamp,
+        detail: Option<String>,
+    ) -> Event {
+        self.version += 1;
+        self.updated_at = stamp.at;
+        self.history.push(HistoryEntry {
+            at: stamp.at,
+            event: kind,
+            from,
+            to: self.status,
+            actor: stamp.actor.clone(),
+            detail: detail.clone(),
+        });
+        Event::about(self, kind, stamp, detail)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use uuid::Uuid;
+
+    pub(crate) fn stamp(n: u128) -> Stamp {
+        Stamp {
+            event_id: EventId::from_uuid(Uuid::from_u128(n)),
+            at: Timestamp::from_millis(1_000 + n as i64),
+            actor: Actor::api(),
+        }
+    }
+
+    pub(crate) fn reference_order() -> Order {
+        let usd = Currency::USD;
+        let line = |id: &str, name: &str, price: &str| {
+            let unit = Money::parse(price, usd).unwrap();
+            OrderLine {
+                product_id: ProductId::parse(id).unwrap(),
+                name: Name::parse("name", name).unwrap(),
+                quantity: Quantity::new(1).unwrap(),
+                unit_price: unit,
+                line_total: unit,
+            }
+        };
+        let new = NewOrder {
+            id: OrderId::from_uuid(Uuid::from_u128(7)),
+            customer_id: CustomerId::parse("001").unwrap(),
+            currency: usd,
+            lines: vec![
+                line("001", "Wireless Headphones", "79.99"),
+                line("002", "Smartwatch", "199.99"),
+            ],
+            shipping_address: None,
+        };
+        Order::place(new, stamp(0)).unwrap().0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::{reference_order, stamp};
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn placing_the_reference_order_totals_279_98() {
+        let order = reference_order();
+        assert_eq!(order.total.to_decimal_string(), "279.98");
+        assert_eq!(order.status, OrderStatus::Placed);
+        assert_eq!(order.version, 1);
+        assert_eq!(order.history.len(), 1);
+    }
+
+    #[test]
+    fn the_happy_path_reaches_delivered_with_a_history_line_each() {
+        let mut order = reference_order();
+        order.apply(Transition::Reserve, &stamp(1), None).unwrap();
+        let payment = Payment {
+            provider_ref: "pay_1".into(),
+            amount: order.total,
+            captured_at: Timestamp::from_millis(5),
+            refund: None,
+        };
+        order.capture(payment, &stamp(2)).unwrap();
+        let shipment = Shipment {
+            carrier: "DHL".into(),
+            tracking_number: "JD0123".into(),
+            shipped_at: Timestamp::from_millis(6),
+        };
+        order.ship(shipment, &stamp(3)).unwrap();
+        let event = order.apply(Transition::Deliver, &stamp(4), None).unwrap();
+        assert_eq!(event.kind, EventKind::OrderDelivered);
+        assert_eq!(order.status, OrderStatus::Delivered);
+        assert_eq!(order.version, 5);
+        let kinds: Vec<_> = order.history.iter().map(|h| h.event).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::OrderPlaced,
+                EventKind::InventoryReserved,
+                EventKind::PaymentCaptured,
+                EventKind::OrderShipped,
+                EventKind::OrderDelivered
+            ]
+        );
+    }
+
+    #[test]
+    fn shipping_a_canceled_order_is_an_illegal_transition() {
+        let mut order = reference_order();
+        order
+            .apply(
+                Transition::Cancel,
+                &stamp(1),
+                Some("changed my mind".into()),
+            )
+            .unwrap();
+        let before = order.clone();
+        let err = order.apply(Transition::Ship, &stamp(2), None).unwrap_err();
+        assert_eq!(err.to_string(), "cannot ship an order that is canceled");
+        assert_eq!(order, before, "a refused transition changes nothing");
+    }
+
+    #[test]
+    fn stock_effects_match_the_diagram() {
+        assert_eq!(
+            Transition::Reserve.stock_effect(OrderStatus::Placed),
+            StockEffect::Reserve
+        );
+        assert_eq!(
+            Transition::Cancel.stock_effect(OrderStatus::Placed),
+            StockEffect::None
+        );
+        assert_eq!(
+            Transition::Cancel.stock_effect(OrderStatus::Paid),
+            StockEffect::Release
+        );
+        assert_eq!(
+            Transition::DeclinePayment.stock_effect(OrderStatus::Reserved),
+            StockEffect::Release
+        );
+        assert_eq!(
+            Transition::Ship.stock_effect(OrderStatus::Paid),
+            StockEffect::Consume
+        );
+    }
+
+    fn transition() -> impl Strategy<Value = Transition> {
+        prop::sample::select(Transition::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Whatever is asked in whatever order, the order only ever takes drawn edges, holds
+        /// stock exactly while reserved/paid, and its history tells the same story as its status.
+        #[test]
+        fn random_command_sequences_never_reach_an_illegal_state(commands in prop::collection::vec(transition(), 0..40)) {
+            let mut order = reference_order();
+            let mut held = false;
+            for (i, t) in commands.into_iter().enumerate() {
+                let before = order.clone();
+                match order.apply(t, &stamp(i as u128 + 1), None) {
+                    Ok(event) => {
+                        prop_assert_eq!(Ok(order.status), before.status.after(t));
+                        prop_assert!(!before.status.is_final(), "left a final status");
+                        prop_assert_eq!(order.version, before.version + 1);
+                        prop_assert_eq!(event.order_id, order.id);
+                        match t.stock_effect(before.status) {
+                            StockEffect::Reserve => { prop_assert!(!held); held = true; }
+                            StockEffect::Release | StockEffect::Consume => { prop_assert!(held); held = false; }
+                            StockEffect::None => {}
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e.from, before.status);
+                        prop_assert_eq!(&order, &before);
+                    }
+                }
+                let last = order.history.last().unwrap();
+                prop_assert_eq!(last.to, order.status);
+                prop_assert_eq!(order.history.len() as u32, order.version);
+                prop_assert_eq!(held, matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid));
+            }
+        }
+    }
+}

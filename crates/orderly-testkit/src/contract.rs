@@ -1,0 +1,604 @@
+//! The storage contract: what every backend must do, written once.
+//!
+//! Each function takes a fresh, empty store and panics on a broken promise. Backends run them
+//! through [`crate::store_contract_tests!`].
+
+use std::sync::Arc;
+
+use orderly_core::ports::{
+    Commit, CommitError, Consumer, Handled, IdempotencyRecord, OrderFilter, OrderWrite, Outgoing,
+    PageRequest, StockMove, Store, StoreError,
+};
+use orderly_domain::{
+    CustomerId, Event, EventKind, OrderStatus, ProductId, StockAdjustment, Transition,
+};
+
+use crate::fixtures::{self, UNICODE_SAMPLES, at, stamp};
+
+fn pid(id: &str) -> ProductId {
+    ProductId::parse(id).unwrap()
+}
+
+fn page(limit: u32, cursor: Option<String>) -> PageRequest {
+    PageRequest { limit, cursor }
+}
+
+async fn with_product(store: &Arc<dyn Store>, id: &str, stock: i64) {
+    store
+        .create_product(
+            &fixtures::product(id, &format!("Product {id}"), "10.00"),
+            stock,
+        )
+        .await
+        .unwrap();
+}
+
+fn reserve(id: &str, n: i64) -> StockMove {
+    StockMove {
+        product_id: pid(id),
+        available: -n,
+        reserved: n,
+    }
+}
+
+pub async fn products_round_trip_byte_exact(store: Arc<dyn Store>) {
+    for (i, name) in UNICODE_SAMPLES.iter().enumerate() {
+        let product = fixtures::product(&format!("u{i}"), name, "79.99");
+        store.create_product(&product, 5).await.unwrap();
+        let back = store.product(&product.id).await.unwrap().unwrap();
+        assert_eq!(back, product);
+        assert_eq!(back.name.as_str().as_bytes(), name.as_bytes());
+    }
+    let level = store.stock(&pid("u0")).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved), (5, 0));
+    let mut updated = fixtures::product("u0", "Renamed ✓", "1.00");
+    updated.active = false;
+    store.update_product(&updated).await.unwrap();
+    assert_eq!(store.product(&pid("u0")).await.unwrap().unwrap(), updated);
+    let some = store
+        .products(&[pid("u1"), pid("u1"), pid("nope"), pid("u2")])
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = some.iter().map(|p| p.id.as_str().to_owned()).collect();
+    ids.sort();
+    assert_eq!(ids, ["u1", "u2"]);
+    assert!(store.product(&pid("nope")).await.unwrap().is_none());
+}
+
+pub async fn creating_a_product_twice_is_refused(store: Arc<dyn Store>) {
+    with_product(&store, "001", 1).await;
+    let again = store
+        .create_product(&fixtures::product("001", "Other", "1.00"), 99)
+        .await;
+    assert_eq!(again, Err(StoreError::AlreadyExists));
+    assert_eq!(
+        store.stock(&pid("001")).await.unwrap().unwrap().available,
+        1
+    );
+}
+
+pub async fn products_are_listed_by_id_in_pages(store: Arc<dyn Store>) {
+    for i in 0..7 {
+        with_product(&store, &format!("p{i}"), 0).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = store.list_products(&page(3, cursor)).await.unwrap();
+        assert!(p.items.len() <= 3);
+        seen.extend(p.items.iter().map(|p| p.id.as_str().to_owned()));
+        cursor = p.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4", "p5", "p6"]);
+}
+
+pub async fn updating_a_missing_product_is_not_found(store: Arc<dyn Store>) {
+    let missing = fixtures::product("ghost", "Ghost", "1.00");
+    assert_eq!(
+        store.update_product(&missing).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+pub async fn customers_round_trip_byte_exact(store: Arc<dyn Store>) {
+    for (i, name) in UNICODE_SAMPLES.iter().enumerate() {
+        let customer = fixtures::customer(&format!("c{i}"), name);
+        store.create_customer(&customer).await.unwrap();
+        let back = store.customer(&customer.id).await.unwrap().unwrap();
+        assert_eq!(back.name.as_str().as_bytes(), name.as_bytes());
+        assert_eq!(back, customer);
+    }
+    let dup = fixtures::customer("c0", "Again");
+    assert_eq!(
+        store.create_customer(&dup).await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert!(
+        store
+            .customer(&CustomerId::parse("zz").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn orders_round_trip_byte_exact(store: Arc<dyn Store>) {
+    for text in UNICODE_SAMPLES {
+        let mut order = fixtures::order("001", &[("001", 2), ("002", 1)]);
+        order.shipping_address = Some(fixtures::address(text));
+        store.commit(fixtures::place(&order)).await.unwrap();
+        let back = store.order(order.id).await.unwrap().unwrap();
+        assert_eq!(back, order);
+        let address = back.shipping_address.unwrap();
+        assert_eq!(address.line1.as_bytes(), text.as_bytes());
+        assert_eq!(address.city.as_bytes(), text.as_bytes());
+    }
+    let absent = fixtures::order("001", &[("001", 1)]);
+    assert!(store.order(absent.id).await.unwrap().is_none());
+}
+
+pub async fn an_update_with_a_stale_version_is_refused(store: Arc<dyn Store>) {
+    let order = fixtures::order("001", &[("001", 1)]);
+    store.commit(fixtures::place(&order)).await.unwrap();
+    let mut first = order.clone();
+    first
+        .apply(Transition::Cancel, &stamp(), Some("first".into()))
+        .unwrap();
+    let mut second = order.clone();
+    second
+        .apply(Transition::Cancel, &stamp(), Some("second".into()))
+        .unwrap();
+    let update = |o: &orderly_domain::Order| Commit {
+        order: Some(OrderWrite::Update {
+            order: o.clone(),
+            expected_version: 1,
+        }),
+        ..Commit::default()
+    };
+    store.commit(update(&first)).await.unwrap();
+    assert_eq!(
+        store.commit(update(&second)).await,
+        Err(CommitError::VersionConflict(order.id))
+    );
+    let stored = store.order(order.id).await.unwrap().unwrap();
+    assert_eq!(stored.reason.as_deref(), Some("first"));
+    assert_eq!(stored.version, 2);
+}
+
+pub async fn inserting_an_order_id_twice_fails(store: Arc<dyn Store>) {
+    let order = fixtures::order("001", &[("001", 1)]);
+    store.commit(fixtures::place(&order)).await.unwrap();
+    assert!(store.commit(fixtures::place(&order)).await.is_err());
+    assert_eq!(store.order_events(order.id).await.unwrap().len(), 1);
+}
+
+pub async fn stock_never_goes_below_zero(store: Arc<dyn Store>) {
+    with_product(&store, "001", 3).await;
+    let take = |n| Commit {
+        stock: vec![reserve("001", n)],
+        ..Commit::default()
+    };
+    store.commit(take(2)).await.unwrap();
+    assert_eq!(
+        store.commit(take(2)).await,
+        Err(CommitError::InsufficientStock(pid("001")))
+    );
+    store.commit(take(1)).await.unwrap();
+    let level = store.stock(&pid("001")).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved), (0, 3));
+    // Releasing more than is reserved is refused too.
+    let over_release = Commit {
+        stock: vec![StockMove {
+            product_id: pid("001"),
+            available: 4,
+            reserved: -4,
+        }],
+        ..Commit::default()
+    };
+    assert_eq!(
+        store.commit(over_release).await,
+        Err(CommitError::InsufficientStock(pid("001")))
+    );
+}
+
+pub async fn a_failed_commit_changes_nothing(store: Arc<dyn Store>) {
+    with_product(&store, "001", 10).await;
+    with_product(&store, "002", 1).await;
+    let order = fixtures::order("001", &[("001", 5), ("002", 2)]);
+    store.commit(fixtures::place(&order)).await.unwrap();
+    let mut reserved = order.clone();
+    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
+    let commit = Commit {
+        order: Some(OrderWrite::Update {
+            order: reserved,
+            expected_version: 1,
+        }),
+        stock: vec![reserve("001", 5), reserve("002", 2)],
+        events: vec![Outgoing {
+            event,
+            consumers: vec![Consumer::Payment],
+        }],
+        idempotency: Some(IdempotencyRecord {
+            key: "k-failed".into(),
+            request_hash: "h".into(),
+            order_id: order.id,
+            created_at: at(0),
+        }),
+        ..Commit::default()
+    };
+    assert_eq!(
+        store.commit(commit).await,
+        Err(CommitError::InsufficientStock(pid("002")))
+    );
+    assert_eq!(
+        store.stock(&pid("001")).await.unwrap().unwrap().available,
+        10,
+        "first move undone"
+    );
+    assert_eq!(
+        store.order(order.id).await.unwrap().unwrap().status,
+        OrderStatus::Placed
+    );
+    assert_eq!(
+        store.order_events(order.id).await.unwrap().len(),
+        1,
+        "no event escaped"
+    );
+    assert_eq!(store.pending_jobs().await.unwrap(), 1, "no job escaped");
+    assert!(store.idempotency("k-failed").await.unwrap().is_none());
+}
+
+pub async fn moves_on_an_unknown_product_are_refused(store: Arc<dyn Store>) {
+    let commit = Commit {
+        stock: vec![reserve("ghost", 1)],
+        ..Commit::default()
+    };
+    assert_eq!(
+        store.commit(commit).await,
+        Err(CommitError::UnknownProduct(pid("ghost")))
+    );
+}
+
+pub async fn adjustments_are_recorded_newest_first(store: Arc<dyn Store>) {
+    with_product(&store, "001", 0).await;
+    for (i, delta) in [5i64, -2, 7].into_iter().enumerate() {
+        let adjustment = StockAdjustment {
+            product_id: pid("001"),
+            delta,
+            reason: format!("count {i} — Zürich 🏠"),
+            actor: "staff:ana".into(),
+            at: at(i as i64),
+        };
+        let commit = Commit {
+            stock: vec![StockMove {
+                product_id: pid("001"),
+                available: delta,
+                reserved: 0,
+            }],
+            adjustment: Some(adjustment),
+            ..Commit::default()
+        };
+        store.commit(commit).await.unwrap();
+    }
+    let list = store.adjustments(&pid("001"), 10).await.unwrap();
+    let deltas: Vec<i64> = list.iter().map(|a| a.delta).collect();
+    assert_eq!(deltas, [7, -2, 5]);
+    assert_eq!(list[0].reason, "count 2 — Zürich 🏠");
+    assert_eq!(
+        store.stock(&pid("001")).await.unwrap().unwrap().available,
+        10
+    );
+    assert_eq!(store.adjustments(&pid("001"), 1).await.unwrap().len(), 1);
+}
+
+pub async fn an_idempotency_key_is_stored_once(store: Arc<dyn Store>) {
+    let first = fixtures::order("001", &[("001", 1)]);
+    let record = |order_id| IdempotencyRecord {
+        key: "key-1".into(),
+        request_hash: "abc".into(),
+        order_id,
+        created_at: at(5),
+    };
+    let mut commit = fixtures::place(&first);
+    commit.idempotency = Some(record(first.id));
+    store.commit(commit).await.unwrap();
+    let second = fixtures::order("001", &[("001", 1)]);
+    let mut commit = fixtures::place(&second);
+    commit.idempotency = Some(record(second.id));
+    assert_eq!(
+        store.commit(commit).await,
+        Err(CommitError::IdempotencyKeyTaken)
+    );
+    assert!(
+        store.order(second.id).await.unwrap().is_none(),
+        "the losing order was not stored"
+    );
+    assert_eq!(
+        store.idempotency("key-1").await.unwrap(),
+        Some(record(first.id))
+    );
+    assert!(store.idempotency("key-2").await.unwrap().is_none());
+}
+
+pub async fn a_handled_event_is_recognised_and_its_job_removed(store: Arc<dyn Store>) {
+    let order = fixtures::order("001", &[("001", 1)]);
+    store.commit(fixtures::place(&order)).await.unwrap();
+    let jobs = store.claim_jobs(at(0), 10, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.consumer, Consumer::Inventory);
+    assert_eq!(job.event.kind, EventKind::OrderPlaced);
+    let handled = Handled {
+        job_id: job.id,
+        consumer: job.consumer,
+        event_id: job.event.id,
+    };
+    let done = Commit {
+        handled: Some(handled.clone()),
+        ..Commit::default()
+    };
+    store.commit(done.clone()).await.unwrap();
+    assert_eq!(store.pending_jobs().await.unwrap(), 0);
+    assert_eq!(store.commit(done).await, Err(CommitError::AlreadyHandled));
+    // Another consumer may still handle the same event.
+    let other = Commit {
+        handled: Some(Handled {
+            consumer: Consumer::Payment,
+            ..handled
+        }),
+        ..Commit::default()
+    };
+    store.commit(other).await.unwrap();
+}
+
+pub async fn events_are_kept_per_order_in_order(store: Arc<dyn Store>) {
+    let a = fixtures::order("001", &[("001", 1)]);
+    let b = fixtures::order("002", &[("001", 1)]);
+    store.commit(fixtures::place(&a)).await.unwrap();
+    store.commit(fixtures::place(&b)).await.unwrap();
+    let mut changed = a.clone();
+    let event = changed.apply(Transition::Cancel, &stamp(), None).unwrap();
+    store
+        .commit(Commit {
+            order: Some(OrderWrite::Update {
+                order: changed,
+                expected_version: 1,
+            }),
+            events: vec![Outgoing {
+                event: event.clone(),
+                consumers: vec![],
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<EventKind> = store
+        .order_events(a.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::OrderPlaced, EventKind::OrderCanceled]);
+    let stored: Vec<Event> = store.order_events(a.id).await.unwrap();
+    assert_eq!(stored[1], event, "payload round-trips");
+    assert_eq!(store.order_events(b.id).await.unwrap().len(), 1);
+}
+
+pub async fn only_the_first_job_of_each_order_is_claimed(store: Arc<dyn Store>) {
+    let a = fixtures::order("001", &[("001", 1)]);
+    let b = fixtures::order("001", &[("001", 1)]);
+    store.commit(fixtures::place(&a)).await.unwrap();
+    // A second event for order a, queued behind the first.
+    let mut later = a.clone();
+    let event = later.apply(Transition::Cancel, &stamp(), None).unwrap();
+    store
+        .commit(Commit {
+            events: vec![Outgoing {
+                event,
+                consumers: vec![Consumer::Payment],
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    store.commit(fixtures::place(&b)).await.unwrap();
+    let claimed = store.claim_jobs(at(0), 10, 60_000).await.unwrap();
+    let mut orders: Vec<_> = claimed
+        .iter()
+        .map(|j| (j.event.order_id, j.event.kind))
+        .collect();
+    orders.sort();
+    let mut expected = vec![
+        (a.id, EventKind::OrderPlaced),
+        (b.id, EventKind::OrderPlaced),
+    ];
+    expected.sort();
+    assert_eq!(orders, expected);
+    // Completing a's first job lets its second one through.
+    let first_a = claimed.iter().find(|j| j.event.order_id == a.id).unwrap();
+    store
+        .commit(Commit {
+            handled: Some(Handled {
+                job_id: first_a.id,
+                consumer: first_a.consumer,
+                event_id: first_a.event.id,
+            }),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let next = store.claim_jobs(at(1), 10, 60_000).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].event.kind, EventKind::OrderCanceled);
+    assert_eq!(next[0].consumer, Consumer::Payment);
+}
+
+pub async fn a_claimed_job_is_leased_until_it_expires_or_is_released(store: Arc<dyn Store>) {
+    let order = fixtures::order("001", &[("001", 1)]);
+    store.commit(fixtures::place(&order)).await.unwrap();
+    assert_eq!(store.claim_jobs(at(0), 10, 1_000).await.unwrap().len(), 1);
+    assert!(
+        store
+            .claim_jobs(at(500), 10, 1_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(at(1_000)));
+    assert_eq!(
+        store.claim_jobs(at(1_000), 10, 1_000).await.unwrap().len(),
+        1,
+        "lease expired"
+    );
+    assert_eq!(store.release_leases().await.unwrap(), 1);
+    assert_eq!(
+        store.claim_jobs(at(1_001), 10, 1_000).await.unwrap().len(),
+        1,
+        "released"
+    );
+}
+
+pub async fn a_retried_job_waits_until_due(store: Arc<dyn Store>) {
+    let order = fixtures::order("001", &[("001", 1)]);
+    store.commit(fixtures::place(&order)).await.unwrap();
+    let job = store.claim_jobs(at(0), 10, 60_000).await.unwrap().remove(0);
+    store
+        .retry_job(job.id, 1, at(5_000), "provider down")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_jobs(at(4_999), 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(at(5_000)));
+    let again = store.claim_jobs(at(5_000), 10, 60_000).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("provider down"));
+    store.delete_job(job.id).await.unwrap();
+    assert_eq!(store.pending_jobs().await.unwrap(), 0);
+    assert_eq!(store.next_due().await.unwrap(), None);
+}
+
+pub async fn orders_are_listed_newest_first_with_filters_and_cursors(store: Arc<dyn Store>) {
+    let mut placed = Vec::new();
+    for i in 0..9 {
+        let customer = if i % 3 == 0 { "alice" } else { "bob" };
+        let mut order = fixtures::order(customer, &[("001", 1)]);
+        if i % 2 == 0 {
+            order.apply(Transition::Cancel, &stamp(), None).unwrap();
+        }
+        store.commit(fixtures::place(&order)).await.unwrap();
+        placed.push(order);
+    }
+    let newest_first: Vec<_> = placed.iter().rev().map(|o| o.id).collect();
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = store
+            .list_orders(&OrderFilter::default(), &page(4, cursor))
+            .await
+            .unwrap();
+        listed.extend(p.items.iter().map(|o| o.id));
+        cursor = p.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed, newest_first);
+
+    let filter = OrderFilter {
+        status: Some(OrderStatus::Canceled),
+        customer_id: Some(CustomerId::parse("alice").unwrap()),
+    };
+    let p = store.list_orders(&filter, &page(10, None)).await.unwrap();
+    let expected: Vec<_> = placed
+        .iter()
+        .rev()
+        .filter(|o| o.status == OrderStatus::Canceled && o.customer_id.as_str() == "alice")
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(p.items.iter().map(|o| o.id).collect::<Vec<_>>(), expected);
+    assert_eq!(expected.len(), 2);
+    assert!(p.next_cursor.is_none());
+
+    let by_status = OrderFilter {
+        status: Some(OrderStatus::Placed),
+        customer_id: None,
+    };
+    let p = store
+        .list_orders(&by_status, &page(100, None))
+        .await
+        .unwrap();
+    assert_eq!(p.items.len(), 4);
+    assert!(p.items.iter().all(|o| o.status == OrderStatus::Placed));
+}
+
+pub async fn a_foreign_cursor_is_refused(store: Arc<dyn Store>) {
+    for bad in ["", "zzz", "o-1x", "p'; DROP TABLE orders; --"] {
+        let result = store
+            .list_orders(&OrderFilter::default(), &page(5, Some(bad.into())))
+            .await;
+        assert_eq!(result, Err(StoreError::InvalidCursor), "cursor {bad:?}");
+    }
+}
+
+/// 64 buyers at once for a product with 10 in stock: exactly 10 reservations commit.
+pub async fn concurrent_reservations_sell_exactly_the_stock(store: Arc<dyn Store>) {
+    with_product(&store, "hot", 10).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let order = fixtures::order("001", &[("hot", 1)]);
+            store.commit(fixtures::place(&order)).await.unwrap();
+            let mut reserved = order.clone();
+            let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
+            store
+                .commit(Commit {
+                    order: Some(OrderWrite::Update {
+                        order: reserved,
+                        expected_version: 1,
+                    }),
+                    stock: vec![reserve("hot", 1)],
+                    events: vec![Outgoing {
+                        event,
+                        consumers: vec![],
+                    }],
+                    ..Commit::default()
+                })
+                .await
+        });
+    }
+    let mut sold = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => sold += 1,
+            Err(CommitError::InsufficientStock(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(sold, 10);
+    let level = store.stock(&pid("hot")).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved), (0, 10));
+    let reserved = store
+        .list_orders(
+            &OrderFilter {
+                status: Some(OrderStatus::Reserved),
+                customer_id: None,
+            },
+            &page(100, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reserved.items.len(), 10);
+    assert!(reserved.items.iter().all(fixtures::holds));
+}
