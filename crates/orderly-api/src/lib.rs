@@ -1,0 +1,188 @@
+//! Orderly's HTTP API.
+//!
+//! # Layout
+//! - [`router`]: every route, the body limit, the request context and the problem+json fallbacks.
+//! - `routes`: the REST handlers under `/v1` — thin: parse, call one use case, map the result.
+//! - `dto`: the wire format (camelCase JSON) and its parsing into domain values.
+//! - [`problem`]: RFC 9457 errors with stable `type`s; the one error shape of the API.
+//! - `extract`: JSON and query extractors whose rejections are problems.
+//! - `request`: the request id and the per-request tracing span.
+//! - [`ApiDoc`]: the OpenAPI 3.1 document, generated from the handlers and types; served at
+//!   `/openapi.json` and rendered at `/docs` without any CDN.
+#![forbid(unsafe_code)]
+
+pub mod dto;
+pub mod extract;
+pub mod problem;
+pub mod request;
+pub mod routes;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use orderly_core::Orderly;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::problem::Problem;
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Orderly",
+        description = "Order management for e-commerce: orders carried from placed to delivered by an event-driven saga, with stock that never goes negative and exact money.\n\nEvery error is `application/problem+json` (RFC 9457) with a stable `type`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        routes::place_order, routes::list_orders, routes::get_order, routes::order_events,
+        routes::cancel_order, routes::ship_order, routes::deliver_order,
+        routes::list_products, routes::get_product, routes::create_product, routes::update_product,
+        routes::create_customer, routes::get_customer,
+        routes::get_stock, routes::adjust_stock,
+        healthz, readyz,
+    ),
+    components(schemas(Problem, problem::FieldError)),
+    tags(
+        (name = "orders", description = "Place, read and move orders through their life"),
+        (name = "catalog", description = "Products and their prices"),
+        (name = "customers", description = "Buyers"),
+        (name = "inventory", description = "Stock levels and manual adjustments"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Liveness.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `ok` or `ready`.
+    status: &'static str,
+    /// Saga jobs waiting (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_jobs: Option<u64>,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        pending_jobs: None,
+    })
+}
+
+/// The process can serve: its database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, body = Health),
+    (status = 503, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn readyz(State(app): State<Orderly>) -> Response {
+    match app.store().pending_jobs().await {
+        Ok(n) => Json(Health {
+            status: "ready",
+            pending_jobs: Some(n),
+        })
+        .into_response(),
+        Err(e) => Problem::from(orderly_core::AppError::Unavailable(e.to_string())).into_response(),
+    }
+}
+
+async fn openapi_json() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => Problem::from(orderly_core::AppError::Internal(e.to_string())).into_response(),
+    }
+}
+
+const DOCS_HTML: &str = include_str!("../assets/docs.html");
+
+async fn docs_page() -> Html<String> {
+    let rows: String = problem::PROBLEM_TYPES
+        .iter()
+        .map(|(code, status, title)| {
+            format!("<tr id=\"{code}\"><td><code>{code}</code></td><td>{status}</td><td>{title}</td></tr>")
+        })
+        .collect();
+    Html(DOCS_HTML.replace("<!--PROBLEM_ROWS-->", &rows))
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such route; the API lives under /v1 and is described at /docs",
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this route does not accept that method; see /docs",
+    )
+}
+
+/// Maps the body-limit's plain 413 onto a problem.
+async fn problem_for_plain_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|v| v != problem::PROBLEM_JSON)
+    {
+        return extract::too_large().into_response();
+    }
+    response
+}
+
+/// Every route, ready to serve.
+pub fn router(app: Orderly) -> Router {
+    let v1 = Router::new()
+        .route(
+            "/orders",
+            post(routes::place_order).get(routes::list_orders),
+        )
+        .route("/orders/{id}", get(routes::get_order))
+        .route("/orders/{id}/events", get(routes::order_events))
+        .route("/orders/{id}/cancel", post(routes::cancel_order))
+        .route("/orders/{id}/ship", post(routes::ship_order))
+        .route("/orders/{id}/deliver", post(routes::deliver_order))
+        .route(
+            "/products",
+            get(routes::list_products).post(routes::create_product),
+        )
+        .route(
+            "/products/{id}",
+            get(routes::get_product).patch(routes::update_product),
+        )
+        .route("/customers", post(routes::create_customer))
+        .route("/customers/{id}", get(routes::get_customer))
+        .route("/inventory/{productId}", get(routes::get_stock))
+        .route(
+            "/inventory/{productId}/adjustments",
+            post(routes::adjust_stock),
+        );
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs_page))
+        .route("/", get(|| async { Redirect::temporary("/docs") }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(problem_for_plain_errors))
+        .layer(axum::middleware::from_fn(request::context))
+        .with_state(app)
+}

@@ -1,0 +1,427 @@
+//! The REST handlers: parse, call one use case, map the result. No business rules here.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orderly_core::ports::OrderFilter;
+use orderly_core::{IdempotencyKey, Orderly, Placed, page_request};
+use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::dto::{
+    AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest, CustomerDto,
+    EventDto, OrderDto, OrderPage, PlaceOrderRequest, ProductDto, ProductPage, ShipRequest,
+    StockDto, UpdateProductRequest,
+};
+use crate::extract::{ApiJson, ApiQuery, OptionalJson};
+use crate::problem::{ApiError, Problem};
+use crate::request::record_order_id;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn order_id(text: &str) -> ApiResult<OrderId> {
+    let id = OrderId::parse(text).map_err(|_| Problem::not_found("order", text))?;
+    record_order_id(&id);
+    Ok(id)
+}
+
+fn product_id(text: &str) -> ApiResult<ProductId> {
+    ProductId::parse(text).map_err(|_| ApiError(Problem::not_found("product", text)))
+}
+
+fn with_location(status: StatusCode, location: &str, body: impl IntoResponse) -> Response {
+    let mut response = (status, body).into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Places an order; see the README tour.
+#[utoipa::path(
+    post, path = "/v1/orders", tag = "orders",
+    request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first order (with `Idempotent-Replayed: true`); the same key with another body is refused.")),
+    responses(
+        (status = 201, description = "Placed (or replayed); Location names the order", body = OrderDto),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown customer or product, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn place_order(
+    State(app): State<Orderly>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PlaceOrderRequest>,
+) -> ApiResult<Response> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ValueError::new("Idempotency-Key", "must be visible ASCII"))
+                .and_then(IdempotencyKey::parse)
+        })
+        .transpose()?;
+    let request = body.parse()?;
+    let (order, replayed) = match app.place_order(request, key).await? {
+        Placed::New(o) => (o, false),
+        Placed::Replay(o) => (o, true),
+    };
+    record_order_id(&order.id);
+    let mut response = with_location(
+        StatusCode::CREATED,
+        &format!("/v1/orders/{}", order.id),
+        Json(OrderDto::from(&order)),
+    );
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// One order with its history.
+#[utoipa::path(
+    get, path = "/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, body = OrderDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_order(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderDto>> {
+    let order = app.order(order_id(&id)?).await?;
+    Ok(Json(OrderDto::from(&order)))
+}
+
+/// The events published for an order, oldest first, in the reference shape.
+#[utoipa::path(
+    get, path = "/v1/orders/{id}/events", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, body = [EventDto]),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn order_events(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<EventDto>>> {
+    let events = app.order_events(order_id(&id)?).await?;
+    let dtos = events
+        .iter()
+        .map(EventDto::from_event)
+        .collect::<Result<_, _>>()
+        .map_err(|e| orderly_core::AppError::Internal(e.to_string()))?;
+    Ok(Json(dtos))
+}
+
+/// Filters and paging for the order list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrdersQuery {
+    /// Only orders in this status.
+    status: Option<String>,
+    /// Only this customer's orders.
+    customer_id: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    limit: Option<i64>,
+    /// `nextCursor` from the previous page.
+    cursor: Option<String>,
+}
+
+/// Orders, newest first, with cursor pagination.
+#[utoipa::path(
+    get, path = "/v1/orders", tag = "orders",
+    params(ListOrdersQuery),
+    responses(
+        (status = 200, body = OrderPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_orders(
+    State(app): State<Orderly>,
+    ApiQuery(q): ApiQuery<ListOrdersQuery>,
+) -> ApiResult<Json<OrderPage>> {
+    let mut errors = Vec::new();
+    let status = q.status.as_deref().and_then(|s| {
+        let parsed = OrderStatus::parse(s);
+        if parsed.is_none() {
+            let names: Vec<_> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+            errors.push(ValueError::new(
+                "status",
+                format!("must be one of {}", names.join(", ")),
+            ));
+        }
+        parsed
+    });
+    let customer_id = q
+        .customer_id
+        .as_deref()
+        .map(CustomerId::parse)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let page = page_request(q.limit, q.cursor)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let Some(page) = page.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let filter = OrderFilter {
+        status,
+        customer_id,
+    };
+    let found = app.list_orders(&filter, &page).await?;
+    Ok(Json(OrderPage {
+        items: found.items.iter().map(OrderDto::from).collect(),
+        next_cursor: found.next_cursor,
+    }))
+}
+
+/// Cancels an order that has not shipped: stock is released, a captured payment refunded.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    request_body(content = Option<CancelRequest>, description = "Optional reason"),
+    responses(
+        (status = 200, body = OrderDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already shipped, delivered, rejected or canceled", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_order(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<CancelRequest>,
+) -> ApiResult<Json<OrderDto>> {
+    let order = app
+        .cancel(order_id(&id)?, body.reason, Actor::api())
+        .await?;
+    Ok(Json(OrderDto::from(&order)))
+}
+
+/// Records the hand-over to a carrier.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/ship", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    request_body = ShipRequest,
+    responses(
+        (status = 200, body = OrderDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not paid yet, or already shipped/canceled", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn ship_order(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ShipRequest>,
+) -> ApiResult<Json<OrderDto>> {
+    let order = app
+        .ship(
+            order_id(&id)?,
+            body.carrier,
+            body.tracking_number,
+            Actor::api(),
+        )
+        .await?;
+    Ok(Json(OrderDto::from(&order)))
+}
+
+/// Records the delivery.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/deliver", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, body = OrderDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not shipped", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn deliver_order(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderDto>> {
+    let order = app.deliver(order_id(&id)?, Actor::api()).await?;
+    Ok(Json(OrderDto::from(&order)))
+}
+
+/// Paging for lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1 to 100 (default 20).
+    limit: Option<i64>,
+    /// `nextCursor` from the previous page.
+    cursor: Option<String>,
+}
+
+/// Products by id.
+#[utoipa::path(
+    get, path = "/v1/products", tag = "catalog",
+    params(PageQuery),
+    responses((status = 200, body = ProductPage), (status = 400, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn list_products(
+    State(app): State<Orderly>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ProductPage>> {
+    let page = page_request(q.limit, q.cursor)?;
+    let found = app.list_products(&page).await?;
+    Ok(Json(ProductPage {
+        items: found.items.iter().map(ProductDto::from).collect(),
+        next_cursor: found.next_cursor,
+    }))
+}
+
+/// One product.
+#[utoipa::path(
+    get, path = "/v1/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "Product id")),
+    responses((status = 200, body = ProductDto), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get_product(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProductDto>> {
+    let product = app.product(&product_id(&id)?).await?;
+    Ok(Json(ProductDto::from(&product)))
+}
+
+/// Creates a product with its opening stock.
+#[utoipa::path(
+    post, path = "/v1/products", tag = "catalog",
+    request_body = CreateProductRequest,
+    responses(
+        (status = 201, body = ProductDto),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_product(
+    State(app): State<Orderly>,
+    ApiJson(body): ApiJson<CreateProductRequest>,
+) -> ApiResult<Response> {
+    let product = app.create_product(body.parse()?).await?;
+    Ok(with_location(
+        StatusCode::CREATED,
+        &format!("/v1/products/{}", product.id),
+        Json(ProductDto::from(&product)),
+    ))
+}
+
+/// Changes a product's name, prices or status; placed orders keep their prices.
+#[utoipa::path(
+    patch, path = "/v1/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "Product id")),
+    request_body = UpdateProductRequest,
+    responses(
+        (status = 200, body = ProductDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_product(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateProductRequest>,
+) -> ApiResult<Json<ProductDto>> {
+    let id = product_id(&id)?;
+    let product = app.update_product(&id, body.parse()?).await?;
+    Ok(Json(ProductDto::from(&product)))
+}
+
+/// Creates a customer.
+#[utoipa::path(
+    post, path = "/v1/customers", tag = "customers",
+    request_body = CreateCustomerRequest,
+    responses(
+        (status = 201, body = CustomerDto),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_customer(
+    State(app): State<Orderly>,
+    ApiJson(body): ApiJson<CreateCustomerRequest>,
+) -> ApiResult<Response> {
+    let (id, email, name) = body.parse()?;
+    let customer = app.create_customer(id, email, name).await?;
+    Ok(with_location(
+        StatusCode::CREATED,
+        &format!("/v1/customers/{}", customer.id),
+        Json(CustomerDto::from(&customer)),
+    ))
+}
+
+/// One customer.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "Customer id")),
+    responses((status = 200, body = CustomerDto), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get_customer(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerDto>> {
+    let id = CustomerId::parse(&id).map_err(|_| Problem::not_found("customer", &id))?;
+    let customer = app.customer(&id).await?;
+    Ok(Json(CustomerDto::from(&customer)))
+}
+
+/// A product's stock: available, reserved, and recent adjustments.
+#[utoipa::path(
+    get, path = "/v1/inventory/{productId}", tag = "inventory",
+    params(("productId" = String, Path, description = "Product id")),
+    responses((status = 200, body = StockDto), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get_stock(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StockDto>> {
+    let id = product_id(&id)?;
+    let level = app.stock(&id).await?;
+    let adjustments = app.adjustments(&id, 20).await?;
+    Ok(Json(StockDto::new(&id, level, &adjustments)))
+}
+
+/// Adds or removes available units, recording the reason.
+#[utoipa::path(
+    post, path = "/v1/inventory/{productId}/adjustments", tag = "inventory",
+    params(("productId" = String, Path, description = "Product id")),
+    request_body = AdjustmentRequest,
+    responses(
+        (status = 201, body = StockDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Would take available stock below zero", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn adjust_stock(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AdjustmentRequest>,
+) -> ApiResult<Response> {
+    let id = product_id(&id)?;
+    let level = app
+        .adjust_stock(&id, body.delta, body.reason, Actor::api())
+        .await?;
+    let adjustments = app.adjustments(&id, 20).await?;
+    Ok(with_location(
+        StatusCode::CREATED,
+        &format!("/v1/inventory/{id}"),
+        Json(StockDto::new(&id, level, &adjustments)),
+    ))
+}

@@ -1,0 +1,229 @@
+//! Payment provider adapters.
+//!
+//! # Layout
+//! - [`SimulatedPayments`]: a provider that answers like a real one — captures, declines,
+//!   transient outages, latency — deterministically from a seed, for demos and tests.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orderly_core::ports::{PaymentError, PaymentGateway, PaymentRequest};
+
+/// How the simulated provider behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimulatedSettings {
+    /// Share of payments declined for good, 0.0..=1.0.
+    pub decline_rate: f64,
+    /// Share of calls that fail transiently (retry helps), 0.0..=1.0.
+    pub transient_rate: f64,
+    /// How long each call takes.
+    pub latency: Duration,
+    /// Same seed, same outcomes.
+    pub seed: u64,
+}
+
+impl Default for SimulatedSettings {
+    fn default() -> Self {
+        SimulatedSettings {
+            decline_rate: 0.0,
+            transient_rate: 0.0,
+            latency: Duration::ZERO,
+            seed: 42,
+        }
+    }
+}
+
+impl SimulatedSettings {
+    /// Checks the rates are shares.
+    ///
+    /// # Errors
+    /// A message naming the bad value.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("decline rate", self.decline_rate),
+            ("transient-failure rate", self.transient_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!(
+                    "simulated payment {name} must be between 0 and 1, got {rate}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A payment provider simulated in process.
+///
+/// Whether a payment is declined depends only on the seed and the idempotency key, so a retried
+/// or re-run step gets the same answer, and a capture's id is derived from its key the way a
+/// real provider returns the original charge for a repeated idempotency key: a step re-run after
+/// a crash never makes a second charge. Transient failures depend on the seed, the key and the
+/// attempt, so retries eventually get through.
+pub struct SimulatedPayments {
+    settings: SimulatedSettings,
+    /// Calls seen per idempotency key (for transient failures) and their count of successes.
+    calls: Mutex<HashMap<String, CallLog>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct CallLog {
+    calls: u64,
+    successes: u64,
+}
+
+/// splitmix64: a small, well-mixed hash; plenty for spreading outcomes evenly.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn hash(seed: u64, key: &str, salt: u64) -> u64 {
+    key.bytes()
+        .fold(mix(seed ^ mix(salt)), |h, b| mix(h ^ u64::from(b)))
+}
+
+/// A hash as a share in [0, 1).
+fn share(h: u64) -> f64 {
+    // The top 53 bits fit a float's mantissa exactly.
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl SimulatedPayments {
+    /// A provider with these settings.
+    #[must_use]
+    pub fn new(settings: SimulatedSettings) -> Self {
+        SimulatedPayments {
+            settings,
+            calls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many calls with this idempotency key succeeded (a real provider would have charged
+    /// once however many times it answered).
+    #[must_use]
+    pub fn successes(&self, idempotency_key: &str) -> u64 {
+        self.calls
+            .lock()
+            .map(|c| c.get(idempotency_key).map_or(0, |l| l.successes))
+            .unwrap_or(0)
+    }
+
+    async fn call(&self, key: &str, op: &str) -> Result<String, PaymentError> {
+        if !self.settings.latency.is_zero() {
+            tokio::time::sleep(self.settings.latency).await;
+        }
+        let attempt = {
+            let mut calls = self
+                .calls
+                .lock()
+                .map_err(|_| PaymentError::Transient("simulator state poisoned".into()))?;
+            let log = calls.entry(key.to_owned()).or_default();
+            log.calls += 1;
+            log.calls
+        };
+        if share(hash(self.settings.seed, key, attempt)) < self.settings.transient_rate {
+            tracing::info!(key, attempt, "simulated provider: transient failure");
+            return Err(PaymentError::Transient(format!(
+                "simulated {op} outage (attempt {attempt})"
+            )));
+        }
+        if op == "capture" && share(hash(self.settings.seed, key, 0)) < self.settings.decline_rate {
+            return Err(PaymentError::Declined("card_declined (simulated)".into()));
+        }
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.entry(key.to_owned()).or_default().successes += 1;
+        }
+        let prefix = if op == "capture" { "sim_ch" } else { "sim_re" };
+        Ok(format!(
+            "{prefix}_{:016x}",
+            hash(self.settings.seed, key, u64::MAX)
+        ))
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for SimulatedPayments {
+    async fn capture(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
+        self.call(&request.idempotency_key, "capture").await
+    }
+
+    async fn refund(
+        &self,
+        request: &PaymentRequest,
+        _capture_ref: &str,
+    ) -> Result<String, PaymentError> {
+        self.call(&request.idempotency_key, "refund").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orderly_domain::{Currency, CustomerId, Money, OrderId};
+
+    fn request(key: &str) -> PaymentRequest {
+        PaymentRequest {
+            idempotency_key: key.to_owned(),
+            order_id: OrderId::from_uuid(uuid::Uuid::nil()),
+            customer_id: CustomerId::parse("001").unwrap(),
+            amount: Money::from_minor(27998, Currency::USD),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_key_returns_the_same_charge() {
+        let p = SimulatedPayments::new(SimulatedSettings::default());
+        let a = p.capture(&request("order:1:capture")).await.unwrap();
+        let b = p.capture(&request("order:1:capture")).await.unwrap();
+        let c = p.capture(&request("order:2:capture")).await.unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[tokio::test]
+    async fn the_decline_rate_is_honoured_and_deterministic() {
+        let settings = SimulatedSettings {
+            decline_rate: 0.3,
+            ..SimulatedSettings::default()
+        };
+        let outcomes = |p: SimulatedPayments| async move {
+            let mut declined = Vec::new();
+            for i in 0..1000 {
+                declined.push(p.capture(&request(&format!("k{i}"))).await.is_err());
+            }
+            declined
+        };
+        let first = outcomes(SimulatedPayments::new(settings.clone())).await;
+        let second = outcomes(SimulatedPayments::new(settings)).await;
+        assert_eq!(first, second);
+        let n = first.iter().filter(|d| **d).count();
+        assert!((250..350).contains(&n), "{n} declines of 1000 at 30 %");
+    }
+
+    #[tokio::test]
+    async fn transient_failures_clear_on_retry() {
+        let settings = SimulatedSettings {
+            transient_rate: 0.5,
+            ..SimulatedSettings::default()
+        };
+        let p = SimulatedPayments::new(settings);
+        for i in 0..50 {
+            let key = format!("t{i}");
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match p.capture(&request(&key)).await {
+                    Ok(_) => break,
+                    Err(PaymentError::Transient(_)) => assert!(tries < 40),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    }
+}

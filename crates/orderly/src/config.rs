@@ -1,0 +1,414 @@
+//! Configuration: defaults, then an optional TOML file, then `ORDERLY_…` environment variables
+//! and flags (clap reads both; a flag beats its variable). Checked once at start, with messages
+//! that say which setting is wrong and what would be right.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use orderly_core::RetryPolicy;
+use orderly_domain::Currency;
+use orderly_payments::SimulatedSettings;
+use serde::Deserialize;
+
+/// Where the data lives; shared by every command.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StorageArgs {
+    /// Database URL: `sqlite://PATH` (embedded; the default is sqlite://data/orderly.db).
+    #[arg(long, env = "ORDERLY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "ORDERLY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Settings of `orderly serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "ORDERLY_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Load the reference demo catalog and customers into an empty database.
+    #[arg(long, env = "ORDERLY_DEMO_DATA")]
+    pub demo_data: Option<bool>,
+    /// Currency orders are priced in when the request names none.
+    #[arg(long, env = "ORDERLY_BASE_CURRENCY")]
+    pub base_currency: Option<String>,
+    /// `text` for people, `json` for log collectors.
+    #[arg(long, env = "ORDERLY_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Wait before the first retry of a failed saga step, in milliseconds.
+    #[arg(long, env = "ORDERLY_RETRY_INTERVAL_MS")]
+    pub retry_interval_ms: Option<u64>,
+    /// Retries of a failed step before the order needs attention.
+    #[arg(long, env = "ORDERLY_RETRY_MAX_ATTEMPTS")]
+    pub retry_max_attempts: Option<u32>,
+    /// Each retry waits this many times longer than the last.
+    #[arg(long, env = "ORDERLY_RETRY_BACKOFF_RATE")]
+    pub retry_backoff_rate: Option<f64>,
+    /// Simulated payments: share declined (0 to 1).
+    #[arg(long, env = "ORDERLY_PAYMENT_DECLINE_RATE")]
+    pub payment_decline_rate: Option<f64>,
+    /// Simulated payments: share of calls failing transiently (0 to 1).
+    #[arg(long, env = "ORDERLY_PAYMENT_TRANSIENT_RATE")]
+    pub payment_transient_rate: Option<f64>,
+    /// Simulated payments: latency of each call, in milliseconds.
+    #[arg(long, env = "ORDERLY_PAYMENT_LATENCY_MS")]
+    pub payment_latency_ms: Option<u64>,
+    /// Simulated payments: seed of the outcomes.
+    #[arg(long, env = "ORDERLY_PAYMENT_SEED")]
+    pub payment_seed: Option<u64>,
+    /// Longest wait for in-flight work at shutdown, in seconds.
+    #[arg(long, env = "ORDERLY_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    database: FileDatabase,
+    #[serde(default)]
+    shop: FileShop,
+    #[serde(default)]
+    retry: FileRetry,
+    #[serde(default)]
+    payments: FilePayments,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    bind: Option<SocketAddr>,
+    log_format: Option<String>,
+    shutdown_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    url: Option<String>,
+    demo_data: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileShop {
+    base_currency: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRetry {
+    interval_ms: Option<u64>,
+    max_attempts: Option<u32>,
+    backoff_rate: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePayments {
+    #[serde(default)]
+    simulated: FileSimulated,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSimulated {
+    decline_rate: Option<f64>,
+    transient_rate: Option<f64>,
+    latency_ms: Option<u64>,
+    seed: Option<u64>,
+}
+
+/// Log output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the data is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded runtime's file.
+    Sqlite(PathBuf),
+}
+
+impl Database {
+    /// For the banner.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("embedded, SQLite file {}", path.display()),
+        }
+    }
+}
+
+/// Validated settings of `orderly serve`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database: Database,
+    pub demo_data: bool,
+    pub base_currency: Currency,
+    pub log_format: LogFormat,
+    pub retry: RetryPolicy,
+    pub payments: SimulatedSettings,
+    pub shutdown_timeout: Duration,
+}
+
+/// A configuration mistake, phrased for the person who made it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read the configuration file {}: {e}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        ConfigError(format!(
+            "configuration file {} is not valid: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Parses a database URL.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_database_url(url: &str) -> Result<Database, ConfigError> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(ConfigError(format!(
+                "database URL {url:?} names no file; write sqlite://data/orderly.db"
+            )));
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    Err(ConfigError(format!(
+        "database URL {url:?} is not supported; use sqlite://PATH, e.g. sqlite://data/orderly.db"
+    )))
+}
+
+/// The database of any command.
+///
+/// # Errors
+/// A bad file or URL.
+pub fn database(storage: &StorageArgs) -> Result<Database, ConfigError> {
+    let file = load_file(storage.config.as_deref())?;
+    let url = storage
+        .database_url
+        .clone()
+        .or(file.database.url)
+        .unwrap_or_else(|| "sqlite://data/orderly.db".to_owned());
+    parse_database_url(&url)
+}
+
+fn rate(name: &str, value: f64) -> Result<f64, ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError(format!(
+            "{name} must be between 0 and 1, got {value}"
+        )))
+    }
+}
+
+impl Settings {
+    /// Merges flags/env over the file over the defaults, and checks the result.
+    ///
+    /// # Errors
+    /// The first setting that is wrong, with what would be right.
+    pub fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let file = load_file(args.storage.config.as_deref())?;
+        let database = database(&args.storage)?;
+        let bind = args
+            .bind
+            .or(file.server.bind)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let currency_text = args
+            .base_currency
+            .clone()
+            .or(file.shop.base_currency)
+            .unwrap_or_else(|| "USD".to_owned());
+        let base_currency = Currency::parse(&currency_text)
+            .map_err(|e| ConfigError(format!("base currency: {e}")))?;
+        let log_format = match args
+            .log_format
+            .clone()
+            .or(file.server.log_format)
+            .as_deref()
+            .unwrap_or("text")
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError(format!(
+                    "log format must be text or json, got {other:?}"
+                )));
+            }
+        };
+        let retry = RetryPolicy {
+            interval: Duration::from_millis(
+                args.retry_interval_ms
+                    .or(file.retry.interval_ms)
+                    .unwrap_or(5_000),
+            ),
+            max_attempts: args
+                .retry_max_attempts
+                .or(file.retry.max_attempts)
+                .unwrap_or(5),
+            backoff_rate: args
+                .retry_backoff_rate
+                .or(file.retry.backoff_rate)
+                .unwrap_or(2.0),
+        };
+        retry.validate().map_err(ConfigError)?;
+        let sim = file.payments.simulated;
+        let payments = SimulatedSettings {
+            decline_rate: rate(
+                "payment decline rate",
+                args.payment_decline_rate
+                    .or(sim.decline_rate)
+                    .unwrap_or(0.0),
+            )?,
+            transient_rate: rate(
+                "payment transient-failure rate",
+                args.payment_transient_rate
+                    .or(sim.transient_rate)
+                    .unwrap_or(0.0),
+            )?,
+            latency: Duration::from_millis(args.payment_latency_ms.or(sim.latency_ms).unwrap_or(0)),
+            seed: args.payment_seed.or(sim.seed).unwrap_or(42),
+        };
+        payments.validate().map_err(ConfigError)?;
+        Ok(Settings {
+            bind,
+            database,
+            demo_data: args.demo_data.or(file.database.demo_data).unwrap_or(true),
+            base_currency,
+            log_format,
+            retry,
+            payments,
+            shutdown_timeout: Duration::from_secs(
+                args.shutdown_timeout_secs
+                    .or(file.server.shutdown_timeout_secs)
+                    .unwrap_or(30),
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_a_file() {
+        assert_eq!(
+            parse_database_url("sqlite://data/orderly.db").unwrap(),
+            Database::Sqlite("data/orderly.db".into())
+        );
+        assert_eq!(
+            parse_database_url("sqlite:/tmp/x.db?mode=rwc").unwrap(),
+            Database::Sqlite("/tmp/x.db".into())
+        );
+        assert!(parse_database_url("sqlite://").is_err());
+        assert!(parse_database_url("mysql://x").is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_reference_design() {
+        let s = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.retry, RetryPolicy::default());
+        assert!(s.demo_data);
+        assert_eq!(s.base_currency.code(), "USD");
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orderly.toml");
+        std::fs::write(
+            &path,
+            "[server]\nbind = \"127.0.0.1:9000\"\n[retry]\ninterval_ms = 10\nmax_attempts = 2\n[shop]\nbase_currency = \"EUR\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            storage: StorageArgs {
+                config: Some(path),
+                database_url: None,
+            },
+            retry_max_attempts: Some(7),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.bind.port(), 9000);
+        assert_eq!(s.retry.interval, Duration::from_millis(10));
+        assert_eq!(s.retry.max_attempts, 7);
+        assert_eq!(s.base_currency.code(), "EUR");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let bad = |args: ServeArgs| Settings::resolve(&args).unwrap_err().to_string();
+        assert!(
+            bad(ServeArgs {
+                payment_decline_rate: Some(1.5),
+                ..ServeArgs::default()
+            })
+            .contains("decline rate")
+        );
+        assert!(
+            bad(ServeArgs {
+                base_currency: Some("usd".into()),
+                ..ServeArgs::default()
+            })
+            .contains("ISO 4217")
+        );
+        assert!(
+            bad(ServeArgs {
+                log_format: Some("xml".into()),
+                ..ServeArgs::default()
+            })
+            .contains("text or json")
+        );
+        assert!(
+            bad(ServeArgs {
+                retry_interval_ms: Some(0),
+                ..ServeArgs::default()
+            })
+            .contains("interval")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[server]\nport = 1\n").unwrap();
+        let args = ServeArgs {
+            storage: StorageArgs {
+                config: Some(path),
+                database_url: None,
+            },
+            ..ServeArgs::default()
+        };
+        assert!(bad(args).contains("unknown field"));
+    }
+}

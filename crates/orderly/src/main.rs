@@ -1,0 +1,341 @@
+//! `orderly`: the order management system's one binary.
+//!
+//! # Layout
+//! - `serve`: opens the database, loads demo data into an empty one, starts the saga dispatcher
+//!   and the HTTP server, prints the URLs, and shuts down gracefully on SIGINT/SIGTERM.
+//! - `migrate`: applies the schema and exits.
+//! - `seed`: loads the demo data, or synthetic products and customers with a progress bar.
+//!
+//! Wiring only: every rule lives in the library crates.
+#![forbid(unsafe_code)]
+#![allow(missing_docs)]
+
+mod config;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use orderly_core::ports::{PageRequest, Store, SystemClock, UuidV7};
+use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
+use orderly_core::{AppSettings, CreateProduct, Orderly};
+use orderly_domain::{Currency, CustomerId, Email, Money, Name, ProductId};
+use orderly_payments::SimulatedPayments;
+use orderly_store_sqlite::{SqliteSettings, SqliteStore};
+use tokio::sync::{Notify, watch};
+
+use crate::config::{Database, LogFormat, ServeArgs, Settings, StorageArgs};
+
+#[derive(Parser)]
+#[command(name = "orderly", version, about = "Order management for e-commerce")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the order saga (embedded SQLite by default).
+    Serve(Box<ServeArgs>),
+    /// Apply the database schema and exit.
+    Migrate(StorageArgs),
+    /// Load demo data, or synthetic products and customers.
+    Seed(SeedArgs),
+}
+
+#[derive(clap::Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Synthetic products to create (SKU-000001, …), each with stock.
+    #[arg(long)]
+    products: Option<u32>,
+    /// Synthetic customers to create (C000001, …).
+    #[arg(long)]
+    customers: Option<u32>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(*args).await,
+            Command::Migrate(args) => migrate(args).await,
+            Command::Seed(args) => seed(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORDERLY_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.with_writer(std::io::stderr).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+}
+
+async fn open_store(database: &Database) -> Result<Arc<SqliteStore>, String> {
+    match database {
+        Database::Sqlite(path) => SqliteStore::open(&SqliteSettings::new(path))
+            .await
+            .map(Arc::new)
+            .map_err(|e| format!("{e}\n  check the path and its permissions, or choose another with --database-url sqlite://PATH")),
+    }
+}
+
+fn application(store: Arc<dyn Store>, settings: AppSettings, work: Arc<Notify>) -> Orderly {
+    Orderly::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        settings,
+        work,
+    )
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let settings = Settings::resolve(&args).map_err(|e| e.to_string())?;
+    init_logging(settings.log_format);
+    let sqlite = open_store(&settings.database).await?;
+    let store: Arc<dyn Store> = sqlite.clone();
+    // One node owns an embedded database: leases left by a killed process are ours to take.
+    let released = store.release_leases().await.map_err(|e| e.to_string())?;
+    if released > 0 {
+        tracing::info!(
+            jobs = released,
+            "resuming saga work left by the previous run"
+        );
+    }
+    let work = Arc::new(Notify::new());
+    let app = application(
+        Arc::clone(&store),
+        AppSettings {
+            base_currency: settings.base_currency,
+        },
+        Arc::clone(&work),
+    );
+    let demo = if settings.demo_data && catalog_is_empty(&store).await? {
+        app.load_demo_data().await.map_err(|e| e.to_string())?
+    } else {
+        false
+    };
+
+    let saga = Arc::new(Saga::new(
+        Arc::clone(&store),
+        Arc::new(SimulatedPayments::new(settings.payments.clone())),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        settings.retry,
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let dispatcher = tokio::spawn(
+        Dispatcher::new(saga, DispatcherSettings::default(), Arc::clone(&work)).run(stop_rx),
+    );
+    work.notify_one();
+
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}\n  is another Orderly running? choose another address with --bind 127.0.0.1:PORT", settings.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    print_banner(&settings, addr, demo);
+
+    let router = orderly_api::router(app);
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "server error");
+    }
+    tracing::info!("stopped accepting requests; finishing saga steps in flight");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(settings.shutdown_timeout, dispatcher)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "saga steps still running at the shutdown timeout; they resume at next start"
+        );
+    }
+    sqlite.close().await;
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn catalog_is_empty(store: &Arc<dyn Store>) -> Result<bool, String> {
+    let first = store
+        .list_products(&PageRequest {
+            limit: 1,
+            cursor: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(first.items.is_empty())
+}
+
+fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool) {
+    let base = format!("http://{addr}");
+    println!("Orderly {} listening on {base}", env!("CARGO_PKG_VERSION"));
+    println!("  storage   {}", settings.database.describe());
+    println!("  API       {base}/v1/orders");
+    println!("  API docs  {base}/docs");
+    println!("  OpenAPI   {base}/openapi.json");
+    println!("  health    {base}/healthz  {base}/readyz");
+    if demo {
+        println!(
+            "  demo data loaded: products 001 Wireless Headphones, 002 Smartwatch; customers 001, 002"
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+async fn migrate(args: StorageArgs) -> Result<(), String> {
+    let database = config::database(&args).map_err(|e| e.to_string())?;
+    match &database {
+        Database::Sqlite(path) => {
+            let n = SqliteStore::migrate(&SqliteSettings::new(path))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}: schema up to date ({n} migrations)",
+                database.describe()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn seed(args: SeedArgs) -> Result<(), String> {
+    let database = config::database(&args.storage).map_err(|e| e.to_string())?;
+    let sqlite = open_store(&database).await?;
+    let store: Arc<dyn Store> = sqlite.clone();
+    let app = application(store, AppSettings::default(), Arc::new(Notify::new()));
+    if args.products.is_none() && args.customers.is_none() {
+        let loaded = app.load_demo_data().await.map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            if loaded {
+                "demo data loaded: products 001, 002; customers 001, 002"
+            } else {
+                "demo data already present"
+            }
+        );
+    }
+    if let Some(n) = args.products {
+        let bar = progress(u64::from(n), "products");
+        let mut created = 0u64;
+        for i in 1..=n {
+            let cents = 500 + i64::from(i % 200) * 100 + 99;
+            let request = CreateProduct {
+                id: ProductId::parse(&format!("SKU-{i:06}")).map_err(|e| e.to_string())?,
+                name: Name::parse("name", &format!("Product {i}")).map_err(|e| e.to_string())?,
+                prices: vec![
+                    Money::from_minor(cents, Currency::USD),
+                    Money::from_minor(cents, Currency::parse("EUR").map_err(|e| e.to_string())?),
+                ],
+                stock: 1_000,
+                active: true,
+            };
+            match app.create_product(request).await {
+                Ok(_) => created += 1,
+                Err(orderly_core::AppError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(format!("{e}; {created} products were created before it")),
+            }
+            bar.inc(1);
+        }
+        bar.finish_with_message(format!("{created} new products"));
+    }
+    if let Some(n) = args.customers {
+        let bar = progress(u64::from(n), "customers");
+        let names = [
+            "Alice Johnson",
+            "Michael Brown",
+            "山田 太郎",
+            "فاطمة الزهراء",
+            "Zoë Müller",
+            "Ólafur 🏔",
+        ];
+        let mut created = 0u64;
+        for i in 1..=n {
+            let id = CustomerId::parse(&format!("C{i:06}")).map_err(|e| e.to_string())?;
+            let email =
+                Email::parse(&format!("customer{i}@example.com")).map_err(|e| e.to_string())?;
+            let name =
+                Name::parse("name", names[i as usize % names.len()]).map_err(|e| e.to_string())?;
+            match app.create_customer(id, email, name).await {
+                Ok(_) => created += 1,
+                Err(orderly_core::AppError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(format!("{e}; {created} customers were created before it")),
+            }
+            bar.inc(1);
+        }
+        bar.finish_with_message(format!("{created} new customers"));
+    }
+    sqlite.close().await;
+    Ok(())
+}
+
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
