@@ -130,8 +130,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if empty {
             return Ok(OptionalJson(T::default()));
         }
-        ApiJson::<T>::from_request(req, state)
+        // `null` counts as no body, too.
+        ApiJson::<Option<T>>::from_request(req, state)
             .await
-            .map(|ApiJson(v)| OptionalJson(v))
+            .map(|ApiJson(v)| OptionalJson(v.unwrap_or_default()))
     }
 }

@@ -28,7 +28,12 @@ use tokio::sync::{Notify, watch};
 use crate::config::{Database, LogFormat, ServeArgs, Settings, StorageArgs};
 
 #[derive(Parser)]
-#[command(name = "orderly", version, about = "Order management for e-commerce")]
+#[command(
+    name = "orderly",
+    version,
+    about = "Order management for e-commerce",
+    args_override_self = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

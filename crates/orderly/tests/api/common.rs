@@ -1,0 +1,220 @@
+//! A running `orderly serve` in a temporary folder, and helpers to talk to it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Fast retries for tests: the policy is data, so milliseconds instead of seconds.
+pub const FAST_RETRY: &[&str] = &[
+    "--retry-interval-ms",
+    "10",
+    "--retry-max-attempts",
+    "5",
+    "--retry-backoff-rate",
+    "2",
+];
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: PathBuf,
+    _owned: Option<TempDir>,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// A server on a fresh database with demo data.
+    pub async fn start(extra: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let mut server = Self::start_in(&path, extra).await;
+        server._owned = Some(dir);
+        server
+    }
+
+    /// A server on the database in `dir` (kept if it exists).
+    pub async fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
+        let db = format!("sqlite://{}", dir.join("orderly.db").display());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .arg("serve")
+            .args(["--bind", "127.0.0.1:0", "--database-url", &db])
+            .args(FAST_RETRY)
+            .args(extra)
+            .env_remove("ORDERLY_CONFIG")
+            .env("ORDERLY_LOG", "info,sqlx=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("server printed nothing within 20 s")
+            .unwrap()
+            .unwrap_or_else(|| panic!("server exited; log: {}", read_log(dir)));
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .to_owned();
+        // Keep draining the banner so the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TestServer {
+            child: Some(child),
+            base,
+            dir: dir.to_path_buf(),
+            _owned: None,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        status_and_json(r).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        status_and_json(r).await
+    }
+
+    pub async fn place(&self, body: &Value) -> Value {
+        let (status, order) = self.post("/v1/orders", body).await;
+        assert_eq!(status, 201, "{order}");
+        order
+    }
+
+    /// Places the reference order of customer 001: one headphones, one smartwatch.
+    pub async fn place_reference(&self) -> Value {
+        self.place(&reference_body()).await
+    }
+
+    /// Polls until the order's status is `status`, or panics after 15 s.
+    pub async fn wait_for(&self, id: &str, status: &str) -> Value {
+        self.wait_until(id, |o| o["status"] == status, &format!("status {status}"))
+            .await
+    }
+
+    pub async fn wait_until(&self, id: &str, ok: impl Fn(&Value) -> bool, what: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (code, order) = self.get(&format!("/v1/orders/{id}")).await;
+            assert_eq!(code, 200, "{order}");
+            if ok(&order) {
+                return order;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id} never reached {what}: {order}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls until no saga work is queued, or panics after 15 s.
+    pub async fn wait_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (code, ready) = self.get("/readyz").await;
+            if code == 200 && ready["pendingJobs"] == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "saga work still queued: {ready}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stock(&self, product: &str) -> (i64, i64) {
+        let (code, s) = self.get(&format!("/v1/inventory/{product}")).await;
+        assert_eq!(code, 200, "{s}");
+        (
+            s["available"].as_i64().unwrap(),
+            s["reserved"].as_i64().unwrap(),
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(Child::id).unwrap()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.pid();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut child = self.child.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("did not exit after SIGTERM")
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.dir)
+    }
+}
+
+fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+}
+
+pub async fn status_and_json(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
+pub fn reference_body() -> Value {
+    json!({"customerId": "001", "items": [{"productId": "001", "quantity": 1}, {"productId": "002", "quantity": 1}]})
+}
+
+pub fn history_events(order: &Value) -> Vec<String> {
+    order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn id_of(order: &Value) -> String {
+    order["id"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,11 @@
+//! HTTP tests against the real `orderly` binary: port 0, a fresh SQLite file per test.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod catalog;
+mod concurrency;
+mod crash;
+mod orders;
+mod saga;
+mod validation;
