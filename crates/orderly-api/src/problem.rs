@@ -210,30 +210,30 @@ impl From<AppError> for Problem {
     }
 }
 
-/// Lets handlers use `?` on use-case results.
-pub struct ApiError(pub Problem);
+/// Lets handlers use `?` on use-case results. Boxed: errors are the rare path, results stay small.
+pub struct ApiError(Box<Problem>);
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
-        ApiError(e.into())
+        ApiError(Box::new(e.into()))
     }
 }
 
 impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
-        ApiError(p)
+        ApiError(Box::new(p))
     }
 }
 
 impl From<ValueError> for ApiError {
     fn from(e: ValueError) -> Self {
-        ApiError(Problem::validation(vec![e]))
+        ApiError(Box::new(Problem::validation(vec![e])))
     }
 }
 
 impl From<Vec<ValueError>> for ApiError {
     fn from(e: Vec<ValueError>) -> Self {
-        ApiError(Problem::validation(e))
+        ApiError(Box::new(Problem::validation(e)))
     }
 }
 

@@ -28,7 +28,7 @@ fn order_id(text: &str) -> ApiResult<OrderId> {
 }
 
 fn product_id(text: &str) -> ApiResult<ProductId> {
-    ProductId::parse(text).map_err(|_| ApiError(Problem::not_found("product", text)))
+    ProductId::parse(text).map_err(|_| ApiError::from(Problem::not_found("product", text)))
 }
 
 fn with_location(status: StatusCode, location: &str, body: impl IntoResponse) -> Response {

@@ -1,5 +1,5 @@
 //! The storage contract against a real SQLite file, fresh per test.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::sync::Arc;
 

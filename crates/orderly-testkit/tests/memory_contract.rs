@@ -1,5 +1,5 @@
 //! The storage contract against the in-memory store: the reference the real adapters match.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::sync::Arc;
 

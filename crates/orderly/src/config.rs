@@ -18,7 +18,7 @@ pub struct StorageArgs {
     /// Database URL: `sqlite://PATH` (embedded; the default is sqlite://data/orderly.db).
     #[arg(long, env = "ORDERLY_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// A TOML configuration file (see docs/configuration.md).
+    /// A TOML configuration file (see the README, section Configuration).
     #[arg(long, env = "ORDERLY_CONFIG")]
     pub config: Option<PathBuf>,
 }

@@ -172,3 +172,22 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"].to_str().unwrap().len(), 32);
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_request_span_with_the_order_id() {
+    let server = TestServer::start(&["--log-format", "json"]).await;
+    let order = server.place_reference().await;
+    let id = order["id"].as_str().unwrap();
+    server.wait_for(id, "paid").await;
+    let log = server.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let request_line = lines
+        .iter()
+        .find(|l| l["span"]["order_id"] == id && l["span"]["method"] == "POST")
+        .unwrap_or_else(|| panic!("no request line with order_id {id} in\n{log}"));
+    assert!(request_line["span"]["request_id"].is_string());
+    assert_eq!(request_line["status"], 201);
+}
