@@ -1,0 +1,294 @@
+//! The use cases and the saga over the in-memory store, with a scripted payment provider.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orderly_core::memory::MemoryStore;
+use orderly_core::ports::{
+    PaymentError, PaymentGateway, PaymentRequest, Store, SystemClock, UuidV7,
+};
+use orderly_core::saga::Saga;
+use orderly_core::{
+    AppSettings, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy,
+};
+use orderly_domain::{Actor, CustomerId, EventKind, OrderId, OrderStatus, ProductId, Quantity};
+use tokio::sync::Notify;
+
+/// Answers captures from a script (then succeeds), and counts what it charged per key.
+#[derive(Default)]
+struct ScriptedPayments {
+    script: Mutex<VecDeque<Result<(), PaymentError>>>,
+    charged: Mutex<Vec<String>>,
+    refunded: Mutex<Vec<String>>,
+}
+
+impl ScriptedPayments {
+    fn with(script: Vec<Result<(), PaymentError>>) -> Arc<Self> {
+        Arc::new(ScriptedPayments {
+            script: Mutex::new(script.into()),
+            ..Self::default()
+        })
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for ScriptedPayments {
+    async fn capture(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
+        let next = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
+        next?;
+        let mut charged = self.charged.lock().unwrap();
+        // A real provider answers a repeated idempotency key with the original charge.
+        if !charged.contains(&request.idempotency_key) {
+            charged.push(request.idempotency_key.clone());
+        }
+        Ok(format!("ch_{}", request.order_id))
+    }
+
+    async fn refund(
+        &self,
+        request: &PaymentRequest,
+        _capture: &str,
+    ) -> Result<String, PaymentError> {
+        self.refunded
+            .lock()
+            .unwrap()
+            .push(request.idempotency_key.clone());
+        Ok(format!("re_{}", request.order_id))
+    }
+}
+
+struct World {
+    store: Arc<dyn Store>,
+    app: Orderly,
+    saga: Saga,
+    payments: Arc<ScriptedPayments>,
+}
+
+async fn world(script: Vec<Result<(), PaymentError>>, retry: RetryPolicy) -> World {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let payments = ScriptedPayments::with(script);
+    let app = Orderly::new(
+        Arc::clone(&store),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        AppSettings::default(),
+        Arc::new(Notify::new()),
+    );
+    app.load_demo_data().await.unwrap();
+    let saga = Saga::new(
+        Arc::clone(&store),
+        payments.clone(),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        retry,
+    );
+    World {
+        store,
+        app,
+        saga,
+        payments,
+    }
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        interval: Duration::from_millis(1),
+        max_attempts: 3,
+        backoff_rate: 1.0,
+    }
+}
+
+fn reference() -> PlaceOrder {
+    let line = |p: &str| LineRequest {
+        product_id: ProductId::parse(p).unwrap(),
+        quantity: Quantity::new(1).unwrap(),
+    };
+    PlaceOrder {
+        customer_id: CustomerId::parse("001").unwrap(),
+        items: vec![line("001"), line("002")],
+        currency: None,
+        shipping_address: None,
+    }
+}
+
+impl World {
+    async fn place(&self) -> OrderId {
+        match self.app.place_order(reference(), None).await.unwrap() {
+            Placed::New(o) => o.id,
+            Placed::Replay(_) => panic!("replay"),
+        }
+    }
+
+    /// Runs queued jobs until none is left (waiting out retry delays).
+    async fn drain(&self) {
+        for _ in 0..1000 {
+            let now = orderly_core::ports::Clock::now(&SystemClock);
+            let jobs = self.store.claim_jobs(now, 64, 60_000).await.unwrap();
+            if jobs.is_empty() {
+                if self.store.pending_jobs().await.unwrap() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+            for job in jobs {
+                self.saga.run(&job).await;
+            }
+        }
+        panic!("the saga never settled");
+    }
+
+    async fn stock(&self, p: &str) -> (i64, i64) {
+        let s = self.app.stock(&ProductId::parse(p).unwrap()).await.unwrap();
+        (s.available, s.reserved)
+    }
+}
+
+#[tokio::test]
+async fn a_placed_order_is_reserved_then_paid() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    w.drain().await;
+    let order = w.app.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(w.stock("001").await, (149, 1));
+    assert_eq!(w.payments.charged.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_decline_rejects_and_releases_stock() {
+    let w = world(
+        vec![Err(PaymentError::Declined("card_declined".into()))],
+        fast(),
+    )
+    .await;
+    let id = w.place().await;
+    w.drain().await;
+    let order = w.app.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Rejected);
+    assert_eq!(
+        order.reason.as_deref(),
+        Some("payment declined: card_declined")
+    );
+    assert_eq!(w.stock("001").await, (150, 0));
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_charge_once() {
+    let down = || Err(PaymentError::Transient("503".into()));
+    let w = world(vec![down(), down()], fast()).await;
+    let id = w.place().await;
+    w.drain().await;
+    assert_eq!(w.app.order(id).await.unwrap().status, OrderStatus::Paid);
+    assert_eq!(w.payments.charged.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn exhausted_retries_flag_the_order_for_attention() {
+    let down = || Err(PaymentError::Transient("provider timeout".into()));
+    let w = world(vec![down(), down(), down(), down()], fast()).await;
+    let id = w.place().await;
+    w.drain().await;
+    let order = w.app.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Reserved);
+    let attention = order.needs_attention.unwrap();
+    assert_eq!(
+        (attention.step.as_str(), attention.attempts),
+        ("payment", 4)
+    );
+    assert!(attention.error.contains("provider timeout"));
+    let kinds: Vec<_> = w
+        .store
+        .order_events(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.last(), Some(&EventKind::OrderNeedsAttention));
+}
+
+#[tokio::test]
+async fn a_redelivered_event_changes_nothing() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let job = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    w.saga.run(&job).await;
+    w.saga.run(&job).await; // delivered again
+    w.drain().await;
+    assert_eq!(w.stock("001").await, (149, 1), "reserved once");
+    let kinds: Vec<_> = w
+        .store
+        .order_events(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::OrderPlaced,
+            EventKind::InventoryReserved,
+            EventKind::PaymentCaptured
+        ]
+    );
+}
+
+#[tokio::test]
+async fn canceling_a_paid_order_releases_stock_and_refunds_once() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    w.drain().await;
+    w.app
+        .cancel(id, Some("changed mind".into()), Actor::api())
+        .await
+        .unwrap();
+    assert_eq!(w.stock("001").await, (150, 0));
+    w.drain().await;
+    let order = w.app.order(id).await.unwrap();
+    assert!(order.payment.unwrap().refund.is_some());
+    assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
+    // A second cancel is refused and refunds nothing more.
+    assert!(w.app.cancel(id, None, Actor::api()).await.is_err());
+    w.drain().await;
+    assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cancel_before_the_payment_step_means_no_charge_at_all() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    // Run only the inventory step, then cancel before the payment step runs.
+    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let job = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    w.saga.run(&job).await;
+    w.app.cancel(id, None, Actor::api()).await.unwrap();
+    w.drain().await;
+    assert!(w.payments.charged.lock().unwrap().is_empty());
+    assert!(w.payments.refunded.lock().unwrap().is_empty());
+    assert_eq!(w.stock("002").await, (200, 0));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_and_refuses_another_body() {
+    let w = world(vec![], fast()).await;
+    let key = || Some(IdempotencyKey::parse("k-1").unwrap());
+    let Placed::New(first) = w.app.place_order(reference(), key()).await.unwrap() else {
+        panic!()
+    };
+    let Placed::Replay(again) = w.app.place_order(reference(), key()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(first.id, again.id);
+    let mut other = reference();
+    other.items.pop();
+    assert_eq!(
+        w.app.place_order(other, key()).await.unwrap_err(),
+        orderly_core::AppError::IdempotencyKeyReused
+    );
+}
