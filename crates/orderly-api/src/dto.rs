@@ -5,8 +5,8 @@
 
 use orderly_core::{CreateProduct, LineRequest, PlaceOrder, UpdateProduct};
 use orderly_domain::{
-    Address, Attention, Currency, Customer, CustomerId, Email, Event, HistoryEntry, Money, Name,
-    Order, OrderLine, Payment, Product, ProductId, Quantity, Shipment, StockAdjustment, StockLevel,
+    Address, Attention, Currency, Customer, CustomerId, Email, HistoryEntry, Money, Name, Order,
+    OrderLine, Payment, Product, ProductId, Quantity, Shipment, StockAdjustment, StockLevel,
     ValueError,
 };
 use serde::{Deserialize, Serialize};
@@ -404,16 +404,6 @@ pub struct OrderPage {
 #[schema(value_type = Object)]
 pub struct EventDto(pub serde_json::Value);
 
-impl EventDto {
-    /// The event's JSON.
-    ///
-    /// # Errors
-    /// Never in practice; serialization of events is infallible.
-    pub fn from_event(e: &Event) -> Result<Self, serde_json::Error> {
-        serde_json::to_value(e).map(EventDto)
-    }
-}
-
 /// Hand-over to a carrier.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -450,6 +440,8 @@ pub struct ProductDto {
     pub prices: Vec<MoneyDto>,
     /// On sale.
     pub active: bool,
+    /// +1 on every change.
+    pub version: u32,
     /// Created.
     pub created_at: String,
     /// Last change.
@@ -463,6 +455,7 @@ impl From<&Product> for ProductDto {
             name: p.name.as_str().to_owned(),
             prices: p.prices.as_slice().iter().map(|m| (*m).into()).collect(),
             active: p.active,
+            version: p.version,
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
         }

@@ -134,15 +134,47 @@ async fn problem_for_plain_errors(
     next: axum::middleware::Next,
 ) -> Response {
     let response = next.run(request).await;
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_none_or(|v| v != problem::PROBLEM_JSON)
-    {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == problem::PROBLEM_JSON);
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    // An error answered by a layer or extractor outside our handlers (a path that is not
+    // UTF-8, the body limit, a caught panic): give it the one error shape too.
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
         return extract::too_large().into_response();
     }
-    response
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let problem = match status {
+        StatusCode::NOT_FOUND => Problem::new(status, "not-found", "Not found", text),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            Problem::new(status, "method-not-allowed", "Method not allowed", text)
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            Problem::new(status, "unsupported-media-type", "Send JSON", text)
+        }
+        s if s.is_server_error() => {
+            tracing::error!(status = s.as_u16(), body = %text, "answering 5xx");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "something went wrong on our side; quote the requestId when reporting it",
+            )
+        }
+        _ => Problem::bad_request(if text.is_empty() {
+            status.to_string()
+        } else {
+            text
+        }),
+    };
+    problem.into_response()
 }
 
 /// Every route, ready to serve.
@@ -182,6 +214,7 @@ pub fn router(app: Orderly) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(axum::middleware::from_fn(request::context))
         .with_state(app)

@@ -113,14 +113,9 @@ pub async fn get_order(
 pub async fn order_events(
     State(app): State<Orderly>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<EventDto>>> {
-    let events = app.order_events(order_id(&id)?).await?;
-    let dtos = events
-        .iter()
-        .map(EventDto::from_event)
-        .collect::<Result<_, _>>()
-        .map_err(|e| orderly_core::AppError::Internal(e.to_string()))?;
-    Ok(Json(dtos))
+) -> ApiResult<Json<Vec<orderly_domain::Event>>> {
+    // Serialized straight to bytes: `totalAmount` keeps its exact decimal text.
+    Ok(Json(app.order_events(order_id(&id)?).await?))
 }
 
 /// Filters and paging for the order list.

@@ -511,6 +511,7 @@ impl Orderly {
             name: request.name,
             prices,
             active: request.active,
+            version: 1,
             created_at: now,
             updated_at: now,
         };
@@ -533,19 +534,30 @@ impl Orderly {
         id: &ProductId,
         update: UpdateProduct,
     ) -> Result<Product, AppError> {
-        let mut product = self.product(id).await?;
-        if let Some(name) = update.name {
-            product.name = name;
+        let prices = update.prices.map(Prices::new).transpose()?;
+        for _ in 0..CONFLICT_RETRIES {
+            let mut product = self.product(id).await?;
+            let expected_version = product.version;
+            if let Some(name) = &update.name {
+                product.name = name.clone();
+            }
+            if let Some(prices) = &prices {
+                product.prices = prices.clone();
+            }
+            if let Some(active) = update.active {
+                product.active = active;
+            }
+            product.version += 1;
+            product.updated_at = self.clock.now();
+            match self.store.update_product(&product, expected_version).await {
+                Ok(()) => return Ok(product),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        if let Some(prices) = update.prices {
-            product.prices = Prices::new(prices)?;
-        }
-        if let Some(active) = update.active {
-            product.active = active;
-        }
-        product.updated_at = self.clock.now();
-        self.store.update_product(&product).await?;
-        Ok(product)
+        Err(AppError::Unavailable(format!(
+            "product {id} is changing too often; try again"
+        )))
     }
 
     /// One product.
@@ -641,7 +653,7 @@ impl Orderly {
         actor: Actor,
     ) -> Result<StockLevel, AppError> {
         let mut errors = Vec::new();
-        if delta == 0 || delta.abs() > MAX_STOCK {
+        if delta == 0 || !(-MAX_STOCK..=MAX_STOCK).contains(&delta) {
             errors.push(ValueError::new(
                 "delta",
                 format!("must be non-zero and between -{MAX_STOCK} and {MAX_STOCK}"),

@@ -93,12 +93,19 @@ impl CatalogStore for MemoryStore {
         Ok(())
     }
 
-    async fn update_product(&self, product: &Product) -> Result<(), StoreError> {
+    async fn update_product(
+        &self,
+        product: &Product,
+        expected_version: u32,
+    ) -> Result<(), StoreError> {
         let mut s = self.lock()?;
         let slot = s
             .products
             .get_mut(&product.id)
             .ok_or(StoreError::NotFound)?;
+        if slot.version != expected_version {
+            return Err(StoreError::Conflict);
+        }
         *slot = product.clone();
         Ok(())
     }

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A row with this key exists already.
     #[error("already exists")]
     AlreadyExists,
+    /// The row changed since it was read.
+    #[error("changed concurrently")]
+    Conflict,
     /// A row to update does not exist.
     #[error("not found")]
     NotFound,
@@ -219,11 +222,15 @@ pub trait CatalogStore: Send + Sync {
     /// [`StoreError::AlreadyExists`] if the id is taken.
     async fn create_product(&self, product: &Product, initial_stock: i64)
     -> Result<(), StoreError>;
-    /// Replaces a product's name, prices and status.
+    /// Replaces a product, if its stored version is still `expected_version`.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] if it does not exist.
-    async fn update_product(&self, product: &Product) -> Result<(), StoreError>;
+    /// [`StoreError::NotFound`] if it does not exist, [`StoreError::Conflict`] if it changed.
+    async fn update_product(
+        &self,
+        product: &Product,
+        expected_version: u32,
+    ) -> Result<(), StoreError>;
     /// One product.
     async fn product(&self, id: &ProductId) -> Result<Option<Product>, StoreError>;
     /// Several products at once (missing ids are left out).
@@ -331,6 +338,13 @@ pub trait PaymentGateway: Send + Sync {
         request: &PaymentRequest,
         capture_ref: &str,
     ) -> Result<String, PaymentError>;
+    /// Cancels whatever was charged under `request.idempotency_key` (a capture's key) and not
+    /// recorded; does nothing if nothing was. Used when an order is canceled while an earlier,
+    /// interrupted capture may have gone through.
+    ///
+    /// # Errors
+    /// [`PaymentError::Transient`] (retry later).
+    async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError>;
 }
 
 /// A call to the payment provider.

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly_domain::{
-    Actor, Attention, EventKind, Order, OrderStatus, Payment, Refund, Stamp, Transition,
+    Actor, Attention, EventKind, Order, OrderStatus, Payment, Refund, Stamp, StockEffect,
+    Transition,
 };
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -67,6 +68,8 @@ pub struct Saga {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     retry: RetryPolicy,
+    /// Longest wait for the payment provider; a silent provider is a transient failure.
+    payment_timeout: Duration,
 }
 
 /// How many times a step re-reads the order after a concurrent change before it retries later.
@@ -87,7 +90,15 @@ impl Saga {
             clock,
             ids,
             retry,
+            payment_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Changes how long a payment call may take (default 30 s); keep it below the job lease.
+    #[must_use]
+    pub fn with_payment_timeout(mut self, timeout: Duration) -> Self {
+        self.payment_timeout = timeout;
+        self
     }
 
     fn stamp(&self, step: Consumer) -> Stamp {
@@ -169,218 +180,211 @@ impl Saga {
     }
 
     async fn handle(&self, job: &Job) -> Result<(), StepError> {
-        for _ in 0..CONFLICT_RETRIES {
-            let Some(order) = self.store.order(job.event.order_id).await? else {
-                return Err(StepError::Permanent(format!(
-                    "order {} does not exist",
-                    job.event.order_id
-                )));
-            };
-            let commit = match (job.consumer, job.event.kind) {
-                (Consumer::Inventory, EventKind::OrderPlaced) => self.reserve(job, order).await?,
-                (Consumer::Payment, EventKind::InventoryReserved) => {
-                    self.capture(job, order).await?
-                }
-                (Consumer::Payment, EventKind::OrderCanceled) => self.refund(job, order).await?,
-                (consumer, kind) => {
-                    tracing::warn!(consumer = consumer.as_str(), %kind, "no handler; dropping");
-                    Commit::default()
-                }
-            };
-            let commit = Commit {
-                handled: Some(handled(job)),
-                ..commit
-            };
-            match self.commit_step(commit).await {
-                Ok(()) => return Ok(()),
-                Err(CommitError::AlreadyHandled) => {
-                    self.store.delete_job(job.id).await?;
-                    return Ok(());
-                }
-                Err(CommitError::VersionConflict(_)) => continue,
-                Err(CommitError::InsufficientStock(product))
-                    if job.consumer == Consumer::Inventory =>
-                {
-                    let order = self
-                        .store
-                        .order(job.event.order_id)
-                        .await?
-                        .ok_or_else(|| StepError::Permanent("order vanished".into()))?;
-                    let commit = self.reject_out_of_stock(job, order, &product.to_string())?;
-                    match self.commit_step(commit).await {
-                        Ok(()) => return Ok(()),
-                        Err(CommitError::AlreadyHandled) => {
-                            self.store.delete_job(job.id).await?;
-                            return Ok(());
-                        }
-                        Err(CommitError::VersionConflict(_)) => continue,
-                        Err(e) => return Err(commit_failure(e)),
-                    }
-                }
-                Err(e) => return Err(commit_failure(e)),
+        match (job.consumer, job.event.kind) {
+            (Consumer::Inventory, EventKind::OrderPlaced) => self.reserve(job).await,
+            (Consumer::Payment, EventKind::InventoryReserved) => self.capture(job).await,
+            (Consumer::Payment, EventKind::OrderCanceled) => self.refund(job).await,
+            (consumer, kind) => {
+                tracing::warn!(consumer = consumer.as_str(), %kind, "no handler; marking handled");
+                self.settle(job, |_, _| Ok(Commit::default()))
+                    .await
+                    .map_err(StepError::from)
             }
         }
-        Err(StepError::Transient(
-            "order kept changing; will try again".into(),
-        ))
     }
 
-    async fn commit_step(&self, commit: Commit) -> Result<(), CommitError> {
-        self.store.commit(commit).await
-    }
-
-    /// OrderPlaced → reserve every line's stock at once, or none.
-    async fn reserve(&self, job: &Job, mut order: Order) -> Result<Commit, StepError> {
-        if order.status != OrderStatus::Placed {
-            tracing::info!(status = %order.status, "order no longer placed; nothing to reserve");
-            return Ok(Commit::default());
-        }
-        let expected_version = order.version;
-        let stamp = self.stamp(job.consumer);
-        let event = order
-            .apply(Transition::Reserve, &stamp, None)
-            .map_err(|e| StepError::Permanent(e.to_string()))?;
-        let stock = stock_moves(
-            &order,
-            Transition::Reserve.stock_effect(OrderStatus::Placed),
-        );
-        Ok(Commit {
-            order: Some(OrderWrite::Update {
-                order,
-                expected_version,
-            }),
-            stock,
-            events: vec![outgoing(event)],
-            ..Commit::default()
+    async fn load(&self, job: &Job) -> Result<Order, StepError> {
+        self.store.order(job.event.order_id).await?.ok_or_else(|| {
+            StepError::Permanent(format!("order {} does not exist", job.event.order_id))
         })
     }
 
-    fn reject_out_of_stock(
-        &self,
-        job: &Job,
-        mut order: Order,
-        product: &str,
-    ) -> Result<Commit, StepError> {
-        if order.status != OrderStatus::Placed {
-            return Ok(Commit {
+    /// Reads the order, lets `decide` say what changes, and commits that together with the
+    /// handled-mark; on a concurrent change of the order, reads and decides again. External
+    /// calls happen before, never inside, so a conflict never repeats or forgets one.
+    async fn settle<F>(&self, job: &Job, mut decide: F) -> Result<(), Settle>
+    where
+        F: FnMut(Order, &Stamp) -> Result<Commit, StepError>,
+    {
+        for _ in 0..CONFLICT_RETRIES {
+            let order = self.load(job).await?;
+            let stamp = self.stamp(job.consumer);
+            let commit = Commit {
                 handled: Some(handled(job)),
-                ..Commit::default()
-            });
+                ..decide(order, &stamp)?
+            };
+            match self.store.commit(commit).await {
+                Ok(()) => return Ok(()),
+                Err(CommitError::AlreadyHandled) => {
+                    return Ok(self
+                        .store
+                        .delete_job(job.id)
+                        .await
+                        .map_err(StepError::from)?);
+                }
+                Err(CommitError::VersionConflict(_)) => {}
+                Err(e) => return Err(Settle::Commit(e)),
+            }
         }
-        let asked: u32 = order
-            .lines
-            .iter()
-            .filter(|l| l.product_id.as_str() == product)
-            .map(|l| l.quantity.get())
-            .sum();
-        let expected_version = order.version;
-        let stamp = self.stamp(job.consumer);
-        let reason = format!("not enough stock of product {product} ({asked} asked)");
-        let event = order
-            .apply(Transition::RejectOutOfStock, &stamp, Some(reason))
-            .map_err(|e| StepError::Permanent(e.to_string()))?;
-        Ok(Commit {
-            order: Some(OrderWrite::Update {
-                order,
-                expected_version,
-            }),
-            events: vec![outgoing(event)],
-            handled: Some(handled(job)),
-            ..Commit::default()
+        Err(StepError::Transient("order kept changing; will try again".into()).into())
+    }
+
+    /// OrderPlaced → reserve every line's stock at once; if any line is short, reject the order
+    /// and reserve nothing.
+    async fn reserve(&self, job: &Job) -> Result<(), StepError> {
+        let reserved = self
+            .settle(job, |mut order, stamp| {
+                if order.status != OrderStatus::Placed {
+                    tracing::info!(status = %order.status, "order no longer placed; nothing to reserve");
+                    return Ok(Commit::default());
+                }
+                let expected_version = order.version;
+                let event = order.apply(Transition::Reserve, stamp, None).map_err(permanent)?;
+                let stock = stock_moves(&order, StockEffect::Reserve);
+                Ok(Commit {
+                    order: Some(OrderWrite::Update { order, expected_version }),
+                    stock,
+                    events: vec![outgoing(event)],
+                    ..Commit::default()
+                })
+            })
+            .await;
+        let Err(Settle::Commit(CommitError::InsufficientStock(product))) = reserved else {
+            return reserved.map_err(StepError::from);
+        };
+        self.settle(job, |mut order, stamp| {
+            if order.status != OrderStatus::Placed {
+                return Ok(Commit::default());
+            }
+            let asked: u32 = order
+                .lines
+                .iter()
+                .filter(|l| l.product_id == product)
+                .map(|l| l.quantity.get())
+                .sum();
+            let expected_version = order.version;
+            let reason = format!("not enough stock of product {product} ({asked} asked)");
+            let event = order
+                .apply(Transition::RejectOutOfStock, stamp, Some(reason))
+                .map_err(permanent)?;
+            Ok(Commit {
+                order: Some(OrderWrite::Update {
+                    order,
+                    expected_version,
+                }),
+                events: vec![outgoing(event)],
+                ..Commit::default()
+            })
         })
+        .await
+        .map_err(StepError::from)
+    }
+
+    async fn call_provider<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, PaymentError>>,
+    ) -> Result<T, PaymentError> {
+        tokio::time::timeout(self.payment_timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PaymentError::Transient(format!(
+                    "no answer within {} ms",
+                    self.payment_timeout.as_millis()
+                )))
+            })
     }
 
     /// InventoryReserved → capture the total; a decline rejects the order and releases stock.
-    async fn capture(&self, job: &Job, mut order: Order) -> Result<Commit, StepError> {
-        if order.payment.is_some()
-            || !matches!(order.status, OrderStatus::Reserved | OrderStatus::Canceled)
-        {
-            return Ok(Commit::default());
-        }
-        if order.status == OrderStatus::Canceled {
-            // Canceled before we charged: do not charge at all.
-            return Ok(Commit::default());
-        }
+    /// If the order was canceled before the charge was recorded, whatever an earlier, interrupted
+    /// run may have charged under this step's key is voided.
+    async fn capture(&self, job: &Job) -> Result<(), StepError> {
+        let order = self.load(job).await?;
         let request = PaymentRequest {
             idempotency_key: format!("order:{}:capture", order.id),
             order_id: order.id,
             customer_id: order.customer_id.clone(),
             amount: order.total,
         };
-        let expected_version = order.version;
-        match self.payments.capture(&request).await {
-            Ok(provider_ref) => {
-                let stamp = self.stamp(job.consumer);
-                // Re-read: a cancel may have landed while the provider was charging.
-                let fresh = self
-                    .store
-                    .order(order.id)
-                    .await?
-                    .ok_or_else(|| StepError::Permanent("order vanished".into()))?;
-                let payment = Payment {
-                    provider_ref,
-                    amount: order.total,
-                    captured_at: stamp.at,
-                    refund: None,
-                };
-                if fresh.status != OrderStatus::Reserved {
-                    let mut fresh = fresh;
-                    let expected_version = fresh.version;
-                    let event = fresh.record_late_payment(payment, &stamp);
-                    return Ok(Commit {
+        if order.payment.is_some() || order.status != OrderStatus::Reserved {
+            if order.status == OrderStatus::Canceled && order.payment.is_none() {
+                self.call_provider(self.payments.void(&request))
+                    .await
+                    .map_err(provider_failure)?;
+            }
+            return self
+                .settle(job, |_, _| Ok(Commit::default()))
+                .await
+                .map_err(StepError::from);
+        }
+        match self.call_provider(self.payments.capture(&request)).await {
+            Ok(provider_ref) => self
+                .settle(job, |mut order, stamp| {
+                    if order.payment.is_some() {
+                        return Ok(Commit::default());
+                    }
+                    let payment = Payment {
+                        provider_ref: provider_ref.clone(),
+                        amount: request.amount,
+                        captured_at: stamp.at,
+                        refund: None,
+                    };
+                    let expected_version = order.version;
+                    let event = if order.status == OrderStatus::Reserved {
+                        order.capture(payment, stamp).map_err(permanent)?
+                    } else {
+                        // Canceled while the provider was charging: record the money so the
+                        // cancel's refund step gives it back.
+                        order.record_late_payment(payment, stamp)
+                    };
+                    Ok(Commit {
                         order: Some(OrderWrite::Update {
-                            order: fresh,
+                            order,
                             expected_version,
                         }),
                         events: vec![outgoing(event)],
                         ..Commit::default()
-                    });
-                }
-                let event = order
-                    .capture(payment, &stamp)
-                    .map_err(|e| StepError::Permanent(e.to_string()))?;
-                Ok(Commit {
-                    order: Some(OrderWrite::Update {
-                        order,
-                        expected_version,
-                    }),
-                    events: vec![outgoing(event)],
-                    ..Commit::default()
+                    })
                 })
-            }
-            Err(PaymentError::Declined(reason)) => {
-                let stamp = self.stamp(job.consumer);
-                let event = order
-                    .apply(
-                        Transition::DeclinePayment,
-                        &stamp,
-                        Some(format!("payment declined: {reason}")),
-                    )
-                    .map_err(|e| StepError::Permanent(e.to_string()))?;
-                let stock = stock_moves(
-                    &order,
-                    Transition::DeclinePayment.stock_effect(OrderStatus::Reserved),
-                );
-                Ok(Commit {
-                    order: Some(OrderWrite::Update {
-                        order,
-                        expected_version,
-                    }),
-                    stock,
-                    events: vec![outgoing(event)],
-                    ..Commit::default()
+                .await
+                .map_err(StepError::from),
+            Err(PaymentError::Declined(reason)) => self
+                .settle(job, |mut order, stamp| {
+                    if order.status != OrderStatus::Reserved {
+                        return Ok(Commit::default());
+                    }
+                    let expected_version = order.version;
+                    let event = order
+                        .apply(
+                            Transition::DeclinePayment,
+                            stamp,
+                            Some(format!("payment declined: {reason}")),
+                        )
+                        .map_err(permanent)?;
+                    let stock = stock_moves(&order, StockEffect::Release);
+                    Ok(Commit {
+                        order: Some(OrderWrite::Update {
+                            order,
+                            expected_version,
+                        }),
+                        stock,
+                        events: vec![outgoing(event)],
+                        ..Commit::default()
+                    })
                 })
-            }
-            Err(PaymentError::Transient(e)) => {
-                Err(StepError::Transient(format!("payment provider: {e}")))
-            }
+                .await
+                .map_err(StepError::from),
+            Err(e) => Err(provider_failure(e)),
         }
     }
 
     /// OrderCanceled → refund a captured payment in full.
-    async fn refund(&self, job: &Job, mut order: Order) -> Result<Commit, StepError> {
+    async fn refund(&self, job: &Job) -> Result<(), StepError> {
+        let order = self.load(job).await?;
         let Some(payment) = order.payment.clone().filter(|p| p.refund.is_none()) else {
-            return Ok(Commit::default());
+            return self
+                .settle(job, |_, _| Ok(Commit::default()))
+                .await
+                .map_err(StepError::from);
         };
         let request = PaymentRequest {
             idempotency_key: format!("order:{}:refund", order.id),
@@ -389,31 +393,31 @@ impl Saga {
             amount: payment.amount,
         };
         let provider_ref = self
-            .payments
-            .refund(&request, &payment.provider_ref)
+            .call_provider(self.payments.refund(&request, &payment.provider_ref))
             .await
-            .map_err(|e| match e {
-                PaymentError::Transient(m) => {
-                    StepError::Transient(format!("payment provider: {m}"))
-                }
-                PaymentError::Declined(m) => StepError::Permanent(format!("refund refused: {m}")),
-            })?;
-        let expected_version = order.version;
-        let stamp = self.stamp(job.consumer);
-        let refund = Refund {
-            provider_ref,
-            amount: payment.amount,
-            at: stamp.at,
-        };
-        let event = order.record_refund(refund, &stamp);
-        Ok(Commit {
-            order: Some(OrderWrite::Update {
-                order,
-                expected_version,
-            }),
-            events: vec![outgoing(event)],
-            ..Commit::default()
+            .map_err(provider_failure)?;
+        self.settle(job, |mut order, stamp| {
+            if !order.has_unrefunded_payment() {
+                return Ok(Commit::default());
+            }
+            let expected_version = order.version;
+            let refund = Refund {
+                provider_ref: provider_ref.clone(),
+                amount: request.amount,
+                at: stamp.at,
+            };
+            let event = order.record_refund(refund, stamp);
+            Ok(Commit {
+                order: Some(OrderWrite::Update {
+                    order,
+                    expected_version,
+                }),
+                events: vec![outgoing(event)],
+                ..Commit::default()
+            })
         })
+        .await
+        .map_err(StepError::from)
     }
 }
 
@@ -425,17 +429,50 @@ fn handled(job: &Job) -> Handled {
     }
 }
 
-fn commit_failure(e: CommitError) -> StepError {
+fn permanent(e: impl std::fmt::Display) -> StepError {
+    StepError::Permanent(e.to_string())
+}
+
+fn provider_failure(e: PaymentError) -> StepError {
     match e {
-        CommitError::Store(s) => s.into(),
-        other => StepError::Permanent(other.to_string()),
+        PaymentError::Transient(m) => StepError::Transient(format!("payment provider: {m}")),
+        PaymentError::Declined(m) => StepError::Permanent(format!("payment provider refused: {m}")),
+    }
+}
+
+/// Why [`Saga::settle`] stopped: the step failed, or the commit hit a condition the caller may
+/// want to handle (not enough stock).
+enum Settle {
+    Step(StepError),
+    Commit(CommitError),
+}
+
+impl From<StepError> for Settle {
+    fn from(e: StepError) -> Self {
+        Settle::Step(e)
+    }
+}
+
+impl From<Settle> for StepError {
+    fn from(e: Settle) -> Self {
+        match e {
+            Settle::Step(s) => s,
+            Settle::Commit(CommitError::Store(s)) => s.into(),
+            Settle::Commit(other) => StepError::Permanent(other.to_string()),
+        }
+    }
+}
+
+fn report(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "a saga step panicked; its job runs again when its lease ends");
     }
 }
 
 /// Tuning of the dispatcher loop.
 #[derive(Clone, Copy, Debug)]
 pub struct DispatcherSettings {
-    /// Jobs claimed per round (each from a different order).
+    /// Most steps in flight at once (each of a different order).
     pub batch: u32,
     /// How long a claimed job is ours before another worker may take it.
     pub lease: Duration,
@@ -473,65 +510,67 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true; the jobs in flight then finish before it returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
+        let limit = self.settings.batch.max(1) as usize;
+        let mut running: JoinSet<()> = JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let now = self.saga.clock.now();
-            let jobs = match self
-                .saga
-                .store
-                .claim_jobs(now, self.settings.batch, lease_ms)
-                .await
-            {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim jobs; backing off");
-                    tokio::select! {
-                        () = tokio::time::sleep(self.settings.idle_poll) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-            };
-            if jobs.is_empty() {
-                let wait = match self.saga.store.next_due().await {
-                    Ok(Some(due)) => {
-                        let ms = due
-                            .millis()
-                            .saturating_sub(self.saga.clock.now().millis())
-                            .max(1);
-                        Duration::from_millis(u64::try_from(ms).unwrap_or(1))
-                            .min(self.settings.idle_poll)
-                    }
-                    _ => self.settings.idle_poll,
-                };
-                tokio::select! {
-                    () = self.work.notified() => {}
-                    () = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {}
-                }
-                continue;
+            while let Some(done) = running.try_join_next() {
+                report(done);
             }
-            debug_assert_eq!(
-                jobs.iter()
-                    .map(|j| j.event.order_id)
-                    .collect::<HashSet<_>>()
-                    .len(),
-                jobs.len(),
-                "at most one job per order per round"
-            );
-            let mut running = JoinSet::new();
-            for job in jobs {
-                let saga = Arc::clone(&self.saga);
-                running.spawn(async move { saga.run(&job).await });
-            }
-            while let Some(done) = running.join_next().await {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a saga step panicked");
+            // Claim while steps run: a slow payment holds up its own order, never the others.
+            // Claimed jobs are leased, so the next claim skips them and their orders.
+            let room = limit.saturating_sub(running.len());
+            if room > 0 {
+                let now = self.saga.clock.now();
+                let claim = u32::try_from(room).unwrap_or(u32::MAX);
+                match self.saga.store.claim_jobs(now, claim, lease_ms).await {
+                    Ok(jobs) if !jobs.is_empty() => {
+                        debug_assert_eq!(
+                            jobs.iter()
+                                .map(|j| j.event.order_id)
+                                .collect::<HashSet<_>>()
+                                .len(),
+                            jobs.len(),
+                            "at most one job per order per claim"
+                        );
+                        for job in jobs {
+                            let saga = Arc::clone(&self.saga);
+                            running.spawn(async move { saga.run(&job).await });
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not claim jobs; backing off"),
                 }
+            }
+            let wait = self.idle_wait().await;
+            tokio::select! {
+                () = self.work.notified() => {}
+                Some(done) = running.join_next(), if !running.is_empty() => report(done),
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
             }
         }
+        while let Some(done) = running.join_next().await {
+            report(done);
+        }
         tracing::info!("dispatcher stopped");
+    }
+
+    /// How long to sleep when nothing is claimable: until the next job falls due, at most
+    /// `idle_poll`.
+    async fn idle_wait(&self) -> Duration {
+        match self.saga.store.next_due().await {
+            Ok(Some(due)) => {
+                let ms = due
+                    .millis()
+                    .saturating_sub(self.saga.clock.now().millis())
+                    .max(1);
+                Duration::from_millis(u64::try_from(ms).unwrap_or(1)).min(self.settings.idle_poll)
+            }
+            _ => self.settings.idle_poll,
+        }
     }
 }

@@ -23,6 +23,9 @@ struct ScriptedPayments {
     script: Mutex<VecDeque<Result<(), PaymentError>>>,
     charged: Mutex<Vec<String>>,
     refunded: Mutex<Vec<String>>,
+    voided: Mutex<Vec<String>>,
+    /// When set, a capture signals `started` and waits for `release` before answering.
+    gate: Option<(Arc<Notify>, Arc<Notify>)>,
 }
 
 impl ScriptedPayments {
@@ -37,6 +40,10 @@ impl ScriptedPayments {
 #[async_trait]
 impl PaymentGateway for ScriptedPayments {
     async fn capture(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
+        if let Some((started, release)) = &self.gate {
+            started.notify_one();
+            release.notified().await;
+        }
         let next = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
         next?;
         let mut charged = self.charged.lock().unwrap();
@@ -58,6 +65,18 @@ impl PaymentGateway for ScriptedPayments {
             .push(request.idempotency_key.clone());
         Ok(format!("re_{}", request.order_id))
     }
+
+    async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError> {
+        let mut charged = self.charged.lock().unwrap();
+        if let Some(i) = charged.iter().position(|k| k == &request.idempotency_key) {
+            charged.remove(i);
+            self.voided
+                .lock()
+                .unwrap()
+                .push(request.idempotency_key.clone());
+        }
+        Ok(())
+    }
 }
 
 struct World {
@@ -68,8 +87,11 @@ struct World {
 }
 
 async fn world(script: Vec<Result<(), PaymentError>>, retry: RetryPolicy) -> World {
+    world_with(ScriptedPayments::with(script), retry).await
+}
+
+async fn world_with(payments: Arc<ScriptedPayments>, retry: RetryPolicy) -> World {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let payments = ScriptedPayments::with(script);
     let app = Orderly::new(
         Arc::clone(&store),
         Arc::new(SystemClock),
@@ -290,5 +312,67 @@ async fn an_idempotency_key_replays_and_refuses_another_body() {
     assert_eq!(
         w.app.place_order(other, key()).await.unwrap_err(),
         orderly_core::AppError::IdempotencyKeyReused
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_that_lands_while_the_provider_charges_is_recorded_and_refunded() {
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let payments = Arc::new(ScriptedPayments {
+        gate: Some((started.clone(), release.clone())),
+        ..ScriptedPayments::default()
+    });
+    let w = Arc::new(world_with(payments, fast()).await);
+    let id = w.place().await;
+    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let reserve = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    w.saga.run(&reserve).await;
+    let capture = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    let runner = {
+        let w = Arc::clone(&w);
+        tokio::spawn(async move { w.saga.run(&capture).await })
+    };
+    started.notified().await;
+    w.app
+        .cancel(id, Some("too slow".into()), Actor::api())
+        .await
+        .unwrap();
+    release.notify_one();
+    runner.await.unwrap();
+    w.drain().await;
+    let order = w.app.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Canceled);
+    let payment = order.payment.expect("the charge is recorded");
+    assert!(payment.refund.is_some(), "and refunded");
+    assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
+    assert_eq!(w.stock("001").await, (150, 0));
+}
+
+#[tokio::test]
+async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_canceled() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let reserve = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    w.saga.run(&reserve).await;
+    // A run that charged and died before it could record the charge.
+    let order = w.app.order(id).await.unwrap();
+    let request = PaymentRequest {
+        idempotency_key: format!("order:{id}:capture"),
+        order_id: id,
+        customer_id: order.customer_id.clone(),
+        amount: order.total,
+    };
+    w.payments.capture(&request).await.unwrap();
+    w.app.cancel(id, None, Actor::api()).await.unwrap();
+    w.drain().await;
+    assert!(
+        w.payments.charged.lock().unwrap().is_empty(),
+        "nothing stays charged"
+    );
+    assert_eq!(
+        *w.payments.voided.lock().unwrap(),
+        [format!("order:{id}:capture")]
     );
 }

@@ -16,6 +16,8 @@ pub struct Product {
     pub prices: Prices,
     /// False once the shop stops selling it; existing orders keep their snapshot.
     pub active: bool,
+    /// Starts at 1; +1 on every change, so two concurrent edits cannot overwrite each other.
+    pub version: u32,
     /// When it was created.
     pub created_at: Timestamp,
     /// When its name, prices or status last changed.

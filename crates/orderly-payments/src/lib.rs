@@ -2,10 +2,14 @@
 //!
 //! # Layout
 //! - [`SimulatedPayments`]: a provider that answers like a real one — captures, declines,
-//!   transient outages, latency — deterministically from a seed, for demos and tests.
+//!   transient outages, latency, voids and refunds — deterministically from a seed, for demos
+//!   and tests. Its ledger of charges can be kept in a file, so that "charged once" holds (and
+//!   can be checked) across restarts, as it would at a real provider.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -65,14 +69,17 @@ impl SimulatedSettings {
 /// attempt, so retries eventually get through.
 pub struct SimulatedPayments {
     settings: SimulatedSettings,
-    /// Calls seen per idempotency key (for transient failures) and their count of successes.
-    calls: Mutex<HashMap<String, CallLog>>,
+    state: Mutex<State>,
 }
 
-#[derive(Default, Clone, Copy)]
-struct CallLog {
-    calls: u64,
-    successes: u64,
+#[derive(Default)]
+struct State {
+    /// Calls seen per idempotency key, for transient failures.
+    calls: HashMap<String, u64>,
+    /// Operations done, by idempotency key: a repeated key returns the first answer.
+    done: HashMap<String, String>,
+    /// Where each new operation is appended, one line each: `op key ref`.
+    ledger: Option<PathBuf>,
 }
 
 /// splitmix64: a small, well-mixed hash; plenty for spreading outcomes evenly.
@@ -95,37 +102,70 @@ fn share(h: u64) -> f64 {
 }
 
 impl SimulatedPayments {
-    /// A provider with these settings.
+    /// A provider with these settings, its ledger in memory.
     #[must_use]
     pub fn new(settings: SimulatedSettings) -> Self {
         SimulatedPayments {
             settings,
-            calls: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
-    /// How many calls with this idempotency key succeeded (a real provider would have charged
-    /// once however many times it answered).
-    #[must_use]
-    pub fn successes(&self, idempotency_key: &str) -> u64 {
-        self.calls
-            .lock()
-            .map(|c| c.get(idempotency_key).map_or(0, |l| l.successes))
-            .unwrap_or(0)
+    /// A provider that keeps its ledger in `path` (created if missing, read back if present).
+    ///
+    /// # Errors
+    /// A message if the file cannot be read.
+    pub fn with_ledger(settings: SimulatedSettings, path: &Path) -> Result<Self, String> {
+        let done = match Self::read_ledger(path) {
+            Ok(entries) => entries
+                .into_iter()
+                .map(|(op, key, reference)| (format!("{op} {key}"), reference))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read payment ledger {}: {e}",
+                    path.display()
+                ));
+            }
+        };
+        Ok(SimulatedPayments {
+            settings,
+            state: Mutex::new(State {
+                calls: HashMap::new(),
+                done,
+                ledger: Some(path.to_path_buf()),
+            }),
+        })
+    }
+
+    /// Every operation in a ledger file: `(op, idempotency key, reference)`, oldest first.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn read_ledger(path: &Path) -> std::io::Result<Vec<(String, String, String)>> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| match l.split(' ').collect::<Vec<_>>()[..] {
+                [op, key, reference] => Some((op.to_owned(), key.to_owned(), reference.to_owned())),
+                _ => None,
+            })
+            .collect())
     }
 
     async fn call(&self, key: &str, op: &str) -> Result<String, PaymentError> {
         if !self.settings.latency.is_zero() {
             tokio::time::sleep(self.settings.latency).await;
         }
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| PaymentError::Transient("simulator state poisoned".into()))?;
         let attempt = {
-            let mut calls = self
-                .calls
-                .lock()
-                .map_err(|_| PaymentError::Transient("simulator state poisoned".into()))?;
-            let log = calls.entry(key.to_owned()).or_default();
-            log.calls += 1;
-            log.calls
+            let n = state.calls.entry(key.to_owned()).or_default();
+            *n += 1;
+            *n
         };
         if share(hash(self.settings.seed, key, attempt)) < self.settings.transient_rate {
             tracing::info!(key, attempt, "simulated provider: transient failure");
@@ -133,17 +173,29 @@ impl SimulatedPayments {
                 "simulated {op} outage (attempt {attempt})"
             )));
         }
+        let entry = format!("{op} {key}");
+        if let Some(reference) = state.done.get(&entry) {
+            return Ok(reference.clone());
+        }
         if op == "capture" && share(hash(self.settings.seed, key, 0)) < self.settings.decline_rate {
             return Err(PaymentError::Declined("card_declined (simulated)".into()));
         }
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.entry(key.to_owned()).or_default().successes += 1;
+        if op == "void" && !state.done.contains_key(&format!("capture {key}")) {
+            // Nothing was charged under this key: nothing to void.
+            return Ok(String::new());
         }
-        let prefix = if op == "capture" { "sim_ch" } else { "sim_re" };
-        Ok(format!(
-            "{prefix}_{:016x}",
-            hash(self.settings.seed, key, u64::MAX)
-        ))
+        let reference = format!("sim_{op}_{:016x}", hash(self.settings.seed, key, u64::MAX));
+        if let Some(path) = &state.ledger {
+            // As at a real provider, the operation exists once it is answered: record it first.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{entry} {reference}").and_then(|()| f.sync_data()))
+                .map_err(|e| PaymentError::Transient(format!("simulated ledger: {e}")))?;
+        }
+        state.done.insert(entry, reference.clone());
+        Ok(reference)
     }
 }
 
@@ -159,6 +211,12 @@ impl PaymentGateway for SimulatedPayments {
         _capture_ref: &str,
     ) -> Result<String, PaymentError> {
         self.call(&request.idempotency_key, "refund").await
+    }
+
+    async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError> {
+        self.call(&request.idempotency_key, "void")
+            .await
+            .map(|_| ())
     }
 }
 
@@ -204,6 +262,35 @@ mod tests {
         assert_eq!(first, second);
         let n = first.iter().filter(|d| **d).count();
         assert!((250..350).contains(&n), "{n} declines of 1000 at 30 %");
+    }
+
+    #[tokio::test]
+    async fn the_ledger_survives_a_restart_and_a_repeated_key_charges_once() {
+        let dir = std::env::temp_dir().join(format!("orderly-ledger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.txt");
+        let _ = std::fs::remove_file(&path);
+        let first = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
+        let charge = first.capture(&request("order:9:capture")).await.unwrap();
+        drop(first);
+        let again = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
+        assert_eq!(
+            again.capture(&request("order:9:capture")).await.unwrap(),
+            charge
+        );
+        again.void(&request("order:9:capture")).await.unwrap();
+        again.void(&request("order:10:capture")).await.unwrap();
+        let ledger = SimulatedPayments::read_ledger(&path).unwrap();
+        let ops: Vec<_> = ledger
+            .iter()
+            .map(|(op, key, _)| format!("{op} {key}"))
+            .collect();
+        assert_eq!(
+            ops,
+            ["capture order:9:capture", "void order:9:capture"],
+            "nothing to void for order 10"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

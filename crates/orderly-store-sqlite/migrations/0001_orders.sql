@@ -3,6 +3,7 @@
 
 CREATE TABLE products (
     id          TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL DEFAULT 1,
     doc         TEXT NOT NULL
 ) STRICT;
 

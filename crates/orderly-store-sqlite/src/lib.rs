@@ -205,15 +205,25 @@ impl CatalogStore for SqliteStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    async fn update_product(&self, product: &Product) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE products SET doc = ? WHERE id = ?")
-            .bind(to_json(product)?)
-            .bind(product.id.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
+    async fn update_product(
+        &self,
+        product: &Product,
+        expected_version: u32,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE products SET doc = ?, version = ? WHERE id = ? AND version = ?")
+                .bind(to_json(product)?)
+                .bind(i64::from(product.version))
+                .bind(product.id.as_str())
+                .bind(i64::from(expected_version))
+                .execute(&self.writer)
+                .await
+                .map_err(unavailable)?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            return Err(match self.product(&product.id).await? {
+                Some(_) => StoreError::Conflict,
+                None => StoreError::NotFound,
+            });
         }
         Ok(())
     }

@@ -53,7 +53,15 @@ pub async fn products_round_trip_byte_exact(store: Arc<dyn Store>) {
     assert_eq!((level.available, level.reserved), (5, 0));
     let mut updated = fixtures::product("u0", "Renamed ✓", "1.00");
     updated.active = false;
-    store.update_product(&updated).await.unwrap();
+    updated.version = 2;
+    store.update_product(&updated, 1).await.unwrap();
+    assert_eq!(store.product(&pid("u0")).await.unwrap().unwrap(), updated);
+    let mut stale = fixtures::product("u0", "Lost update", "2.00");
+    stale.version = 2;
+    assert_eq!(
+        store.update_product(&stale, 1).await,
+        Err(StoreError::Conflict)
+    );
     assert_eq!(store.product(&pid("u0")).await.unwrap().unwrap(), updated);
     let some = store
         .products(&[pid("u1"), pid("u1"), pid("nope"), pid("u2")])
@@ -98,7 +106,7 @@ pub async fn products_are_listed_by_id_in_pages(store: Arc<dyn Store>) {
 pub async fn updating_a_missing_product_is_not_found(store: Arc<dyn Store>) {
     let missing = fixtures::product("ghost", "Ghost", "1.00");
     assert_eq!(
-        store.update_product(&missing).await,
+        store.update_product(&missing, 1).await,
         Err(StoreError::NotFound)
     );
 }

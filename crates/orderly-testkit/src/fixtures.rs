@@ -40,6 +40,7 @@ pub fn product(id: &str, name: &str, usd: &str) -> Product {
         name: Name::parse("name", name).unwrap(),
         prices: Prices::new(vec![Money::parse(usd, Currency::USD).unwrap()]).unwrap(),
         active: true,
+        version: 1,
         created_at: at(0),
         updated_at: at(0),
     }

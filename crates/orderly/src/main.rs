@@ -131,6 +131,10 @@ fn application(store: Arc<dyn Store>, settings: AppSettings, work: Arc<Notify>) 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = Settings::resolve(&args).map_err(|e| e.to_string())?;
     init_logging(settings.log_format);
+    let Database::Sqlite(path) = &settings.database;
+    // One node owns an embedded database; a second `serve` on the same file would take over
+    // the first one's saga work.
+    let _owner = lock_database(path)?;
     let sqlite = open_store(&settings.database).await?;
     let store: Arc<dyn Store> = sqlite.clone();
     // One node owns an embedded database: leases left by a killed process are ours to take.
@@ -157,7 +161,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     let saga = Arc::new(Saga::new(
         Arc::clone(&store),
-        Arc::new(SimulatedPayments::new(settings.payments.clone())),
+        Arc::new(SimulatedPayments::with_ledger(
+            settings.payments.clone(),
+            &payment_ledger(path),
+        )?),
         Arc::new(SystemClock),
         Arc::new(UuidV7),
         settings.retry,
@@ -192,6 +199,37 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     sqlite.close().await;
     tracing::info!("bye");
     Ok(())
+}
+
+/// Holds an exclusive lock on `<database>.lock` for as long as the returned file lives.
+fn lock_database(path: &std::path::Path) -> Result<std::fs::File, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create folder {}: {e}", dir.display()))?;
+    }
+    let lock_path = path.with_extension("db.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another `orderly serve` is using {}; stop it first, or give this one its own --database-url",
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("cannot lock {}: {e}", lock_path.display()))
+        }
+    }
+}
+
+/// The simulated provider's ledger lives beside the database it charges for
+/// (`data/orderly.db` → `data/orderly.payments-ledger`).
+fn payment_ledger(database: &std::path::Path) -> std::path::PathBuf {
+    database.with_extension("payments-ledger")
 }
 
 async fn catalog_is_empty(store: &Arc<dyn Store>) -> Result<bool, String> {

@@ -191,3 +191,36 @@ async fn json_logs_carry_the_request_span_with_the_order_id() {
     assert!(request_line["span"]["request_id"].is_string());
     assert_eq!(request_line["status"], 201);
 }
+
+#[tokio::test]
+async fn kwd_amounts_keep_three_places_in_orders_and_events() {
+    let server = TestServer::start(&[]).await;
+    server
+        .post(
+            "/v1/products",
+            &json!({"id": "dates", "name": "تمر", "prices": [{"amount": "1.250", "currency": "KWD"}], "stock": 10}),
+        )
+        .await;
+    let order = server
+        .place(&json!({"customerId": "001", "currency": "KWD", "items": [{"productId": "dates", "quantity": 2}]}))
+        .await;
+    assert_eq!(
+        order["total"],
+        json!({"amount": "2.500", "currency": "KWD"})
+    );
+    let id = order["id"].as_str().unwrap();
+    let raw = server
+        .client
+        .get(server.url(&format!("/v1/orders/{id}/events")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains(r#""totalAmount":2.500,"#), "{raw}");
+    assert!(
+        raw.contains(r#""total":{"amount":"2.500","currency":"KWD"}"#),
+        "{raw}"
+    );
+}

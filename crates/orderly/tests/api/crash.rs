@@ -53,6 +53,17 @@ async fn a_server_killed_mid_saga_finishes_the_order_after_restart_without_doing
         6,
         "none lost, none doubled"
     );
+    // The provider's own ledger: one charge per order, across both processes.
+    let ledger = std::fs::read_to_string(dir.join("orderly.payments-ledger")).unwrap();
+    let mut captures: Vec<&str> = ledger
+        .lines()
+        .filter(|l| l.starts_with("capture "))
+        .collect();
+    assert_eq!(captures.len(), 6, "{ledger}");
+    captures.sort_unstable();
+    captures.dedup();
+    assert_eq!(captures.len(), 6, "no order charged twice: {ledger}");
+    assert!(ledger.contains(&format!("capture order:{id}:capture ")));
 }
 
 #[tokio::test]
@@ -73,4 +84,26 @@ async fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
     let (_, order) = restarted.get(&format!("/v1/orders/{id}")).await;
     assert_eq!(order["status"], "paid", "{order}");
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_embedded_database_refuses_to_start() {
+    let server = TestServer::start(&[]).await;
+    let db = format!("sqlite://{}", server.dir.join("orderly.db").display());
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("another `orderly serve` is using"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.get("/healthz").await.0,
+        200,
+        "the first one is untouched"
+    );
 }

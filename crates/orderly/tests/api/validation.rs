@@ -104,6 +104,8 @@ fn cases() -> Vec<Case> {
         case("adjustment of zero", "POST", "/v1/inventory/001/adjustments", Body::Json(json!({"delta": 0, "reason": "x"})), 422, "validation", "non-zero"),
         case("adjustment below zero", "POST", "/v1/inventory/001/adjustments", Body::Json(json!({"delta": -151, "reason": "count"})), 409, "insufficient-stock", "001"),
         case("adjustment without reason", "POST", "/v1/inventory/001/adjustments", Body::Json(json!({"delta": 5, "reason": ""})), 422, "validation", "reason"),
+        case("path that is not UTF-8", "GET", "/v1/orders/%FF", Body::None, 400, "bad-request", "UTF-8"),
+        case("adjustment of the smallest i64", "POST", "/v1/inventory/001/adjustments", Body::Raw("application/json", "{\"delta\":-9223372036854775808,\"reason\":\"x\"}".into()), 422, "validation", "non-zero"),
         case("stock of unknown product", "GET", "/v1/inventory/nope", Body::None, 404, "not-found", "nope"),
     ]
 }
