@@ -473,15 +473,7 @@ impl Orderly {
             let expected_version = order.version;
             let stamp = self.stamp(actor.clone());
             let (event, stock) = f(&mut order, &stamp)?;
-            let commit = Commit {
-                order: Some(OrderWrite::Update {
-                    order: order.clone(),
-                    expected_version,
-                }),
-                stock,
-                events: vec![outgoing(event)],
-                ..Commit::default()
-            };
+            let commit = order_change(order.clone(), expected_version, event, stock);
             match self.commit(commit).await {
                 Ok(()) => return Ok(order),
                 Err(CommitError::VersionConflict(_)) => continue,
@@ -730,6 +722,25 @@ impl Orderly {
             }
         }
         Ok(loaded)
+    }
+}
+
+/// A commit that writes `order` (read at `expected_version`), moves `stock` and publishes
+/// `event`: the shape of almost every step.
+pub(crate) fn order_change(
+    order: Order,
+    expected_version: u32,
+    event: Event,
+    stock: Vec<crate::ports::StockMove>,
+) -> Commit {
+    Commit {
+        order: Some(OrderWrite::Update {
+            order,
+            expected_version,
+        }),
+        stock,
+        events: vec![outgoing(event)],
+        ..Commit::default()
     }
 }
 

@@ -24,10 +24,10 @@ use orderly_domain::{
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::app::{outgoing, stock_moves};
+use crate::app::{order_change, stock_moves};
 use crate::ports::{
-    Clock, Commit, CommitError, Consumer, Handled, IdGenerator, Job, OrderWrite, PaymentError,
-    PaymentGateway, PaymentRequest, Store, StoreError,
+    Clock, Commit, CommitError, Consumer, Handled, IdGenerator, Job, PaymentError, PaymentGateway,
+    PaymentRequest, Store, StoreError,
 };
 use crate::retry::RetryPolicy;
 
@@ -158,13 +158,8 @@ impl Saga {
             };
             let event = order.flag_attention(attention, &stamp);
             let commit = Commit {
-                order: Some(OrderWrite::Update {
-                    order,
-                    expected_version,
-                }),
-                events: vec![outgoing(event)],
                 handled: Some(handled(job)),
-                ..Commit::default()
+                ..order_change(order, expected_version, event, Vec::new())
             };
             match self.store.commit(commit).await {
                 Ok(()) => return Ok(()),
@@ -241,12 +236,7 @@ impl Saga {
                 let expected_version = order.version;
                 let event = order.apply(Transition::Reserve, stamp, None).map_err(permanent)?;
                 let stock = stock_moves(&order, StockEffect::Reserve);
-                Ok(Commit {
-                    order: Some(OrderWrite::Update { order, expected_version }),
-                    stock,
-                    events: vec![outgoing(event)],
-                    ..Commit::default()
-                })
+                Ok(order_change(order, expected_version, event, stock))
             })
             .await;
         let Err(Settle::Commit(CommitError::InsufficientStock(product))) = reserved else {
@@ -267,14 +257,7 @@ impl Saga {
             let event = order
                 .apply(Transition::RejectOutOfStock, stamp, Some(reason))
                 .map_err(permanent)?;
-            Ok(Commit {
-                order: Some(OrderWrite::Update {
-                    order,
-                    expected_version,
-                }),
-                events: vec![outgoing(event)],
-                ..Commit::default()
-            })
+            Ok(order_change(order, expected_version, event, Vec::new()))
         })
         .await
         .map_err(StepError::from)
@@ -336,14 +319,7 @@ impl Saga {
                         // cancel's refund step gives it back.
                         order.record_late_payment(payment, stamp)
                     };
-                    Ok(Commit {
-                        order: Some(OrderWrite::Update {
-                            order,
-                            expected_version,
-                        }),
-                        events: vec![outgoing(event)],
-                        ..Commit::default()
-                    })
+                    Ok(order_change(order, expected_version, event, Vec::new()))
                 })
                 .await
                 .map_err(StepError::from),
@@ -361,15 +337,7 @@ impl Saga {
                         )
                         .map_err(permanent)?;
                     let stock = stock_moves(&order, StockEffect::Release);
-                    Ok(Commit {
-                        order: Some(OrderWrite::Update {
-                            order,
-                            expected_version,
-                        }),
-                        stock,
-                        events: vec![outgoing(event)],
-                        ..Commit::default()
-                    })
+                    Ok(order_change(order, expected_version, event, stock))
                 })
                 .await
                 .map_err(StepError::from),
@@ -407,14 +375,7 @@ impl Saga {
                 at: stamp.at,
             };
             let event = order.record_refund(refund, stamp);
-            Ok(Commit {
-                order: Some(OrderWrite::Update {
-                    order,
-                    expected_version,
-                }),
-                events: vec![outgoing(event)],
-                ..Commit::default()
-            })
+            Ok(order_change(order, expected_version, event, Vec::new()))
         })
         .await
         .map_err(StepError::from)
