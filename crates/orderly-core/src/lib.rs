@@ -10,6 +10,7 @@
 //!   that runs queued jobs with retries.
 //! - [`retry`]: the backoff policy, as data.
 //! - [`memory`]: an in-memory implementation of every storage port, for fast tests.
+//! - [`storage`]: what every storage adapter shares (document encoding, cursor pages).
 //! - [`error`]: [`AppError`], what a use case answers instead of a result.
 //!
 //! This crate never sees SQL, HTTP or AWS types: adapters and entry points depend on it, not the
@@ -22,6 +23,7 @@ pub mod memory;
 pub mod ports;
 pub mod retry;
 pub mod saga;
+pub mod storage;
 
 pub use app::{
     AppSettings, CreateProduct, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed,

@@ -22,6 +22,7 @@ use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, IdempotencyRecord, Job, JobQueue, OrderFilter,
     OrderStore, OrderWrite, Page, PageRequest, StockStore, StoreError, UnitOfWork,
 };
+use orderly_core::storage::{self, decode, encode as to_json};
 use orderly_domain::{
     Customer, CustomerId, Event, Order, OrderId, Product, ProductId, StockAdjustment, StockLevel,
     Timestamp,
@@ -170,13 +171,8 @@ impl SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(unavailable)?;
-        row.map(|(doc,)| serde_json::from_str(&doc).map_err(corrupt))
-            .transpose()
+        row.map(|(doc,)| decode(&doc)).transpose()
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(corrupt)
 }
 
 #[async_trait]
@@ -242,19 +238,11 @@ impl CatalogStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|(doc,)| serde_json::from_str(&doc).map_err(corrupt))
-            .collect()
+        rows.into_iter().map(|(doc,)| decode(&doc)).collect()
     }
 
     async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>, StoreError> {
-        let after = match &page.cursor {
-            Some(c) => c
-                .strip_prefix('p')
-                .ok_or(StoreError::InvalidCursor)?
-                .to_owned(),
-            None => String::new(),
-        };
+        let after = storage::key_cursor(page.cursor.as_ref(), 'p')?.unwrap_or_default();
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT id, doc FROM products WHERE id > ? ORDER BY id LIMIT ?")
                 .bind(after)
@@ -262,16 +250,7 @@ impl CatalogStore for SqliteStore {
                 .fetch_all(&self.reader)
                 .await
                 .map_err(unavailable)?;
-        let more = rows.len() > page.limit as usize;
-        let rows = &rows[..rows.len().min(page.limit as usize)];
-        let next_cursor = more
-            .then(|| rows.last().map(|(id, _)| format!("p{id}")))
-            .flatten();
-        let items = rows
-            .iter()
-            .map(|(_, doc)| serde_json::from_str(doc).map_err(corrupt))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next_cursor })
+        storage::page(rows, page.limit, |id| format!("p{id}"))
     }
 
     async fn create_customer(&self, customer: &Customer) -> Result<(), StoreError> {
@@ -292,8 +271,20 @@ impl CatalogStore for SqliteStore {
     }
 }
 
-fn order_cursor(seq: i64) -> String {
-    format!("o{seq}")
+/// The hot queries, named so that tests can look at their plans.
+pub mod sql {
+    /// Newest orders.
+    pub const ORDERS_NEWEST: &str =
+        "SELECT seq, doc FROM orders WHERE seq < ? ORDER BY seq DESC LIMIT ?";
+    /// Newest orders in one status.
+    pub const ORDERS_BY_STATUS: &str =
+        "SELECT seq, doc FROM orders WHERE status = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
+    /// A customer's newest orders.
+    pub const ORDERS_BY_CUSTOMER: &str =
+        "SELECT seq, doc FROM orders WHERE customer_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
+    /// A customer's newest orders in one status.
+    pub const ORDERS_BY_CUSTOMER_STATUS: &str = "SELECT seq, doc FROM orders \
+         WHERE customer_id = ? AND status = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
 }
 
 #[async_trait]
@@ -308,37 +299,26 @@ impl OrderStore for SqliteStore {
         filter: &OrderFilter,
         page: &PageRequest,
     ) -> Result<Page<Order>, StoreError> {
-        let before = match &page.cursor {
-            Some(c) => c
-                .strip_prefix('o')
-                .and_then(|n| n.parse::<i64>().ok())
-                .ok_or(StoreError::InvalidCursor)?,
-            None => i64::MAX,
+        let before = storage::seq_cursor(page.cursor.as_ref(), 'o')?.unwrap_or(i64::MAX);
+        let limit = i64::from(page.limit) + 1;
+        // One statement per filter combination, each served by its own index.
+        let query = match (filter.status, &filter.customer_id) {
+            (None, None) => sqlx::query_as(sql::ORDERS_NEWEST),
+            (Some(status), None) => sqlx::query_as(sql::ORDERS_BY_STATUS).bind(status.as_str()),
+            (None, Some(customer)) => {
+                sqlx::query_as(sql::ORDERS_BY_CUSTOMER).bind(customer.as_str())
+            }
+            (Some(status), Some(customer)) => sqlx::query_as(sql::ORDERS_BY_CUSTOMER_STATUS)
+                .bind(customer.as_str())
+                .bind(status.as_str()),
         };
-        // One statement for every filter combination; SQLite picks the matching index
-        // (orders_by_status, orders_by_customer, orders_by_customer_status or the primary key).
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, doc FROM orders \
-             WHERE seq < ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR customer_id = ?3) \
-             ORDER BY seq DESC LIMIT ?4",
-        )
-        .bind(before)
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.customer_id.as_ref().map(CustomerId::as_str))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(unavailable)?;
-        let more = rows.len() > page.limit as usize;
-        let rows = &rows[..rows.len().min(page.limit as usize)];
-        let next_cursor = more
-            .then(|| rows.last().map(|(seq, _)| order_cursor(*seq)))
-            .flatten();
-        let items = rows
-            .iter()
-            .map(|(_, doc)| serde_json::from_str(doc).map_err(corrupt))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next_cursor })
+        let rows: Vec<(i64, String)> = query
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        storage::page(rows, page.limit, |seq| format!("o{seq}"))
     }
 
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {
@@ -348,9 +328,7 @@ impl OrderStore for SqliteStore {
                 .fetch_all(&self.reader)
                 .await
                 .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|(p,)| serde_json::from_str(&p).map_err(corrupt))
-            .collect()
+        rows.into_iter().map(|(p,)| decode(&p)).collect()
     }
 
     async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -570,7 +548,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         id: row.try_get("id").map_err(corrupt)?,
         consumer: Consumer::parse(&consumer)
             .ok_or_else(|| corrupt(format!("unknown consumer {consumer}")))?,
-        event: serde_json::from_str(&payload).map_err(corrupt)?,
+        event: decode(&payload)?,
         attempts: u32::try_from(attempts).map_err(corrupt)?,
         last_error: row.try_get("last_error").map_err(corrupt)?,
     })
