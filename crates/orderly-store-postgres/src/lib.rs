@@ -1,0 +1,719 @@
+//! Orderly's cluster storage: every storage port on PostgreSQL, shared by many nodes.
+//!
+//! # Layout
+//! - [`PgStore::open`]: a pool with statement and lock timeouts, and the embedded migrations
+//!   (sqlx takes an advisory lock, so several nodes may start at once).
+//! - `impl UnitOfWork`: one transaction per [`Commit`], the same rules as every backend:
+//!   a version-checked order write, stock moves refused below zero (row locks serialise
+//!   concurrent buyers, across nodes too), outbox events and their jobs, the idempotency key
+//!   and the handled-event mark. Serialization failures and deadlocks are retried with backoff.
+//! - `impl JobQueue`: nodes claim the first outstanding job of each order with
+//!   `FOR UPDATE SKIP LOCKED` and a lease; a dead node's leases run out and another node takes
+//!   its work.
+//! - [`sql`]: the hot queries by name, so a test can check their plans.
+//! - [`testing`]: a fresh schema per test on a real server.
+#![forbid(unsafe_code)]
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orderly_core::ports::{
+    CatalogStore, Commit, CommitError, Consumer, IdempotencyRecord, Job, JobQueue, OrderFilter,
+    OrderStore, OrderWrite, Page, PageRequest, StockStore, StoreError, UnitOfWork,
+};
+use orderly_core::storage::{self, decode, encode};
+use orderly_domain::{
+    Customer, CustomerId, Event, Order, OrderId, Product, ProductId, StockAdjustment, StockLevel,
+    Timestamp,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+pub mod testing;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    /// `postgres://user@host:port/database` (libpq-style parameters such as
+    /// `?options=-c search_path=…` are honoured).
+    pub url: String,
+    /// Connections per node.
+    pub pool_size: u32,
+    /// Longest a statement may run before the database cancels it.
+    pub statement_timeout: Duration,
+    /// Longest a statement may wait for a row lock.
+    pub lock_timeout: Duration,
+}
+
+impl PgSettings {
+    /// Defaults for a URL: 16 connections, 5 s statements, 2 s lock waits.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        PgSettings {
+            url: url.into(),
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Every storage port on PostgreSQL.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// Serialization failure or deadlock: the transaction did nothing and may simply run again.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "40001" || code == "40P01")
+}
+
+/// Hides the password of a URL for messages.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl PgStore {
+    /// Connects and migrates.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] naming what failed (bad URL, unreachable server, migration).
+    pub async fn open(settings: &PgSettings) -> Result<Self, StoreError> {
+        let shown = redact(&settings.url);
+        let options = PgConnectOptions::from_str(&settings.url)
+            .map_err(|e| StoreError::Unavailable(format!("bad database URL {shown}: {e}")))?
+            .application_name("orderly")
+            .options([
+                (
+                    "statement_timeout",
+                    format!("{}ms", settings.statement_timeout.as_millis()),
+                ),
+                (
+                    "lock_timeout",
+                    format!("{}ms", settings.lock_timeout.as_millis()),
+                ),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to {shown}: {e}")))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrating {shown} failed: {e}")))?;
+        Ok(PgStore { pool })
+    }
+
+    /// Applies the migrations only; returns how many the schema has.
+    ///
+    /// # Errors
+    /// As for [`PgStore::open`].
+    pub async fn migrate(settings: &PgSettings) -> Result<usize, StoreError> {
+        let store = Self::open(settings).await?;
+        store.close().await;
+        Ok(MIGRATOR.iter().count())
+    }
+
+    /// The pool, for tests that look at plans.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn doc<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|(doc,)| decode(&doc)).transpose()
+    }
+}
+
+/// The hot queries, named so that a test can look at their plans.
+pub mod sql {
+    /// One order.
+    pub const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE id = $1";
+    /// Newest orders.
+    pub const ORDERS_NEWEST: &str =
+        "SELECT seq, doc FROM orders WHERE seq < $1 ORDER BY seq DESC LIMIT $2";
+    /// Newest orders in one status.
+    pub const ORDERS_BY_STATUS: &str =
+        "SELECT seq, doc FROM orders WHERE status = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+    /// A customer's newest orders.
+    pub const ORDERS_BY_CUSTOMER: &str = "SELECT seq, doc FROM orders \
+         WHERE customer_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+    /// A customer's newest orders in one status.
+    pub const ORDERS_BY_CUSTOMER_STATUS: &str = "SELECT seq, doc FROM orders \
+         WHERE customer_id = $1 AND status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4";
+    /// An order's events.
+    pub const EVENTS_OF_ORDER: &str = "SELECT payload FROM events WHERE order_id = $1 ORDER BY seq";
+    /// Claims due jobs: the first outstanding job of each order, not leased by another node.
+    pub const CLAIM_JOBS: &str = "WITH picked AS ( \
+           SELECT j.id FROM jobs j \
+           WHERE j.next_at <= $1 AND (j.lease_until IS NULL OR j.lease_until <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id) \
+           ORDER BY j.next_at, j.id LIMIT $2 \
+           FOR UPDATE OF j SKIP LOCKED) \
+         UPDATE jobs SET lease_until = $1 + $3 \
+         FROM picked, events e \
+         WHERE jobs.id = picked.id AND e.seq = jobs.event_seq \
+         RETURNING jobs.id, jobs.consumer, jobs.attempts, jobs.last_error, e.payload";
+}
+
+#[async_trait]
+impl CatalogStore for PgStore {
+    async fn create_product(
+        &self,
+        product: &Product,
+        initial_stock: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let inserted = sqlx::query("INSERT INTO products (id, version, doc) VALUES ($1, $2, $3)")
+            .bind(product.id.as_str())
+            .bind(i64::from(product.version))
+            .bind(encode(product)?)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
+            other => other.map_err(unavailable)?,
+        };
+        sqlx::query("INSERT INTO stock (product_id, available, reserved) VALUES ($1, $2, 0)")
+            .bind(product.id.as_str())
+            .bind(initial_stock)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn update_product(
+        &self,
+        product: &Product,
+        expected_version: u32,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE products SET doc = $1, version = $2 WHERE id = $3 AND version = $4",
+        )
+        .bind(encode(product)?)
+        .bind(i64::from(product.version))
+        .bind(product.id.as_str())
+        .bind(i64::from(expected_version))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if done.rows_affected() == 0 {
+            return Err(match self.product(&product.id).await? {
+                Some(_) => StoreError::Conflict,
+                None => StoreError::NotFound,
+            });
+        }
+        Ok(())
+    }
+
+    async fn product(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+        self.doc("SELECT doc FROM products WHERE id = $1", id.as_str())
+            .await
+    }
+
+    async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+        let list: Vec<&str> = ids.iter().map(ProductId::as_str).collect();
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT doc FROM products WHERE id = ANY($1)")
+            .bind(&list)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(|(doc,)| decode(&doc)).collect()
+    }
+
+    async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>, StoreError> {
+        let after = storage::key_cursor(page.cursor.as_ref(), 'p')?.unwrap_or_default();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, doc FROM products WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        storage::page(rows, page.limit, |id| format!("p{id}"))
+    }
+
+    async fn create_customer(&self, customer: &Customer) -> Result<(), StoreError> {
+        let inserted = sqlx::query("INSERT INTO customers (id, doc) VALUES ($1, $2)")
+            .bind(customer.id.as_str())
+            .bind(encode(customer)?)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            other => other.map(|_| ()).map_err(unavailable),
+        }
+    }
+
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        self.doc("SELECT doc FROM customers WHERE id = $1", id.as_str())
+            .await
+    }
+}
+
+#[async_trait]
+impl OrderStore for PgStore {
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(sql::ORDER_BY_ID)
+            .bind(id.uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|(doc,)| decode(&doc)).transpose()
+    }
+
+    async fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, StoreError> {
+        let before = storage::seq_cursor(page.cursor.as_ref(), 'o')?.unwrap_or(i64::MAX);
+        let limit = i64::from(page.limit) + 1;
+        // One statement per filter combination, each served by its own index.
+        let query = match (filter.status, &filter.customer_id) {
+            (None, None) => sqlx::query_as(sql::ORDERS_NEWEST),
+            (Some(status), None) => sqlx::query_as(sql::ORDERS_BY_STATUS).bind(status.as_str()),
+            (None, Some(customer)) => {
+                sqlx::query_as(sql::ORDERS_BY_CUSTOMER).bind(customer.as_str())
+            }
+            (Some(status), Some(customer)) => sqlx::query_as(sql::ORDERS_BY_CUSTOMER_STATUS)
+                .bind(customer.as_str())
+                .bind(status.as_str()),
+        };
+        let rows: Vec<(i64, String)> = query
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        storage::page(rows, page.limit, |seq| format!("o{seq}"))
+    }
+
+    async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(sql::EVENTS_OF_ORDER)
+            .bind(id.uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(|(p,)| decode(&p)).collect()
+    }
+
+    async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row: Option<(String, Uuid, i64)> = sqlx::query_as(
+            "SELECT request_hash, order_id, created_at FROM idempotency_keys WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(
+            row.map(|(request_hash, order_id, created_at)| IdempotencyRecord {
+                key: key.to_owned(),
+                request_hash,
+                order_id: OrderId::from_uuid(order_id),
+                created_at: Timestamp::from_millis(created_at),
+            }),
+        )
+    }
+}
+
+#[async_trait]
+impl StockStore for PgStore {
+    async fn stock(&self, id: &ProductId) -> Result<Option<StockLevel>, StoreError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT available, reserved FROM stock WHERE product_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(row.map(|(available, reserved)| StockLevel {
+            available,
+            reserved,
+        }))
+    }
+
+    async fn adjustments(
+        &self,
+        id: &ProductId,
+        limit: u32,
+    ) -> Result<Vec<StockAdjustment>, StoreError> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT delta, reason, actor, at FROM stock_adjustments \
+             WHERE product_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(id.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .map(|(delta, reason, actor, at)| StockAdjustment {
+                product_id: id.clone(),
+                delta,
+                reason,
+                actor,
+                at: Timestamp::from_millis(at),
+            })
+            .collect())
+    }
+}
+
+/// Why one attempt at a commit failed.
+enum Attempt {
+    /// A business condition: final.
+    Refused(CommitError),
+    /// A serialization failure or deadlock: run the whole transaction again.
+    Retry(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Attempt {
+    fn from(e: sqlx::Error) -> Self {
+        if is_retryable(&e) {
+            Attempt::Retry(e)
+        } else {
+            Attempt::Refused(CommitError::Store(unavailable(e)))
+        }
+    }
+}
+
+impl From<StoreError> for Attempt {
+    fn from(e: StoreError) -> Self {
+        Attempt::Refused(CommitError::Store(e))
+    }
+}
+
+fn refused(e: CommitError) -> Attempt {
+    Attempt::Refused(e)
+}
+
+/// Runs the parts of a commit inside `tx`; the caller commits or (on error) drops it.
+async fn apply(tx: &mut Transaction<'static, Postgres>, commit: &Commit) -> Result<(), Attempt> {
+    if let Some(h) = &commit.handled {
+        let inserted = sqlx::query(
+            "INSERT INTO handled_events (consumer, event_id, at) \
+             VALUES ($1, $2, (extract(epoch from now()) * 1000)::bigint)",
+        )
+        .bind(h.consumer.as_str())
+        .bind(h.event_id.uuid())
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(refused(CommitError::AlreadyHandled)),
+            other => other?,
+        };
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(h.job_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(rec) = &commit.idempotency {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&rec.key)
+        .bind(&rec.request_hash)
+        .bind(rec.order_id.uuid())
+        .bind(rec.created_at.millis())
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(refused(CommitError::IdempotencyKeyTaken));
+            }
+            other => other?,
+        };
+    }
+    match &commit.order {
+        Some(OrderWrite::Insert(order)) => {
+            sqlx::query(
+                "INSERT INTO orders (id, customer_id, status, version, created_at, doc) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(order.id.uuid())
+            .bind(order.customer_id.as_str())
+            .bind(order.status.as_str())
+            .bind(i64::from(order.version))
+            .bind(order.created_at.millis())
+            .bind(encode(order)?)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(OrderWrite::Update {
+            order,
+            expected_version,
+        }) => {
+            let done = sqlx::query(
+                "UPDATE orders SET status = $1, version = $2, doc = $3 WHERE id = $4 AND version = $5",
+            )
+            .bind(order.status.as_str())
+            .bind(i64::from(order.version))
+            .bind(encode(order)?)
+            .bind(order.id.uuid())
+            .bind(i64::from(*expected_version))
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(refused(CommitError::VersionConflict(order.id)));
+            }
+        }
+        None => {}
+    }
+    // Moves arrive sorted by product id, so concurrent commits lock stock rows in one order.
+    for m in &commit.stock {
+        // The WHERE clause is the guard: a move that would go below zero touches no row.
+        let done = sqlx::query(
+            "UPDATE stock SET available = available + $1, reserved = reserved + $2 \
+             WHERE product_id = $3 AND available + $1 >= 0 AND reserved + $2 >= 0",
+        )
+        .bind(m.available)
+        .bind(m.reserved)
+        .bind(m.product_id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists: Option<(i32,)> =
+                sqlx::query_as("SELECT 1 FROM stock WHERE product_id = $1")
+                    .bind(m.product_id.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            return Err(refused(match exists {
+                Some(_) => CommitError::InsufficientStock(m.product_id.clone()),
+                None => CommitError::UnknownProduct(m.product_id.clone()),
+            }));
+        }
+    }
+    if let Some(a) = &commit.adjustment {
+        sqlx::query(
+            "INSERT INTO stock_adjustments (product_id, delta, reason, actor, at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(a.product_id.as_str())
+        .bind(a.delta)
+        .bind(&a.reason)
+        .bind(&a.actor)
+        .bind(a.at.millis())
+        .execute(&mut **tx)
+        .await?;
+    }
+    for out in &commit.events {
+        let event = &out.event;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO events (id, order_id, kind, at, payload) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING seq",
+        )
+        .bind(event.id.uuid())
+        .bind(event.order_id.uuid())
+        .bind(event.kind.as_str())
+        .bind(event.time.millis())
+        .bind(encode(event)?)
+        .fetch_one(&mut **tx)
+        .await?;
+        for consumer in &out.consumers {
+            sqlx::query(
+                "INSERT INTO jobs (order_id, consumer, event_seq, next_at) VALUES ($1, $2, $3, 0)",
+            )
+            .bind(event.order_id.uuid())
+            .bind(consumer.as_str())
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Transactions retried after a serialization failure or deadlock.
+const RETRIES: u32 = 6;
+
+#[async_trait]
+impl UnitOfWork for PgStore {
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        let mut last = None;
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                // 5, 10, 20, 40, 80 ms: long enough for the other transaction to finish.
+                tokio::time::sleep(Duration::from_millis(5 << (attempt - 1))).await;
+            }
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            match apply(&mut tx, &commit).await {
+                Ok(()) => match tx.commit().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if is_retryable(&e) => last = Some(e),
+                    Err(e) => return Err(CommitError::Store(unavailable(e))),
+                },
+                Err(Attempt::Refused(e)) => return Err(e),
+                Err(Attempt::Retry(e)) => {
+                    tracing::debug!(error = %e, attempt, "transaction conflict; retrying");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(CommitError::Store(StoreError::Unavailable(format!(
+            "transaction kept conflicting: {}",
+            last.map_or_else(String::new, |e| e.to_string())
+        ))))
+    }
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
+    let consumer: String = row.try_get("consumer").map_err(corrupt)?;
+    let payload: String = row.try_get("payload").map_err(corrupt)?;
+    let attempts: i32 = row.try_get("attempts").map_err(corrupt)?;
+    Ok(Job {
+        id: row.try_get("id").map_err(corrupt)?,
+        consumer: Consumer::parse(&consumer)
+            .ok_or_else(|| corrupt(format!("unknown consumer {consumer}")))?,
+        event: decode(&payload)?,
+        attempts: u32::try_from(attempts).map_err(corrupt)?,
+        last_error: row.try_get("last_error").map_err(corrupt)?,
+    })
+}
+
+#[async_trait]
+impl JobQueue for PgStore {
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(sql::CLAIM_JOBS)
+            .bind(now.millis())
+            .bind(i64::from(limit))
+            .bind(lease_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn retry_job(
+        &self,
+        job_id: i64,
+        attempts: u32,
+        next_at: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET attempts = $1, next_at = $2, last_error = $3, lease_until = NULL \
+             WHERE id = $4",
+        )
+        .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
+        .bind(next_at.millis())
+        .bind(error)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(unavailable)
+    }
+
+    async fn delete_job(&self, job_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn release_leases(&self) -> Result<u64, StoreError> {
+        sqlx::query("UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(unavailable)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        // The earliest moment a claim could find something: over each order's first job only,
+        // the later of its due time and its lease's end.
+        let row: (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(GREATEST(next_at, COALESCE(lease_until, 0))) FROM jobs j \
+             WHERE NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.0.map(Timestamp::from_millis))
+    }
+
+    async fn pending_jobs(&self) -> Result<u64, StoreError> {
+        let row: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(row.0).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/shop"),
+            "postgres://app:***@db:5432/shop"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}
