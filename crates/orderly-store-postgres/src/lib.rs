@@ -197,8 +197,8 @@ pub mod sql {
            ORDER BY j.next_at, j.id LIMIT $2 \
            FOR UPDATE OF j SKIP LOCKED) \
          UPDATE jobs SET lease_until = $1 + $3 \
-         FROM picked, events e \
-         WHERE jobs.id = picked.id AND e.seq = jobs.event_seq \
+         FROM events e \
+         WHERE jobs.id = ANY(ARRAY(SELECT id FROM picked)) AND e.seq = jobs.event_seq \
          RETURNING jobs.id, jobs.consumer, jobs.attempts, jobs.last_error, e.payload";
 }
 

@@ -66,7 +66,7 @@ CREATE TABLE jobs (
     last_error  TEXT
 ) STRICT;
 CREATE INDEX jobs_by_order ON jobs (order_id, id);
-CREATE INDEX jobs_by_due ON jobs (next_at);
+CREATE INDEX jobs_by_due ON jobs (next_at, id);
 
 -- What each consumer has handled: a redelivered event is recognised and ignored.
 CREATE TABLE handled_events (

@@ -282,6 +282,17 @@ pub mod sql {
     /// A customer's newest orders.
     pub const ORDERS_BY_CUSTOMER: &str =
         "SELECT seq, doc FROM orders WHERE customer_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
+    /// Leases due jobs: the first outstanding job of each order.
+    pub const CLAIM_JOBS: &str = "UPDATE jobs SET lease_until = ?1 + ?3 WHERE id IN ( \
+           SELECT j.id FROM jobs j \
+           WHERE j.next_at <= ?1 AND (j.lease_until IS NULL OR j.lease_until <= ?1) \
+             AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id) \
+           ORDER BY j.next_at, j.id LIMIT ?2) \
+         RETURNING id";
+    /// One order.
+    pub const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE id = ?";
+    /// An order's events.
+    pub const EVENTS_OF_ORDER: &str = "SELECT payload FROM events WHERE order_id = ? ORDER BY seq";
     /// A customer's newest orders in one status.
     pub const ORDERS_BY_CUSTOMER_STATUS: &str = "SELECT seq, doc FROM orders \
          WHERE customer_id = ? AND status = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
@@ -290,8 +301,7 @@ pub mod sql {
 #[async_trait]
 impl OrderStore for SqliteStore {
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.doc("SELECT doc FROM orders WHERE id = ?", &id.to_string())
-            .await
+        self.doc(sql::ORDER_BY_ID, &id.to_string()).await
     }
 
     async fn list_orders(
@@ -322,12 +332,11 @@ impl OrderStore for SqliteStore {
     }
 
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT payload FROM events WHERE order_id = ? ORDER BY seq")
-                .bind(id.to_string())
-                .fetch_all(&self.reader)
-                .await
-                .map_err(unavailable)?;
+        let rows: Vec<(String,)> = sqlx::query_as(sql::EVENTS_OF_ORDER)
+            .bind(id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
         rows.into_iter().map(|(p,)| decode(&p)).collect()
     }
 
@@ -565,20 +574,13 @@ impl JobQueue for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(unavailable)?;
         // Only the first outstanding job of each order qualifies: one order's events are
         // handled strictly in order, even while an earlier one waits for its retry.
-        let rows = sqlx::query(
-            "UPDATE jobs SET lease_until = ?1 + ?3 WHERE id IN ( \
-               SELECT j.id FROM jobs j \
-               WHERE j.next_at <= ?1 AND (j.lease_until IS NULL OR j.lease_until <= ?1) \
-                 AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id) \
-               ORDER BY j.id LIMIT ?2) \
-             RETURNING id",
-        )
-        .bind(now.millis())
-        .bind(i64::from(limit))
-        .bind(lease_ms)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
+        let rows = sqlx::query(sql::CLAIM_JOBS)
+            .bind(now.millis())
+            .bind(i64::from(limit))
+            .bind(lease_ms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         let ids: Vec<i64> = rows
             .iter()
             .map(|r| r.try_get::<i64, _>(0))

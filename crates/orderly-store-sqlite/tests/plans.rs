@@ -1,0 +1,76 @@
+//! Every hot query is served by an index: none scans a large table from end to end.
+#![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
+
+use orderly_store_sqlite::{SqliteSettings, SqliteStore, sql};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+#[tokio::test]
+async fn hot_queries_use_indexes_on_large_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orderly.db");
+    SqliteStore::open(&SqliteSettings::new(&path))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    for statement in [
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+         INSERT INTO orders (id, customer_id, status, version, created_at, doc) \
+         SELECT 'o' || i, 'c' || (i % 500), \
+                CASE i % 4 WHEN 0 THEN 'placed' WHEN 1 THEN 'paid' WHEN 2 THEN 'shipped' ELSE 'canceled' END, \
+                1, i, '{}' FROM n",
+        "INSERT INTO events (id, order_id, kind, at, payload) SELECT 'e' || seq, id, 'OrderPlaced', seq, '{}' FROM orders",
+        "INSERT INTO jobs (order_id, consumer, event_seq, next_at) SELECT order_id, 'inventory', seq, seq * 1000 FROM events WHERE seq % 4 = 0",
+        "ANALYZE",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    for (name, statement) in [
+        ("order by id", sql::ORDER_BY_ID),
+        ("orders newest first", sql::ORDERS_NEWEST),
+        ("orders by status", sql::ORDERS_BY_STATUS),
+        ("orders by customer", sql::ORDERS_BY_CUSTOMER),
+        (
+            "orders by customer and status",
+            sql::ORDERS_BY_CUSTOMER_STATUS,
+        ),
+        ("events of an order", sql::EVENTS_OF_ORDER),
+        ("due jobs", sql::CLAIM_JOBS),
+    ] {
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {statement}"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        let full_scans: Vec<&&str> = plan
+            .iter()
+            .filter(|step| {
+                [
+                    "SCAN orders",
+                    "SCAN events",
+                    "SCAN jobs",
+                    "SCAN j",
+                    "SCAN p",
+                ]
+                .iter()
+                .any(|s| step.starts_with(s))
+            })
+            .collect();
+        assert!(
+            full_scans.is_empty(),
+            "{name} scans a large table: {plan:#?}"
+        );
+    }
+    conn.close().await.unwrap();
+}
