@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -78,8 +78,39 @@ struct State {
     calls: HashMap<String, u64>,
     /// Operations done, by idempotency key: a repeated key returns the first answer.
     done: HashMap<String, String>,
-    /// Where each new operation is appended, one line each: `op key ref`.
+    /// Where each new operation is appended, one line each: `op key ref`. Several processes
+    /// may share it (the nodes of a cluster on one machine): each call locks it and first reads
+    /// what the others appended since.
     ledger: Option<PathBuf>,
+    /// How far this process has read the ledger.
+    read_to: u64,
+}
+
+impl State {
+    /// Opens and exclusively locks the ledger (the lock goes with the file), catching up on
+    /// what other processes appended.
+    fn open_ledger(&mut self) -> std::io::Result<Option<std::fs::File>> {
+        let Some(path) = &self.ledger else {
+            return Ok(None);
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        file.lock()?;
+        file.seek(SeekFrom::Start(self.read_to))?;
+        let mut fresh = String::new();
+        file.read_to_string(&mut fresh)?;
+        self.read_to += fresh.len() as u64;
+        for line in fresh.lines() {
+            if let [op, key, reference] = line.split(' ').collect::<Vec<_>>()[..] {
+                self.done
+                    .insert(format!("{op} {key}"), reference.to_owned());
+            }
+        }
+        Ok(Some(file))
+    }
 }
 
 /// splitmix64: a small, well-mixed hash; plenty for spreading outcomes evenly.
@@ -116,26 +147,17 @@ impl SimulatedPayments {
     /// # Errors
     /// A message if the file cannot be read.
     pub fn with_ledger(settings: SimulatedSettings, path: &Path) -> Result<Self, String> {
-        let done = match Self::read_ledger(path) {
-            Ok(entries) => entries
-                .into_iter()
-                .map(|(op, key, reference)| (format!("{op} {key}"), reference))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => {
-                return Err(format!(
-                    "cannot read payment ledger {}: {e}",
-                    path.display()
-                ));
-            }
+        let mut state = State {
+            ledger: Some(path.to_path_buf()),
+            ..State::default()
         };
+        let file = state
+            .open_ledger()
+            .map_err(|e| format!("cannot open payment ledger {}: {e}", path.display()))?;
+        drop(file);
         Ok(SimulatedPayments {
             settings,
-            state: Mutex::new(State {
-                calls: HashMap::new(),
-                done,
-                ledger: Some(path.to_path_buf()),
-            }),
+            state: Mutex::new(state),
         })
     }
 
@@ -173,6 +195,10 @@ impl SimulatedPayments {
                 "simulated {op} outage (attempt {attempt})"
             )));
         }
+        let ledger_error =
+            |e: std::io::Error| PaymentError::Transient(format!("simulated ledger: {e}"));
+        // Held (locked) until this call has answered, so two processes never both charge a key.
+        let ledger = state.open_ledger().map_err(ledger_error)?;
         let entry = format!("{op} {key}");
         if let Some(reference) = state.done.get(&entry) {
             return Ok(reference.clone());
@@ -185,14 +211,13 @@ impl SimulatedPayments {
             return Ok(String::new());
         }
         let reference = format!("sim_{op}_{:016x}", hash(self.settings.seed, key, u64::MAX));
-        if let Some(path) = &state.ledger {
+        if let Some(mut file) = ledger {
             // As at a real provider, the operation exists once it is answered: record it first.
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut f| writeln!(f, "{entry} {reference}").and_then(|()| f.sync_data()))
-                .map_err(|e| PaymentError::Transient(format!("simulated ledger: {e}")))?;
+            let line = format!("{entry} {reference}\n");
+            file.write_all(line.as_bytes())
+                .and_then(|()| file.sync_data())
+                .map_err(ledger_error)?;
+            state.read_to += line.len() as u64;
         }
         state.done.insert(entry, reference.clone());
         Ok(reference)
@@ -291,6 +316,20 @@ mod tests {
             "nothing to void for order 10"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn processes_sharing_a_ledger_charge_a_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.ledger");
+        let node_a = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
+        let node_b = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
+        let first = node_a.capture(&request("order:1:capture")).await.unwrap();
+        let again = node_b.capture(&request("order:1:capture")).await.unwrap();
+        assert_eq!(first, again);
+        node_b.capture(&request("order:2:capture")).await.unwrap();
+        let ledger = SimulatedPayments::read_ledger(&path).unwrap();
+        assert_eq!(ledger.len(), 2, "{ledger:?}");
     }
 
     #[tokio::test]

@@ -15,9 +15,19 @@ use serde::Deserialize;
 /// Where the data lives; shared by every command.
 #[derive(Args, Debug, Clone, Default)]
 pub struct StorageArgs {
-    /// Database URL: `sqlite://PATH` (embedded; the default is sqlite://data/orderly.db).
+    /// Database URL: `sqlite://PATH` (embedded; the default is sqlite://data/orderly.db) or
+    /// `postgres://USER@HOST:PORT/DATABASE` (cluster).
     #[arg(long, env = "ORDERLY_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// PostgreSQL: connections per node.
+    #[arg(long, env = "ORDERLY_DB_POOL_SIZE")]
+    pub pool_size: Option<u32>,
+    /// PostgreSQL: longest a statement may run, in milliseconds.
+    #[arg(long, env = "ORDERLY_DB_STATEMENT_TIMEOUT_MS")]
+    pub statement_timeout_ms: Option<u64>,
+    /// PostgreSQL: longest a statement may wait for a lock, in milliseconds.
+    #[arg(long, env = "ORDERLY_DB_LOCK_TIMEOUT_MS")]
+    pub lock_timeout_ms: Option<u64>,
     /// A TOML configuration file (see the README, section Configuration).
     #[arg(long, env = "ORDERLY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -64,6 +74,14 @@ pub struct ServeArgs {
     /// Longest wait for in-flight work at shutdown, in seconds.
     #[arg(long, env = "ORDERLY_SHUTDOWN_TIMEOUT_SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// How long a claimed saga step is this node's before another node may take it over, in
+    /// seconds (what a dead node's work waits).
+    #[arg(long, env = "ORDERLY_JOB_LEASE_SECS")]
+    pub job_lease_secs: Option<u64>,
+    /// Simulated payments: the ledger file of charges (default: beside an embedded database;
+    /// nodes of a cluster on one machine may share one).
+    #[arg(long, env = "ORDERLY_PAYMENT_LEDGER")]
+    pub payment_ledger: Option<PathBuf>,
 }
 
 /// The TOML file's shape.
@@ -88,6 +106,7 @@ struct FileServer {
     bind: Option<SocketAddr>,
     log_format: Option<String>,
     shutdown_timeout_secs: Option<u64>,
+    job_lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +114,9 @@ struct FileServer {
 struct FileDatabase {
     url: Option<String>,
     demo_data: Option<bool>,
+    pool_size: Option<u32>,
+    statement_timeout_ms: Option<u64>,
+    lock_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +147,7 @@ struct FileSimulated {
     transient_rate: Option<f64>,
     latency_ms: Option<u64>,
     seed: Option<u64>,
+    ledger: Option<PathBuf>,
 }
 
 /// Log output.
@@ -141,6 +164,8 @@ pub enum LogFormat {
 pub enum Database {
     /// The embedded runtime's file.
     Sqlite(PathBuf),
+    /// A cluster's PostgreSQL.
+    Postgres(String),
 }
 
 impl Database {
@@ -148,8 +173,22 @@ impl Database {
     pub fn describe(&self) -> String {
         match self {
             Database::Sqlite(path) => format!("embedded, SQLite file {}", path.display()),
+            Database::Postgres(url) => {
+                format!(
+                    "cluster node, PostgreSQL {}",
+                    orderly_store_postgres::redact(url)
+                )
+            }
         }
     }
+}
+
+/// PostgreSQL connection tuning.
+#[derive(Clone, Debug)]
+pub struct PgTuning {
+    pub pool_size: u32,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
 }
 
 /// Validated settings of `orderly serve`.
@@ -163,6 +202,9 @@ pub struct Settings {
     pub retry: RetryPolicy,
     pub payments: SimulatedSettings,
     pub shutdown_timeout: Duration,
+    pub tuning: PgTuning,
+    pub job_lease: Duration,
+    pub payment_ledger: Option<PathBuf>,
 }
 
 /// A configuration mistake, phrased for the person who made it.
@@ -193,6 +235,9 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
 /// # Errors
 /// A message naming the accepted forms.
 pub fn parse_database_url(url: &str) -> Result<Database, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Database::Postgres(url.to_owned()));
+    }
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let path = rest.strip_prefix("//").unwrap_or(rest);
         let path = path.split('?').next().unwrap_or(path);
@@ -204,22 +249,53 @@ pub fn parse_database_url(url: &str) -> Result<Database, ConfigError> {
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     Err(ConfigError(format!(
-        "database URL {url:?} is not supported; use sqlite://PATH, e.g. sqlite://data/orderly.db"
+        "database URL {:?} is not supported; use sqlite://PATH (e.g. sqlite://data/orderly.db) or postgres://USER@HOST:PORT/DATABASE",
+        orderly_store_postgres::redact(url)
     )))
 }
 
-/// The database of any command.
+/// The database of any command, and how to connect to it.
 ///
 /// # Errors
-/// A bad file or URL.
-pub fn database(storage: &StorageArgs) -> Result<Database, ConfigError> {
+/// A bad file, URL or setting.
+pub fn storage(storage: &StorageArgs) -> Result<(Database, PgTuning), ConfigError> {
     let file = load_file(storage.config.as_deref())?;
     let url = storage
         .database_url
         .clone()
         .or(file.database.url)
         .unwrap_or_else(|| "sqlite://data/orderly.db".to_owned());
-    parse_database_url(&url)
+    let pool_size = storage.pool_size.or(file.database.pool_size).unwrap_or(16);
+    if !(1..=1000).contains(&pool_size) {
+        return Err(ConfigError(format!(
+            "database pool size must be between 1 and 1000, got {pool_size}"
+        )));
+    }
+    let millis = |name: &str, value: u64| {
+        if value == 0 {
+            Err(ConfigError(format!("{name} must be greater than zero")))
+        } else {
+            Ok(Duration::from_millis(value))
+        }
+    };
+    let tuning = PgTuning {
+        pool_size,
+        statement_timeout: millis(
+            "statement timeout",
+            storage
+                .statement_timeout_ms
+                .or(file.database.statement_timeout_ms)
+                .unwrap_or(5_000),
+        )?,
+        lock_timeout: millis(
+            "lock timeout",
+            storage
+                .lock_timeout_ms
+                .or(file.database.lock_timeout_ms)
+                .unwrap_or(2_000),
+        )?,
+    };
+    Ok((parse_database_url(&url)?, tuning))
 }
 
 fn rate(name: &str, value: f64) -> Result<f64, ConfigError> {
@@ -239,7 +315,16 @@ impl Settings {
     /// The first setting that is wrong, with what would be right.
     pub fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
         let file = load_file(args.storage.config.as_deref())?;
-        let database = database(&args.storage)?;
+        let (database, tuning) = storage(&args.storage)?;
+        let lease_secs = args
+            .job_lease_secs
+            .or(file.server.job_lease_secs)
+            .unwrap_or(60);
+        if !(2..=3600).contains(&lease_secs) {
+            return Err(ConfigError(format!(
+                "job lease must be between 2 and 3600 seconds, got {lease_secs}"
+            )));
+        }
         let bind = args
             .bind
             .or(file.server.bind)
@@ -283,6 +368,16 @@ impl Settings {
         };
         retry.validate().map_err(ConfigError)?;
         let sim = file.payments.simulated;
+        let payment_ledger = args
+            .payment_ledger
+            .clone()
+            .or(sim.ledger)
+            .or(match &database {
+                // The embedded database's ledger lives beside it:
+                // `data/orderly.db` → `data/orderly.payments-ledger`.
+                Database::Sqlite(path) => Some(path.with_extension("payments-ledger")),
+                Database::Postgres(_) => None,
+            });
         let payments = SimulatedSettings {
             decline_rate: rate(
                 "payment decline rate",
@@ -308,6 +403,9 @@ impl Settings {
             log_format,
             retry,
             payments,
+            tuning,
+            job_lease: Duration::from_secs(lease_secs),
+            payment_ledger,
             shutdown_timeout: Duration::from_secs(
                 args.shutdown_timeout_secs
                     .or(file.server.shutdown_timeout_secs)
@@ -356,7 +454,7 @@ mod tests {
         let args = ServeArgs {
             storage: StorageArgs {
                 config: Some(path),
-                database_url: None,
+                ..StorageArgs::default()
             },
             retry_max_attempts: Some(7),
             ..ServeArgs::default()
@@ -405,7 +503,7 @@ mod tests {
         let args = ServeArgs {
             storage: StorageArgs {
                 config: Some(path),
-                database_url: None,
+                ..StorageArgs::default()
             },
             ..ServeArgs::default()
         };

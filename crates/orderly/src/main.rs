@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
+mod backend;
 mod config;
 
 use std::process::ExitCode;
@@ -22,9 +23,9 @@ use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
 use orderly_core::{AppSettings, CreateProduct, Orderly};
 use orderly_domain::{Currency, CustomerId, Email, Money, Name, ProductId};
 use orderly_payments::SimulatedPayments;
-use orderly_store_sqlite::{SqliteSettings, SqliteStore};
 use tokio::sync::{Notify, watch};
 
+use crate::backend::Backend;
 use crate::config::{Database, LogFormat, ServeArgs, Settings, StorageArgs};
 
 #[derive(Parser)]
@@ -109,15 +110,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn open_store(database: &Database) -> Result<Arc<SqliteStore>, String> {
-    match database {
-        Database::Sqlite(path) => SqliteStore::open(&SqliteSettings::new(path))
-            .await
-            .map(Arc::new)
-            .map_err(|e| format!("{e}\n  check the path and its permissions, or choose another with --database-url sqlite://PATH")),
-    }
-}
-
 fn application(store: Arc<dyn Store>, settings: AppSettings, work: Arc<Notify>) -> Orderly {
     Orderly::new(
         store,
@@ -131,19 +123,24 @@ fn application(store: Arc<dyn Store>, settings: AppSettings, work: Arc<Notify>) 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = Settings::resolve(&args).map_err(|e| e.to_string())?;
     init_logging(settings.log_format);
-    let Database::Sqlite(path) = &settings.database;
     // One node owns an embedded database; a second `serve` on the same file would take over
     // the first one's saga work.
-    let _owner = lock_database(path)?;
-    let sqlite = open_store(&settings.database).await?;
-    let store: Arc<dyn Store> = sqlite.clone();
-    // One node owns an embedded database: leases left by a killed process are ours to take.
-    let released = store.release_leases().await.map_err(|e| e.to_string())?;
-    if released > 0 {
-        tracing::info!(
-            jobs = released,
-            "resuming saga work left by the previous run"
-        );
+    let _owner = match &settings.database {
+        Database::Sqlite(path) => Some(backend::lock_embedded(path)?),
+        Database::Postgres(_) => None,
+    };
+    let backend = Backend::open(&settings.database, &settings.tuning).await?;
+    let store = backend.store();
+    if backend.is_embedded() {
+        // Leases left by a killed process are ours to take: nobody else runs on this file.
+        // (Cluster nodes never do this: a dead node's leases simply run out.)
+        let released = store.release_leases().await.map_err(|e| e.to_string())?;
+        if released > 0 {
+            tracing::info!(
+                jobs = released,
+                "resuming saga work left by the previous run"
+            );
+        }
     }
     let work = Arc::new(Notify::new());
     let app = application(
@@ -159,20 +156,29 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         false
     };
 
-    let saga = Arc::new(Saga::new(
-        Arc::clone(&store),
-        Arc::new(SimulatedPayments::with_ledger(
-            settings.payments.clone(),
-            &payment_ledger(path),
-        )?),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        settings.retry,
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let dispatcher = tokio::spawn(
-        Dispatcher::new(saga, DispatcherSettings::default(), Arc::clone(&work)).run(stop_rx),
+    let payments = match &settings.payment_ledger {
+        Some(ledger) => SimulatedPayments::with_ledger(settings.payments.clone(), ledger)?,
+        None => SimulatedPayments::new(settings.payments.clone()),
+    };
+    // A provider call must end well inside the lease, or another node could start the step.
+    let payment_timeout = (settings.job_lease / 2).min(Duration::from_secs(30));
+    let saga = Arc::new(
+        Saga::new(
+            Arc::clone(&store),
+            Arc::new(payments),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+            settings.retry,
+        )
+        .with_payment_timeout(payment_timeout),
     );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let dispatcher_settings = DispatcherSettings {
+        lease: settings.job_lease,
+        ..DispatcherSettings::default()
+    };
+    let dispatcher =
+        tokio::spawn(Dispatcher::new(saga, dispatcher_settings, Arc::clone(&work)).run(stop_rx));
     work.notify_one();
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -196,40 +202,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             "saga steps still running at the shutdown timeout; they resume at next start"
         );
     }
-    sqlite.close().await;
+    backend.close().await;
     tracing::info!("bye");
     Ok(())
-}
-
-/// Holds an exclusive lock on `<database>.lock` for as long as the returned file lives.
-fn lock_database(path: &std::path::Path) -> Result<std::fs::File, String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create folder {}: {e}", dir.display()))?;
-    }
-    let lock_path = path.with_extension("db.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another `orderly serve` is using {}; stop it first, or give this one its own --database-url",
-            path.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(format!("cannot lock {}: {e}", lock_path.display()))
-        }
-    }
-}
-
-/// The simulated provider's ledger lives beside the database it charges for
-/// (`data/orderly.db` → `data/orderly.payments-ledger`).
-fn payment_ledger(database: &std::path::Path) -> std::path::PathBuf {
-    database.with_extension("payments-ledger")
 }
 
 async fn catalog_is_empty(store: &Arc<dyn Store>) -> Result<bool, String> {
@@ -284,26 +259,23 @@ async fn shutdown_signal() {
 }
 
 async fn migrate(args: StorageArgs) -> Result<(), String> {
-    let database = config::database(&args).map_err(|e| e.to_string())?;
-    match &database {
-        Database::Sqlite(path) => {
-            let n = SqliteStore::migrate(&SqliteSettings::new(path))
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{}: schema up to date ({n} migrations)",
-                database.describe()
-            );
-        }
-    }
+    let (database, tuning) = config::storage(&args).map_err(|e| e.to_string())?;
+    let n = Backend::migrate(&database, &tuning).await?;
+    println!(
+        "{}: schema up to date ({n} migrations)",
+        database.describe()
+    );
     Ok(())
 }
 
 async fn seed(args: SeedArgs) -> Result<(), String> {
-    let database = config::database(&args.storage).map_err(|e| e.to_string())?;
-    let sqlite = open_store(&database).await?;
-    let store: Arc<dyn Store> = sqlite.clone();
-    let app = application(store, AppSettings::default(), Arc::new(Notify::new()));
+    let (database, tuning) = config::storage(&args.storage).map_err(|e| e.to_string())?;
+    let backend = Backend::open(&database, &tuning).await?;
+    let app = application(
+        backend.store(),
+        AppSettings::default(),
+        Arc::new(Notify::new()),
+    );
     if args.products.is_none() && args.customers.is_none() {
         let loaded = app.load_demo_data().await.map_err(|e| e.to_string())?;
         println!(
@@ -365,7 +337,7 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
         }
         bar.finish_with_message(format!("{created} new customers"));
     }
-    sqlite.close().await;
+    backend.close().await;
     Ok(())
 }
 
