@@ -23,6 +23,7 @@ pub struct TestServer {
     child: Option<Child>,
     pub base: String,
     pub dir: PathBuf,
+    log_name: String,
     _owned: Option<TempDir>,
     pub client: reqwest::Client,
 }
@@ -40,14 +41,19 @@ impl TestServer {
     /// A server on the database in `dir` (kept if it exists).
     pub async fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
         let db = format!("sqlite://{}", dir.join("orderly.db").display());
+        Self::start_node(dir, "server.log", &db, extra).await
+    }
+
+    /// A server on database `db`, logging to `dir/log_name`.
+    pub async fn start_node(dir: &Path, log_name: &str, db: &str, extra: &[&str]) -> TestServer {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("server.log"))
+            .open(dir.join(log_name))
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
             .arg("serve")
-            .args(["--bind", "127.0.0.1:0", "--database-url", &db])
+            .args(["--bind", "127.0.0.1:0", "--database-url", db])
             .args(FAST_RETRY)
             .args(extra)
             .env_remove("ORDERLY_CONFIG")
@@ -63,7 +69,7 @@ impl TestServer {
             .await
             .expect("server printed nothing within 20 s")
             .unwrap()
-            .unwrap_or_else(|| panic!("server exited; log: {}", read_log(dir)));
+            .unwrap_or_else(|| panic!("server exited; log: {}", read_log(&dir.join(log_name))));
         let base = first
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -75,6 +81,7 @@ impl TestServer {
             child: Some(child),
             base,
             dir: dir.to_path_buf(),
+            log_name: log_name.to_owned(),
             _owned: None,
             client: reqwest::Client::new(),
         }
@@ -183,12 +190,12 @@ impl TestServer {
     }
 
     pub fn log(&self) -> String {
-        read_log(&self.dir)
+        read_log(&self.dir.join(&self.log_name))
     }
 }
 
-fn read_log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 pub async fn status_and_json(r: reqwest::Response) -> (u16, Value) {

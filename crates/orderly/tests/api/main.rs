@@ -4,6 +4,7 @@
 mod common;
 
 mod catalog;
+mod cluster;
 mod concurrency;
 mod crash;
 mod orders;
