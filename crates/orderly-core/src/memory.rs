@@ -369,13 +369,13 @@ impl JobQueue for MemoryStore {
 
     async fn retry_job(
         &self,
-        job_id: i64,
+        job: &Job,
         attempts: u32,
         next_at: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
         let mut s = self.lock()?;
-        if let Some(q) = s.jobs.get_mut(&job_id) {
+        if let Some(q) = s.jobs.get_mut(&job.id) {
             q.job.attempts = attempts;
             q.job.last_error = Some(error.to_owned());
             q.next_at = next_at;
@@ -384,8 +384,8 @@ impl JobQueue for MemoryStore {
         Ok(())
     }
 
-    async fn delete_job(&self, job_id: i64) -> Result<(), StoreError> {
-        self.lock()?.jobs.remove(&job_id);
+    async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.lock()?.jobs.remove(&job.id);
         Ok(())
     }
 

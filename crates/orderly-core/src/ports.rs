@@ -140,6 +140,8 @@ pub struct IdempotencyRecord {
 pub struct Handled {
     /// The job being completed (deleted from the queue).
     pub job_id: i64,
+    /// Its order (stores that keep jobs with their order need it to find the job).
+    pub order_id: OrderId,
     /// Who handled it.
     pub consumer: Consumer,
     /// What was handled.
@@ -300,13 +302,13 @@ pub trait JobQueue: Send + Sync {
     /// Puts a failed job back, due at `next_at`, with its attempt count and error.
     async fn retry_job(
         &self,
-        job_id: i64,
+        job: &Job,
         attempts: u32,
         next_at: Timestamp,
         error: &str,
     ) -> Result<(), StoreError>;
     /// Removes a job whose event was already handled.
-    async fn delete_job(&self, job_id: i64) -> Result<(), StoreError>;
+    async fn delete_job(&self, job: &Job) -> Result<(), StoreError>;
     /// Frees every lease: for a single-node database after a restart, whose leases all belonged
     /// to the process that died.
     async fn release_leases(&self) -> Result<u64, StoreError>;

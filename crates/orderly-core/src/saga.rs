@@ -124,9 +124,7 @@ impl Saga {
                         .now()
                         .plus_millis(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
                     tracing::warn!(%error, retry_in_ms = delay.as_millis(), "step failed; will retry");
-                    self.store
-                        .retry_job(job.id, attempts, next_at, &error)
-                        .await
+                    self.store.retry_job(job, attempts, next_at, &error).await
                 } else {
                     tracing::error!(%error, attempts, "step out of retries; order needs attention");
                     self.give_up(job, attempts, error).await
@@ -146,7 +144,7 @@ impl Saga {
     async fn give_up(&self, job: &Job, attempts: u32, error: String) -> Result<(), StoreError> {
         for _ in 0..CONFLICT_RETRIES {
             let Some(mut order) = self.store.order(job.event.order_id).await? else {
-                return self.store.delete_job(job.id).await;
+                return self.store.delete_job(job).await;
             };
             let expected_version = order.version;
             let stamp = self.stamp(job.consumer);
@@ -163,7 +161,7 @@ impl Saga {
             };
             match self.store.commit(commit).await {
                 Ok(()) => return Ok(()),
-                Err(CommitError::AlreadyHandled) => return self.store.delete_job(job.id).await,
+                Err(CommitError::AlreadyHandled) => return self.store.delete_job(job).await,
                 Err(CommitError::VersionConflict(_)) => {}
                 Err(CommitError::Store(e)) => return Err(e),
                 Err(other) => return Err(StoreError::Corrupt(other.to_string())),
@@ -211,11 +209,7 @@ impl Saga {
             match self.store.commit(commit).await {
                 Ok(()) => return Ok(()),
                 Err(CommitError::AlreadyHandled) => {
-                    return Ok(self
-                        .store
-                        .delete_job(job.id)
-                        .await
-                        .map_err(StepError::from)?);
+                    return Ok(self.store.delete_job(job).await.map_err(StepError::from)?);
                 }
                 Err(CommitError::VersionConflict(_)) => {}
                 Err(e) => return Err(Settle::Commit(e)),
@@ -385,6 +379,7 @@ impl Saga {
 fn handled(job: &Job) -> Handled {
     Handled {
         job_id: job.id,
+        order_id: job.event.order_id,
         consumer: job.consumer,
         event_id: job.event.id,
     }

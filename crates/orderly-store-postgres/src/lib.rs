@@ -643,7 +643,7 @@ impl JobQueue for PgStore {
 
     async fn retry_job(
         &self,
-        job_id: i64,
+        job: &Job,
         attempts: u32,
         next_at: Timestamp,
         error: &str,
@@ -655,16 +655,16 @@ impl JobQueue for PgStore {
         .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
         .bind(next_at.millis())
         .bind(error)
-        .bind(job_id)
+        .bind(job.id)
         .execute(&self.pool)
         .await
         .map(|_| ())
         .map_err(unavailable)
     }
 
-    async fn delete_job(&self, job_id: i64) -> Result<(), StoreError> {
+    async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job_id)
+            .bind(job.id)
             .execute(&self.pool)
             .await
             .map(|_| ())

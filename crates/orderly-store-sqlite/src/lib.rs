@@ -605,7 +605,7 @@ impl JobQueue for SqliteStore {
 
     async fn retry_job(
         &self,
-        job_id: i64,
+        job: &Job,
         attempts: u32,
         next_at: Timestamp,
         error: &str,
@@ -616,16 +616,16 @@ impl JobQueue for SqliteStore {
         .bind(i64::from(attempts))
         .bind(next_at.millis())
         .bind(error)
-        .bind(job_id)
+        .bind(job.id)
         .execute(&self.writer)
         .await
         .map(|_| ())
         .map_err(unavailable)
     }
 
-    async fn delete_job(&self, job_id: i64) -> Result<(), StoreError> {
+    async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(job_id)
+            .bind(job.id)
             .execute(&self.writer)
             .await
             .map(|_| ())

@@ -341,6 +341,7 @@ pub async fn a_handled_event_is_recognised_and_its_job_removed(store: Arc<dyn St
     assert_eq!(job.event.kind, EventKind::OrderPlaced);
     let handled = Handled {
         job_id: job.id,
+        order_id: job.event.order_id,
         consumer: job.consumer,
         event_id: job.event.id,
     };
@@ -432,6 +433,7 @@ pub async fn only_the_first_job_of_each_order_is_claimed(store: Arc<dyn Store>) 
         .commit(Commit {
             handled: Some(Handled {
                 job_id: first_a.id,
+                order_id: first_a.event.order_id,
                 consumer: first_a.consumer,
                 event_id: first_a.event.id,
             }),
@@ -476,7 +478,7 @@ pub async fn a_retried_job_waits_until_due(store: Arc<dyn Store>) {
     store.commit(fixtures::place(&order)).await.unwrap();
     let job = store.claim_jobs(at(0), 10, 60_000).await.unwrap().remove(0);
     store
-        .retry_job(job.id, 1, at(5_000), "provider down")
+        .retry_job(&job, 1, at(5_000), "provider down")
         .await
         .unwrap();
     assert!(
@@ -491,7 +493,7 @@ pub async fn a_retried_job_waits_until_due(store: Arc<dyn Store>) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
     assert_eq!(again[0].last_error.as_deref(), Some("provider down"));
-    store.delete_job(job.id).await.unwrap();
+    store.delete_job(&job).await.unwrap();
     assert_eq!(store.pending_jobs().await.unwrap(), 0);
     assert_eq!(store.next_due().await.unwrap(), None);
 }
