@@ -141,7 +141,12 @@ impl Saga {
         }
     }
 
-    async fn give_up(&self, job: &Job, attempts: u32, error: String) -> Result<(), StoreError> {
+    /// Flags the job's order as needing attention after `attempts` tries ending in `error`, and
+    /// marks the job done. For runtimes whose queue does the retrying (SQS).
+    ///
+    /// # Errors
+    /// A storage failure; the job then stays to be retried.
+    pub async fn give_up(&self, job: &Job, attempts: u32, error: String) -> Result<(), StoreError> {
         for _ in 0..CONFLICT_RETRIES {
             let Some(mut order) = self.store.order(job.event.order_id).await? else {
                 return self.store.delete_job(job).await;
@@ -170,6 +175,21 @@ impl Saga {
         Err(StoreError::Unavailable(
             "order kept changing while flagging it".into(),
         ))
+    }
+
+    /// Runs one job once and says how it went, leaving retries to the caller: for runtimes
+    /// whose queue does the retrying (SQS). [`Saga::run`] is this plus the retry bookkeeping.
+    ///
+    /// # Errors
+    /// [`StepError::Transient`] (try again later) or [`StepError::Permanent`].
+    pub async fn attempt(&self, job: &Job) -> Result<(), StepError> {
+        self.handle(job).await
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     async fn handle(&self, job: &Job) -> Result<(), StepError> {

@@ -1,0 +1,125 @@
+//! The queue worker: runs the saga step of each SQS message.
+//!
+//! SQS does the retrying: a step that fails for a transient reason leaves its message on the
+//! queue, made invisible for the policy's backoff (`interval × rate^(n-1)`), and the FIFO queue
+//! holds the order's later messages back meanwhile. When the message has been received more
+//! times than the policy allows, the order is flagged as needing attention and the message is
+//! done. Messages whose body is not a job are reported failed, so they end in the dead-letter
+//! queue for an engineer.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use aws_sdk_sqs::Client;
+use orderly_core::saga::{Saga, StepError};
+
+use crate::queues::JobMessage;
+
+/// One received message.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// SQS's id, reported back when the message must come again.
+    pub message_id: String,
+    /// The body.
+    pub body: String,
+    /// How many times SQS has delivered it (1 the first time).
+    pub receive_count: u32,
+    /// For changing its visibility (the backoff).
+    pub receipt_handle: Option<String>,
+    /// Its message group (the order), to keep a failed order's later messages back.
+    pub group: Option<String>,
+}
+
+/// Runs saga steps from a queue.
+pub struct Worker {
+    saga: Arc<Saga>,
+    sqs: Client,
+    queue_url: String,
+}
+
+impl Worker {
+    /// A worker for the queue at `queue_url`.
+    #[must_use]
+    pub fn new(
+        saga: Arc<Saga>,
+        config: &aws_config::SdkConfig,
+        queue_url: impl Into<String>,
+    ) -> Self {
+        Worker {
+            saga,
+            sqs: Client::new(config),
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// Handles a batch in order; returns the ids of the messages to deliver again.
+    pub async fn handle(&self, deliveries: Vec<Delivery>) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut held_groups = HashSet::new();
+        for delivery in deliveries {
+            // A later message of an order whose earlier message failed must wait for it.
+            if let Some(group) = &delivery.group
+                && held_groups.contains(group)
+            {
+                failed.push(delivery.message_id);
+                continue;
+            }
+            if !self.handle_one(&delivery).await {
+                if let Some(group) = &delivery.group {
+                    held_groups.insert(group.clone());
+                }
+                failed.push(delivery.message_id);
+            }
+        }
+        failed
+    }
+
+    /// True when the message is done with.
+    #[tracing::instrument(skip_all, fields(message_id = %delivery.message_id, receive_count = delivery.receive_count))]
+    async fn handle_one(&self, delivery: &Delivery) -> bool {
+        let attempts = delivery.receive_count.max(1);
+        let job = match serde_json::from_str::<JobMessage>(&delivery.body)
+            .map_err(|e| e.to_string())
+            .and_then(|m| m.into_job(attempts - 1).map_err(|e| e.to_string()))
+        {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "not a job message; leaving it for the dead-letter queue");
+                return false;
+            }
+        };
+        let policy = self.saga.retry_policy();
+        match self.saga.attempt(&job).await {
+            Ok(()) => true,
+            Err(StepError::Transient(error)) if attempts <= policy.max_attempts => {
+                let delay = policy.delay(attempts);
+                tracing::warn!(%error, retry_in_s = delay.as_secs(), "step failed; SQS will deliver it again");
+                if let Some(receipt) = &delivery.receipt_handle {
+                    let seconds = i32::try_from(delay.as_secs().clamp(1, 43_200)).unwrap_or(43_200);
+                    if let Err(e) = self
+                        .sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(receipt)
+                        .visibility_timeout(seconds)
+                        .send()
+                        .await
+                    {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the backoff; the queue's visibility timeout applies");
+                    }
+                }
+                false
+            }
+            Err(StepError::Transient(error) | StepError::Permanent(error)) => {
+                tracing::error!(%error, attempts, "step gave up; order needs attention");
+                match self.saga.give_up(&job, attempts, error).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not flag the order; trying again later");
+                        false
+                    }
+                }
+            }
+        }
+    }
+}

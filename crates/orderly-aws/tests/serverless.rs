@@ -1,0 +1,515 @@
+//! The serverless runtime end to end on the local AWS emulator: the API on DynamoDB, the outbox
+//! relay reading the table's real stream, the bus and its rules, the FIFO queues and the workers
+//! fed with the messages SQS really delivers.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use orderly_aws::AwsSettings;
+use orderly_aws::alerts::AdminAlerts;
+use orderly_aws::bus::EventBus;
+use orderly_aws::queues::JobQueues;
+use orderly_aws::relay::Relay;
+use orderly_aws::worker::{Delivery, Worker};
+use orderly_core::ports::{Store, SystemClock, UuidV7};
+use orderly_core::saga::Saga;
+use orderly_core::{AppSettings, Orderly, PlaceOrder, Placed, RetryPolicy};
+use orderly_domain::{Actor, EventKind, OrderStatus, ProductId};
+use orderly_payments::{SimulatedPayments, SimulatedSettings};
+use orderly_store_dynamodb::testing::{TestTable, endpoint};
+use orderly_testkit::fixtures;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// Calls an AWS JSON-protocol API of the emulator directly (the stream API has no client here).
+async fn aws_json(target: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(endpoint())
+        .header("X-Amz-Target", target)
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{target}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Reads the table's stream from the start, batch after batch, as the relay's trigger would.
+struct StreamReader {
+    iterators: Vec<String>,
+}
+
+impl StreamReader {
+    async fn open(table: &str) -> StreamReader {
+        let described = aws_json(
+            "DynamoDB_20120810.DescribeTable",
+            json!({"TableName": table}),
+        )
+        .await;
+        let arn = described["Table"]["LatestStreamArn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stream = aws_json(
+            "DynamoDBStreams_20120810.DescribeStream",
+            json!({"StreamArn": arn}),
+        )
+        .await;
+        let mut iterators = Vec::new();
+        for shard in stream["StreamDescription"]["Shards"].as_array().unwrap() {
+            let it = aws_json(
+                "DynamoDBStreams_20120810.GetShardIterator",
+                json!({"StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+            )
+            .await;
+            iterators.push(it["ShardIterator"].as_str().unwrap().to_owned());
+        }
+        StreamReader { iterators }
+    }
+
+    /// The new images of the items inserted since the last call.
+    async fn inserted(&mut self) -> Vec<Value> {
+        let mut images = Vec::new();
+        for iterator in &mut self.iterators {
+            let out = aws_json(
+                "DynamoDBStreams_20120810.GetRecords",
+                json!({"ShardIterator": iterator}),
+            )
+            .await;
+            for record in out["Records"].as_array().unwrap() {
+                if record["eventName"] == "INSERT" {
+                    images.push(record["dynamodb"]["NewImage"].clone());
+                }
+            }
+            if let Some(next) = out["NextShardIterator"].as_str() {
+                *iterator = next.to_owned();
+            }
+        }
+        images
+    }
+}
+
+struct Aws {
+    sqs: aws_sdk_sqs::Client,
+    queues: HashMap<&'static str, String>,
+    notify_queue: String,
+    admin_inbox: String,
+    bus: String,
+    topic: String,
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str, fifo: bool, dlq_arn: Option<&str>) -> String {
+    let mut create = sqs.create_queue().queue_name(name);
+    if fifo {
+        create = create.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    if let Some(arn) = dlq_arn {
+        create = create.attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": arn, "maxReceiveCount": 10}).to_string(),
+        );
+    }
+    create.send().await.unwrap().queue_url.unwrap()
+}
+
+async fn arn_of(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    out.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
+}
+
+/// Queues, bus, rule and topic for one test, named apart from every other test's.
+async fn infrastructure(config: &aws_config::SdkConfig) -> Aws {
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let dlq = queue(&sqs, &format!("orderly-{suffix}-dlq.fifo"), true, None).await;
+    let dlq_arn = arn_of(&sqs, &dlq).await;
+    let mut queues = HashMap::new();
+    for consumer in ["inventory", "payment"] {
+        queues.insert(
+            consumer,
+            queue(
+                &sqs,
+                &format!("orderly-{suffix}-{consumer}.fifo"),
+                true,
+                Some(&dlq_arn),
+            )
+            .await,
+        );
+    }
+    let notify_queue = queue(
+        &sqs,
+        &format!("orderly-{suffix}-notify.fifo"),
+        true,
+        Some(&dlq_arn),
+    )
+    .await;
+    let notify_arn = arn_of(&sqs, &notify_queue).await;
+    sqs.set_queue_attributes()
+        .queue_url(&notify_queue)
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+        .send()
+        .await
+        .unwrap();
+
+    let events = aws_sdk_eventbridge::Client::new(config);
+    let bus = format!("orderly-{suffix}");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let rule = format!("orderly-{suffix}-notify");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(
+            json!({
+                "source": ["ecommerce.order", "ecommerce.inventory", "ecommerce.payment"],
+                "detail-type": ["OrderPlaced", "OrderShipped", "OrderDelivered", "OrderCanceled", "PaymentFailed", "RefundIssued", "OrderNeedsAttention"]
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("notify")
+                .arn(notify_arn)
+                .sqs_parameters(
+                    aws_sdk_eventbridge::types::SqsParameters::builder()
+                        .message_group_id("notifications")
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let sns = aws_sdk_sns::Client::new(config);
+    let topic = sns
+        .create_topic()
+        .name(format!("orderly-{suffix}-admin"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let admin_inbox = queue(&sqs, &format!("orderly-{suffix}-admin-inbox"), false, None).await;
+    let inbox_arn = arn_of(&sqs, &admin_inbox).await;
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(inbox_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    Aws {
+        sqs,
+        queues,
+        notify_queue,
+        admin_inbox,
+        bus,
+        topic,
+    }
+}
+
+/// Receives what SQS delivers now, as the Lambda trigger would.
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<(Delivery, String)> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    out.messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let attrs = m.attributes.clone().unwrap_or_default();
+            let delivery = Delivery {
+                message_id: m.message_id.clone().unwrap(),
+                body: m.body.clone().unwrap(),
+                receive_count: attrs
+                    .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+                receipt_handle: m.receipt_handle.clone(),
+                group: attrs
+                    .get(&MessageSystemAttributeName::MessageGroupId)
+                    .cloned(),
+            };
+            (delivery, m.receipt_handle.unwrap())
+        })
+        .collect()
+}
+
+/// Runs a worker over one receive of its queue, deleting what it finished (as Lambda does with
+/// batch item failures). Returns how many messages it handled.
+async fn work(sqs: &aws_sdk_sqs::Client, url: &str, worker: &Worker) -> usize {
+    let received = receive(sqs, url).await;
+    let count = received.len();
+    let (deliveries, receipts): (Vec<_>, Vec<_>) = received.into_iter().unzip();
+    let ids: Vec<String> = deliveries.iter().map(|d| d.message_id.clone()).collect();
+    let failed = worker.handle(deliveries).await;
+    for (id, receipt) in ids.iter().zip(receipts) {
+        if !failed.contains(id) {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues() {
+    let table = TestTable::create().await.unwrap();
+    let config = AwsSettings::emulator(&endpoint()).load().await;
+    let aws = infrastructure(&config).await;
+    let store: Arc<dyn Store> = Arc::new(table.store.clone());
+    let app = Orderly::new(
+        Arc::clone(&store),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        AppSettings::default(),
+        Arc::new(Notify::new()),
+    );
+    app.load_demo_data().await.unwrap();
+    let saga = Arc::new(Saga::new(
+        Arc::clone(&store),
+        Arc::new(SimulatedPayments::new(SimulatedSettings::default())),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        RetryPolicy {
+            interval: Duration::from_secs(1),
+            max_attempts: 3,
+            backoff_rate: 2.0,
+        },
+    ));
+    let relay = Relay::new(
+        EventBus::new(&config, aws.bus.clone()),
+        JobQueues::new(&config, aws.queues.clone()),
+        Some(AdminAlerts::new(&config, aws.topic.clone())),
+    );
+    let inventory = Worker::new(Arc::clone(&saga), &config, aws.queues["inventory"].clone());
+    let payment = Worker::new(Arc::clone(&saga), &config, aws.queues["payment"].clone());
+    let mut stream = StreamReader::open(table.store.table()).await;
+    let mut reader_images = Vec::new();
+
+    // The API, as API Gateway would call it.
+    let placed = app
+        .place_order(
+            PlaceOrder {
+                customer_id: orderly_domain::CustomerId::parse("001").unwrap(),
+                items: ["001", "002"]
+                    .iter()
+                    .map(|p| orderly_core::LineRequest {
+                        product_id: ProductId::parse(p).unwrap(),
+                        quantity: orderly_domain::Quantity::new(1).unwrap(),
+                    })
+                    .collect(),
+                currency: None,
+                shipping_address: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let Placed::New(order) = placed else {
+        panic!("replay")
+    };
+
+    // Relay → inventory queue → worker; relay → payment queue → worker.
+    let images = stream.inserted().await;
+    reader_images.extend(images.clone());
+    let sent = relay.relay(&images).await.unwrap();
+    assert_eq!((sent.events, sent.jobs), (1, 1));
+    assert_eq!(
+        work(&aws.sqs, &aws.queues["inventory"], &inventory).await,
+        1
+    );
+    assert_eq!(
+        app.order(order.id).await.unwrap().status,
+        OrderStatus::Reserved
+    );
+    let sent = relay.relay(&stream.inserted().await).await.unwrap();
+    assert_eq!((sent.events, sent.jobs), (1, 1));
+    assert_eq!(work(&aws.sqs, &aws.queues["payment"], &payment).await, 1);
+    let paid = app.order(order.id).await.unwrap();
+    assert_eq!(paid.status, OrderStatus::Paid);
+    relay.relay(&stream.inserted().await).await.unwrap();
+
+    // The bus rule delivered OrderPlaced to the notification queue; the admin got an alert.
+    let notified = aws
+        .sqs
+        .receive_message()
+        .queue_url(&aws.notify_queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let kinds: Vec<String> = notified
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Value>(m.body.as_deref().unwrap()).unwrap()["detail-type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["OrderPlaced"],
+        "only the rule's detail types reach the notification queue"
+    );
+    let inbox = aws
+        .sqs
+        .receive_message()
+        .queue_url(&aws.admin_inbox)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let alerts: Vec<String> = inbox
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains("placed order") && alerts[0].contains("279.98 USD"),
+        "{alerts:?}"
+    );
+
+    // Cancel: stock comes back at once, the refund goes through the payment queue.
+    app.cancel(order.id, Some("changed mind".into()), Actor::api())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.stock(&ProductId::parse("001").unwrap())
+            .await
+            .unwrap()
+            .available,
+        150
+    );
+    let images = stream.inserted().await;
+    let sent = relay.relay(&images).await.unwrap();
+    assert_eq!(sent.jobs, 1, "{images:#?}");
+    assert_eq!(work(&aws.sqs, &aws.queues["payment"], &payment).await, 1);
+    relay.relay(&stream.inserted().await).await.unwrap();
+    let events: Vec<EventKind> = app
+        .order_events(order.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            EventKind::OrderPlaced,
+            EventKind::InventoryReserved,
+            EventKind::PaymentCaptured,
+            EventKind::OrderCanceled,
+            EventKind::RefundIssued
+        ]
+    );
+    assert_eq!(
+        store.pending_jobs().await.unwrap(),
+        0,
+        "every job item is done"
+    );
+
+    // A redelivered message changes nothing. (Last: the emulator's stream loses the records
+    // written after a canceled transaction, which this redelivery causes; DynamoDB does not.)
+    let job_image = reader_images
+        .iter()
+        .find(|i| i["sk"]["S"].as_str().unwrap().starts_with("JOB#"))
+        .unwrap();
+    let again = Delivery {
+        message_id: "again".into(),
+        body: json!({"jobId": job_image["job_id"]["N"].as_str().unwrap().parse::<i64>().unwrap(), "consumer": "inventory", "event": serde_json::from_str::<Value>(job_image["payload"]["S"].as_str().unwrap()).unwrap()}).to_string(),
+        receive_count: 2,
+        receipt_handle: None,
+        group: Some(order.id.to_string()),
+    };
+    let before = app.order(order.id).await.unwrap();
+    assert!(inventory.handle(vec![again.clone()]).await.is_empty());
+    assert_eq!(app.order(order.id).await.unwrap(), before);
+    assert_eq!(
+        app.stock(&ProductId::parse("001").unwrap()).await.unwrap(),
+        orderly_domain::StockLevel {
+            available: 150,
+            reserved: 0
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_takes_more_than_ten_events_per_batch() {
+    let config = AwsSettings::emulator(&endpoint()).load().await;
+    let aws = infrastructure(&config).await;
+    let bus = EventBus::new(&config, aws.bus.clone());
+    let order = fixtures::order("001", &[("001", 1)]);
+    let events: Vec<_> = (0..23)
+        .map(|_| {
+            orderly_domain::Event::about(&order, EventKind::OrderPlaced, &fixtures::stamp(), None)
+        })
+        .collect();
+    bus.publish(&events).await.unwrap();
+    let mut received = 0;
+    for _ in 0..10 {
+        let out = aws
+            .sqs
+            .receive_message()
+            .queue_url(&aws.notify_queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            received += 1;
+            aws.sqs
+                .delete_message()
+                .queue_url(&aws.notify_queue)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(received, 23);
+}
