@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::Client;
+
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
@@ -49,6 +49,9 @@ use orderly_domain::{
 };
 
 pub mod testing;
+
+/// The DynamoDB client, for callers that build the store over their own SDK configuration.
+pub use aws_sdk_dynamodb::Client;
 
 type Item = HashMap<String, AttributeValue>;
 

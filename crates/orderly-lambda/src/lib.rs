@@ -1,0 +1,148 @@
+//! What every Orderly Lambda function shares: configuration from the environment, the adapters
+//! built once per cold start, and the translation between Lambda events and the core.
+//!
+//! # Layout
+//! - [`Config`]: the environment a function runs with (table, bus, queues, topic).
+//! - [`Functions`]: the adapters, built once per cold start outside the handler.
+//! - [`deliveries`] / [`batch_response`]: SQS events in, batch item failures out.
+//! - `src/bin/*`: one tiny binary per function — `api`, `outbox-relay`, `inventory-worker`,
+//!   `payment-worker`, `notify-worker`.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use orderly_aws::worker::Delivery;
+use orderly_core::ports::{Store, SystemClock, UuidV7};
+use orderly_core::saga::Saga;
+use orderly_core::{AppSettings, Orderly, RetryPolicy};
+use orderly_payments::{SimulatedPayments, SimulatedSettings};
+use orderly_store_dynamodb::DynamoStore;
+
+/// A function's error, as Lambda reports it.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The environment of a function; the SAM template sets it.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `ORDERLY_TABLE`: the DynamoDB table.
+    pub table: String,
+}
+
+/// Reads a required variable.
+///
+/// # Errors
+/// A message naming the variable.
+pub fn required(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
+}
+
+/// Logs as JSON lines, as CloudWatch wants them.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_ansi(false)
+        .without_time()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORDERLY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+/// The adapters a function needs, built once per cold start.
+pub struct Functions {
+    /// The AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`).
+    pub aws: aws_config::SdkConfig,
+    /// Every storage port on the table.
+    pub store: Arc<dyn Store>,
+}
+
+impl Functions {
+    /// Loads the SDK configuration and connects the table named by `ORDERLY_TABLE`.
+    ///
+    /// # Errors
+    /// A missing variable.
+    pub async fn load() -> Result<Functions, Error> {
+        let table = required("ORDERLY_TABLE")?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let client = aws_sdk_dynamodb_client(&aws);
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::with_client(client, table));
+        Ok(Functions { aws, store })
+    }
+
+    /// The use cases.
+    #[must_use]
+    pub fn app(&self) -> Orderly {
+        Orderly::new(
+            Arc::clone(&self.store),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+            AppSettings::default(),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+
+    /// The saga's consumers, with the reference retry policy (5 s, 5 retries, ×2) and the
+    /// simulated payment provider (`ORDERLY_PAYMENT_DECLINE_RATE` etc. tune it).
+    #[must_use]
+    pub fn saga(&self) -> Arc<Saga> {
+        let rate = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let payments = SimulatedPayments::new(SimulatedSettings {
+            decline_rate: rate("ORDERLY_PAYMENT_DECLINE_RATE"),
+            transient_rate: rate("ORDERLY_PAYMENT_TRANSIENT_RATE"),
+            ..SimulatedSettings::default()
+        });
+        Arc::new(Saga::new(
+            Arc::clone(&self.store),
+            Arc::new(payments),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+            RetryPolicy::default(),
+        ))
+    }
+}
+
+fn aws_sdk_dynamodb_client(config: &aws_config::SdkConfig) -> orderly_store_dynamodb::Client {
+    orderly_store_dynamodb::Client::new(config)
+}
+
+/// The messages of an SQS event, as the worker takes them.
+#[must_use]
+pub fn deliveries(event: SqsEvent) -> Vec<Delivery> {
+    event
+        .records
+        .into_iter()
+        .map(|m| Delivery {
+            receive_count: m
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+            group: m.attributes.get("MessageGroupId").cloned(),
+            message_id: m.message_id.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+            receipt_handle: m.receipt_handle,
+        })
+        .collect()
+}
+
+/// Tells SQS which messages to deliver again (the function must have
+/// `ReportBatchItemFailures` on its event source).
+#[must_use]
+pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
+    SqsBatchResponse {
+        batch_item_failures: failed
+            .into_iter()
+            .map(|item_identifier| BatchItemFailure { item_identifier })
+            .collect(),
+    }
+}
