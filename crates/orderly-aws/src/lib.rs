@@ -11,7 +11,8 @@
 //!   (and alerts), jobs to their queues.
 //! - [`worker`]: runs the saga step of each SQS message, reporting the messages that must be
 //!   delivered again (batch item failures), with backoff as data and the "needs attention" flag
-//!   when retries run out.
+//!   when retries run out — or hands each job to the `ProcessOrder` state machine.
+//! - [`process_order`]: the state machine's task and the client that runs it.
 //!
 //! Why jobs go to the queues from the relay, not through a bus rule: an EventBridge rule can only
 //! give a FIFO target a fixed message group, and the saga needs one group per order. The bus
@@ -20,6 +21,7 @@
 
 pub mod alerts;
 pub mod bus;
+pub mod process_order;
 pub mod queues;
 pub mod relay;
 pub mod worker;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use aws_sdk_sqs::Client;
 use orderly_core::saga::{Saga, StepError};
 
+use crate::process_order::Runner;
 use crate::queues::JobMessage;
 
 /// One received message.
@@ -32,21 +33,31 @@ pub struct Delivery {
 
 /// Runs saga steps from a queue.
 pub struct Worker {
-    saga: Arc<Saga>,
+    runner: Runner,
     sqs: Client,
     queue_url: String,
 }
 
 impl Worker {
-    /// A worker for the queue at `queue_url`.
+    /// A worker for the queue at `queue_url` that runs the steps itself.
     #[must_use]
     pub fn new(
         saga: Arc<Saga>,
         config: &aws_config::SdkConfig,
         queue_url: impl Into<String>,
     ) -> Self {
+        Self::with_runner(Runner::Local(saga), config, queue_url)
+    }
+
+    /// A worker for the queue at `queue_url` whose steps run as `runner` says.
+    #[must_use]
+    pub fn with_runner(
+        runner: Runner,
+        config: &aws_config::SdkConfig,
+        queue_url: impl Into<String>,
+    ) -> Self {
         Worker {
-            saga,
+            runner,
             sqs: Client::new(config),
             queue_url: queue_url.into(),
         }
@@ -78,18 +89,38 @@ impl Worker {
     #[tracing::instrument(skip_all, fields(message_id = %delivery.message_id, receive_count = delivery.receive_count))]
     async fn handle_one(&self, delivery: &Delivery) -> bool {
         let attempts = delivery.receive_count.max(1);
-        let job = match serde_json::from_str::<JobMessage>(&delivery.body)
+        let parsed = serde_json::from_str::<JobMessage>(&delivery.body)
             .map_err(|e| e.to_string())
-            .and_then(|m| m.into_job(attempts - 1).map_err(|e| e.to_string()))
-        {
-            Ok(job) => job,
+            .and_then(|m| {
+                let job = m
+                    .clone()
+                    .into_job(attempts - 1)
+                    .map_err(|e| e.to_string())?;
+                Ok((m, job))
+            });
+        let (message, job) = match parsed {
+            Ok(pair) => pair,
             Err(e) => {
                 tracing::error!(error = %e, "not a job message; leaving it for the dead-letter queue");
                 return false;
             }
         };
-        let policy = self.saga.retry_policy();
-        match self.saga.attempt(&job).await {
+        let saga = match &self.runner {
+            Runner::Local(saga) => saga,
+            Runner::StateMachine(machine) => {
+                // The machine retries and, in the end, flags the order; an error here means it
+                // could not run, so SQS delivers the message again.
+                return match machine.run(&message).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ProcessOrder did not run; SQS will deliver the job again");
+                        false
+                    }
+                };
+            }
+        };
+        let policy = saga.retry_policy();
+        match saga.attempt(&job).await {
             Ok(()) => true,
             Err(StepError::Transient(error)) if attempts <= policy.max_attempts => {
                 let delay = policy.delay(attempts);
@@ -112,7 +143,7 @@ impl Worker {
             }
             Err(StepError::Transient(error) | StepError::Permanent(error)) => {
                 tracing::error!(%error, attempts, "step gave up; order needs attention");
-                match self.saga.give_up(&job, attempts, error).await {
+                match saga.give_up(&job, attempts, error).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!(error = %e, "could not flag the order; trying again later");

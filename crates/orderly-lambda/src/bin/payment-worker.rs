@@ -1,17 +1,20 @@
-//! `payment-worker`: captures, refunds and voids payments for the jobs on the payment FIFO queue.
+//! `payment-worker`: hands each job on the payment FIFO queue to the `ProcessOrder` state machine
+//! and waits for it to settle, so the order's next payment job waits its turn.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
+use orderly_aws::process_order::{ProcessOrder, Runner};
 use orderly_aws::worker::Worker;
-use orderly_lambda::{Error, Functions, batch_response, deliveries, init_tracing, required};
+use orderly_lambda::{Error, batch_response, deliveries, init_tracing, required};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let functions = Functions::load().await?;
-    let worker = Worker::new(
-        functions.saga(),
-        &functions.aws,
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let machine = ProcessOrder::new(&aws, required("ORDERLY_PROCESS_ORDER_ARN")?);
+    let worker = Worker::with_runner(
+        Runner::StateMachine(machine),
+        &aws,
         required("ORDERLY_QUEUE_URL")?,
     );
     let worker = &worker;
