@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use lambda_http::request::LambdaRequest;
 use orderly_aws::AwsSettings;
 use orderly_aws::alerts::AdminAlerts;
 use orderly_aws::bus::EventBus;
@@ -16,13 +18,34 @@ use orderly_aws::relay::Relay;
 use orderly_aws::worker::{Delivery, Worker};
 use orderly_core::ports::{Store, SystemClock, UuidV7};
 use orderly_core::saga::Saga;
-use orderly_core::{AppSettings, Orderly, PlaceOrder, Placed, RetryPolicy};
+use orderly_core::{AppSettings, Orderly, RetryPolicy};
 use orderly_domain::{Actor, EventKind, OrderStatus, ProductId};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
 use orderly_store_dynamodb::testing::{TestTable, endpoint};
 use orderly_testkit::fixtures;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+use tower::ServiceExt;
+
+/// An HTTP API payload 2.0 event, as API Gateway sends it.
+fn proxy_event(method: &str, path: &str, body: Option<&str>) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+            "requestId": "JKJaXmPLvHcESHA=", "routeKey": "$default", "stage": "$default",
+            "time": "22/Nov/2026:10:15:30 +0000", "timeEpoch": 1795000530000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
 
 /// Calls an AWS JSON-protocol API of the emulator directly (the stream API has no client here).
 async fn aws_json(target: &str, body: Value) -> Value {
@@ -244,25 +267,34 @@ async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<(Delivery, String)
         .send()
         .await
         .unwrap();
-    out.messages
-        .unwrap_or_default()
-        .into_iter()
+    let messages = out.messages.unwrap_or_default();
+    let records: Vec<Value> = messages
+        .iter()
         .map(|m| {
-            let attrs = m.attributes.clone().unwrap_or_default();
-            let delivery = Delivery {
-                message_id: m.message_id.clone().unwrap(),
-                body: m.body.clone().unwrap(),
-                receive_count: attrs
-                    .get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1),
-                receipt_handle: m.receipt_handle.clone(),
-                group: attrs
-                    .get(&MessageSystemAttributeName::MessageGroupId)
-                    .cloned(),
-            };
-            (delivery, m.receipt_handle.unwrap())
+            let attributes: HashMap<String, String> = m
+                .attributes
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect();
+            json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": attributes,
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q.fifo",
+                "awsRegion": "us-east-1"
+            })
         })
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    orderly_lambda::deliveries(event)
+        .into_iter()
+        .zip(messages)
+        .map(|(d, m)| (d, m.receipt_handle.unwrap()))
         .collect()
 }
 
@@ -322,28 +354,35 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     let mut stream = StreamReader::open(table.store.table()).await;
     let mut reader_images = Vec::new();
 
-    // The API, as API Gateway would call it.
-    let placed = app
-        .place_order(
-            PlaceOrder {
-                customer_id: orderly_domain::CustomerId::parse("001").unwrap(),
-                items: ["001", "002"]
-                    .iter()
-                    .map(|p| orderly_core::LineRequest {
-                        product_id: ProductId::parse(p).unwrap(),
-                        quantity: orderly_domain::Quantity::new(1).unwrap(),
-                    })
-                    .collect(),
-                currency: None,
-                shipping_address: None,
-            },
-            None,
-        )
+    // The API, as API Gateway calls it: the reference order in an HTTP API proxy event.
+    let router = orderly_api::router(app.clone());
+    let event = proxy_event(
+        "POST",
+        "/v1/orders",
+        Some(
+            r#"{"customerId":"001","items":[{"productId":"001","quantity":1},{"productId":"002","quantity":1}]}"#,
+        ),
+    );
+    let request: http::Request<lambda_http::Body> = serde_json::from_value::<LambdaRequest>(event)
+        .unwrap()
+        .into();
+    let (parts, body) = request.into_parts();
+    let response = router
+        .oneshot(http::Request::from_parts(
+            parts,
+            axum::body::Body::from(body.as_ref().to_vec()),
+        ))
         .await
         .unwrap();
-    let Placed::New(order) = placed else {
-        panic!("replay")
-    };
+    assert_eq!(response.status(), 201);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let placed: Value = serde_json::from_slice(&bytes).unwrap();
+    let order = app
+        .order(orderly_domain::OrderId::parse(placed["id"].as_str().unwrap()).unwrap())
+        .await
+        .unwrap();
 
     // Relay → inventory queue → worker; relay → payment queue → worker.
     let images = stream.inserted().await;
