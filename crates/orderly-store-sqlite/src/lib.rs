@@ -31,7 +31,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -43,6 +44,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Readers, concurrent with the writer thanks to WAL.
     reader: SqlitePool,
+    /// Commits go to the group-commit task, which folds concurrent ones into one transaction.
+    committer: mpsc::Sender<Pending>,
     path: PathBuf,
 }
 
@@ -120,9 +123,12 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(unavailable)?;
+        let (committer, queue) = mpsc::channel(4 * GROUP_MAX);
+        tokio::spawn(group_commit(writer.clone(), queue));
         Ok(SqliteStore {
             writer,
             reader,
+            committer,
             path: settings.path.clone(),
         })
     }
@@ -403,7 +409,7 @@ impl StockStore for SqliteStore {
 }
 
 /// Runs the parts of a commit inside `tx`; the caller commits or (on error) drops it.
-async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<(), CommitError> {
+async fn apply(tx: &mut SqliteConnection, commit: Commit) -> Result<(), CommitError> {
     let db = |e: sqlx::Error| CommitError::Store(unavailable(e));
     if let Some(h) = &commit.handled {
         let inserted = sqlx::query(
@@ -411,7 +417,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
         )
         .bind(h.consumer.as_str())
         .bind(h.event_id.to_string())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => return Err(CommitError::AlreadyHandled),
@@ -419,7 +425,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
         };
         sqlx::query("DELETE FROM jobs WHERE id = ?")
             .bind(h.job_id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
     }
@@ -431,7 +437,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
         .bind(&rec.request_hash)
         .bind(rec.order_id.to_string())
         .bind(rec.created_at.millis())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => return Err(CommitError::IdempotencyKeyTaken),
@@ -449,7 +455,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
             .bind(i64::from(order.version))
             .bind(order.created_at.millis())
             .bind(to_json(order)?)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
@@ -465,7 +471,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
             .bind(to_json(order)?)
             .bind(order.id.to_string())
             .bind(i64::from(*expected_version))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
             if done.rows_affected() == 0 {
@@ -483,13 +489,13 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
         .bind(m.available)
         .bind(m.reserved)
         .bind(m.product_id.as_str())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
         if done.rows_affected() == 0 {
             let exists: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM stock WHERE product_id = ?")
                 .bind(m.product_id.as_str())
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
             return Err(match exists {
@@ -507,7 +513,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
         .bind(&a.reason)
         .bind(&a.actor)
         .bind(a.at.millis())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
     }
@@ -521,7 +527,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
         .bind(event.kind.as_str())
         .bind(event.time.millis())
         .bind(to_json(event)?)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
         for consumer in &out.consumers {
@@ -531,7 +537,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
             .bind(event.order_id.to_string())
             .bind(consumer.as_str())
             .bind(seq)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
@@ -542,10 +548,68 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, commit: Commit) -> Result<
 #[async_trait]
 impl UnitOfWork for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        let mut tx = self.writer.begin().await.map_err(unavailable)?;
-        apply(&mut tx, commit).await?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(())
+        let (reply, answer) = oneshot::channel();
+        self.committer.send((commit, reply)).await.map_err(|_| {
+            CommitError::Store(StoreError::Unavailable("the store is closed".into()))
+        })?;
+        answer
+            .await
+            .map_err(|_| CommitError::Store(StoreError::Unavailable("the writer stopped".into())))?
+    }
+}
+
+/// Most commits folded into one transaction.
+const GROUP_MAX: usize = 256;
+
+type Pending = (Commit, oneshot::Sender<Result<(), CommitError>>);
+
+/// Group commit: takes the commits waiting, applies each in its own savepoint (so one that
+/// fails its conditions changes nothing and fails alone), commits them all with one fsync, and
+/// only then answers each. Under load many requests share one fsync; alone, a commit waits for
+/// nobody.
+async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Pending>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_MAX {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome: Result<(), sqlx::Error> = async {
+            let mut tx = writer.begin().await?;
+            for (commit, _) in &batch {
+                // A transaction inside the transaction: a savepoint.
+                let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+                match apply(&mut savepoint, commit.clone()).await {
+                    Ok(()) => {
+                        savepoint.commit().await?;
+                        results.push(Ok(()));
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await?;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            tx.commit().await
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                for ((_, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch was written: every caller hears so and may retry.
+                let error = StoreError::Unavailable(e.to_string());
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(CommitError::Store(error.clone())));
+                }
+            }
+        }
     }
 }
 
