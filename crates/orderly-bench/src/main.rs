@@ -57,14 +57,11 @@ enum Scenario {
     Lifecycle,
 }
 
+/// How much load, on what: shared by every command.
 #[derive(clap::Args)]
-struct ScenarioArgs {
-    #[arg(value_enum)]
-    scenario: Scenario,
-    /// The `orderly` binary to start (a release build).
-    #[arg(long, default_value = "target/release/orderly")]
-    server: String,
-    /// `sqlite` (a fresh file) or a PostgreSQL URL of an empty database.
+struct Load {
+    /// `sqlite` (a fresh file), `postgres` (a fresh schema on the machine's PostgreSQL) or a
+    /// PostgreSQL URL of an empty database.
     #[arg(long, default_value = "sqlite")]
     database: String,
     /// Concurrent clients.
@@ -76,31 +73,29 @@ struct ScenarioArgs {
     /// Seconds at most (the bound on time).
     #[arg(long, default_value_t = 30)]
     seconds: u64,
-    /// Orders placed before `get-order` and `list-orders` run.
-    #[arg(long, default_value_t = 1_000)]
-    prefill: u64,
     /// Writes the report as JSON here.
     #[arg(long)]
     out: Option<String>,
 }
 
 #[derive(clap::Args)]
+struct ScenarioArgs {
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// The `orderly` binary to start (a release build).
+    #[arg(long, default_value = "target/release/orderly")]
+    server: String,
+    /// Orders placed before `get-order` and `list-orders` run.
+    #[arg(long, default_value_t = 1_000)]
+    prefill: u64,
+    #[command(flatten)]
+    load: Load,
+}
+
+#[derive(clap::Args)]
 struct RawArgs {
-    /// `sqlite` (a fresh file) or a PostgreSQL URL of an empty database.
-    #[arg(long, default_value = "sqlite")]
-    database: String,
-    /// Concurrent writers.
-    #[arg(long, default_value_t = 64)]
-    clients: usize,
-    /// Orders written in all.
-    #[arg(long, default_value_t = 20_000)]
-    requests: u64,
-    /// Seconds at most.
-    #[arg(long, default_value_t = 30)]
-    seconds: u64,
-    /// Writes the report as JSON here.
-    #[arg(long)]
-    out: Option<String>,
+    #[command(flatten)]
+    load: Load,
 }
 
 /// Latencies and counts of a run.
@@ -211,10 +206,10 @@ async fn place(client: &reqwest::Client, base: &str, key: &str) -> Option<String
 }
 
 async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
-    let server = Server::start(&args.server, &args.database).await?;
+    let server = Server::start(&args.server, &args.load.database).await?;
     let base = server.base.clone();
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
+        .pool_max_idle_per_host(args.load.clients)
         .build()
         .map_err(|e| e.to_string())?;
     // Stock for every order the run can place, so none is rejected for want of it.
@@ -246,39 +241,54 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
     let (latencies, errors, seconds) = match args.scenario {
         Scenario::PlaceOrder | Scenario::Lifecycle => {
             let (client, base) = (client.clone(), base.clone());
-            drive(args.clients, args.requests, args.seconds, move |n| {
-                let (client, base) = (client.clone(), base.clone());
-                async move { place(&client, &base, &format!("bench-{n}")).await.is_some() }
-            })
+            drive(
+                args.load.clients,
+                args.load.requests,
+                args.load.seconds,
+                move |n| {
+                    let (client, base) = (client.clone(), base.clone());
+                    async move { place(&client, &base, &format!("bench-{n}")).await.is_some() }
+                },
+            )
             .await
         }
         Scenario::GetOrder => {
             let (client, base, ids) = (client.clone(), base.clone(), Arc::clone(&ids));
-            drive(args.clients, args.requests, args.seconds, move |n| {
-                let (client, base, ids) = (client.clone(), base.clone(), Arc::clone(&ids));
-                async move {
-                    let id = &ids[(n as usize * 7919) % ids.len()];
-                    client
-                        .get(format!("{base}/v1/orders/{id}"))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200)
-                }
-            })
+            drive(
+                args.load.clients,
+                args.load.requests,
+                args.load.seconds,
+                move |n| {
+                    let (client, base, ids) = (client.clone(), base.clone(), Arc::clone(&ids));
+                    async move {
+                        let id = &ids[(n as usize * 7919) % ids.len()];
+                        client
+                            .get(format!("{base}/v1/orders/{id}"))
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 200)
+                    }
+                },
+            )
             .await
         }
         Scenario::ListOrders => {
             let (client, base) = (client.clone(), base.clone());
-            drive(args.clients, args.requests, args.seconds, move |_| {
-                let (client, base) = (client.clone(), base.clone());
-                async move {
-                    client
-                        .get(format!("{base}/v1/orders?limit=20"))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200)
-                }
-            })
+            drive(
+                args.load.clients,
+                args.load.requests,
+                args.load.seconds,
+                move |_| {
+                    let (client, base) = (client.clone(), base.clone());
+                    async move {
+                        client
+                            .get(format!("{base}/v1/orders?limit=20"))
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 200)
+                    }
+                },
+            )
             .await
         }
     };
@@ -294,7 +304,7 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
     };
     let load_cpu = own_cpu_seconds() - cpu_before;
     let usage = server.usage();
-    let database = if args.database == "sqlite" {
+    let database = if args.load.database == "sqlite" {
         "sqlite".to_owned()
     } else {
         "postgres".to_owned()
@@ -305,7 +315,7 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
         database,
-        clients: args.clients,
+        clients: args.load.clients,
         requests,
         errors,
         seconds,
@@ -359,14 +369,19 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Scenario(args) => {
-                let out = args.out.clone();
+                let out = args.load.out.clone();
                 let report = scenario(args).await?;
                 print(&report, out.as_deref())
             }
             Command::Raw(args) => {
-                let out = args.out.clone();
-                let report =
-                    raw::run(&args.database, args.clients, args.requests, args.seconds).await?;
+                let out = args.load.out.clone();
+                let report = raw::run(
+                    &args.load.database,
+                    args.load.clients,
+                    args.load.requests,
+                    args.load.seconds,
+                )
+                .await?;
                 print(&report, out.as_deref())
             }
         }
