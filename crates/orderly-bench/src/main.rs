@@ -88,6 +88,10 @@ struct ScenarioArgs {
     /// Orders placed before `get-order` and `list-orders` run.
     #[arg(long, default_value_t = 1_000)]
     prefill: u64,
+    /// Spread `place-order` over this many products, created first, one line each; 0 (the
+    /// default) places the reference order, every order on the same two products — the hot case.
+    #[arg(long, default_value_t = 0)]
+    products: u64,
     #[command(flatten)]
     load: Load,
 }
@@ -224,6 +228,26 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
             return Err(format!("could not add stock: {}", r.status()));
         }
     }
+    if args.products > 0 {
+        let (client, base) = (client.clone(), base.clone());
+        let (_, errors, _) = drive(args.load.clients, args.products, 600, move |n| {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let product = json!({"id": format!("B-{n:06}"), "name": format!("Bench product {n}"),
+                    "prices": [{"amount": "10.00", "currency": "USD"}], "stock": 1_000_000});
+                client
+                    .post(format!("{base}/v1/products"))
+                    .json(&product)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 201)
+            }
+        })
+        .await;
+        if errors > 0 {
+            return Err(format!("{errors} products could not be created"));
+        }
+    }
     let mut ids = Vec::new();
     if matches!(args.scenario, Scenario::GetOrder | Scenario::ListOrders) {
         for i in 0..args.prefill {
@@ -239,6 +263,24 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
     let cpu_before = own_cpu_seconds();
     let ids = Arc::new(ids);
     let (latencies, errors, seconds) = match args.scenario {
+        Scenario::PlaceOrder | Scenario::Lifecycle if args.products > 0 => {
+            let (client, base, products) = (client.clone(), base.clone(), args.products);
+            drive(args.load.clients, args.load.requests, args.load.seconds, move |n| {
+                let (client, base) = (client.clone(), base.clone());
+                async move {
+                    let product = format!("B-{:06}", (n * 7919) % products);
+                    let body = json!({"customerId": "001", "items": [{"productId": product, "quantity": 1}]});
+                    client
+                        .post(format!("{base}/v1/orders"))
+                        .header("Idempotency-Key", format!("bench-{n}"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 201)
+                }
+            })
+            .await
+        }
         Scenario::PlaceOrder | Scenario::Lifecycle => {
             let (client, base) = (client.clone(), base.clone());
             drive(
@@ -309,11 +351,16 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
     } else {
         "postgres".to_owned()
     };
+    let name = serde_json::to_value(args.scenario)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     Ok(Report {
-        scenario: serde_json::to_value(args.scenario)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        scenario: if args.products > 0 {
+            format!("{name}/{}-products", args.products)
+        } else {
+            name
+        },
         database,
         clients: args.load.clients,
         requests,
