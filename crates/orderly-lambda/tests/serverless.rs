@@ -298,6 +298,33 @@ async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<(Delivery, String)
         .collect()
 }
 
+/// Every body waiting on a queue, each message deleted once read.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for m in messages {
+            bodies.push(m.body.unwrap_or_default());
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// Runs a worker over one receive of its queue, deleting what it finished (as Lambda does with
 /// batch item failures). Returns how many messages it handled.
 async fn work(sqs: &aws_sdk_sqs::Client, url: &str, worker: &Worker) -> usize {
@@ -405,20 +432,11 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     relay.relay(&stream.inserted().await).await.unwrap();
 
     // The bus rule delivered OrderPlaced to the notification queue; the admin got an alert.
-    let notified = aws
-        .sqs
-        .receive_message()
-        .queue_url(&aws.notify_queue)
-        .max_number_of_messages(10)
-        .send()
+    let kinds: Vec<String> = drain(&aws.sqs, &aws.notify_queue)
         .await
-        .unwrap();
-    let kinds: Vec<String> = notified
-        .messages
-        .unwrap_or_default()
         .iter()
-        .map(|m| {
-            serde_json::from_str::<Value>(m.body.as_deref().unwrap()).unwrap()["detail-type"]
+        .map(|body| {
+            serde_json::from_str::<Value>(body).unwrap()["detail-type"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -429,20 +447,7 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
         ["OrderPlaced"],
         "only the rule's detail types reach the notification queue"
     );
-    let inbox = aws
-        .sqs
-        .receive_message()
-        .queue_url(&aws.admin_inbox)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let alerts: Vec<String> = inbox
-        .messages
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.body)
-        .collect();
+    let alerts = drain(&aws.sqs, &aws.admin_inbox).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(
         alerts[0].contains("placed order") && alerts[0].contains("279.98 USD"),
@@ -525,30 +530,6 @@ async fn the_bus_takes_more_than_ten_events_per_batch() {
         })
         .collect();
     bus.publish(&events).await.unwrap();
-    let mut received = 0;
-    for _ in 0..10 {
-        let out = aws
-            .sqs
-            .receive_message()
-            .queue_url(&aws.notify_queue)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
-        for m in messages {
-            received += 1;
-            aws.sqs
-                .delete_message()
-                .queue_url(&aws.notify_queue)
-                .receipt_handle(m.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    let received = drain(&aws.sqs, &aws.notify_queue).await.len();
     assert_eq!(received, 23);
 }
