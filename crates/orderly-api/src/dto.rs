@@ -3,6 +3,7 @@
 //! Requests arrive as plain strings and numbers and are parsed into domain types here, collecting
 //! every field error at once, so a caller learns everything to fix in one round trip.
 
+use async_graphql::{InputObject, SimpleObject};
 use orderly_core::{CreateProduct, LineRequest, PlaceOrder, UpdateProduct};
 use orderly_domain::{
     Address, Attention, Currency, Customer, CustomerId, Email, HistoryEntry, Money, Name, Order,
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Exact money: the amount as a decimal string with the currency's decimal places.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, SimpleObject)]
+#[graphql(name = "Money")]
 #[serde(deny_unknown_fields)]
 pub struct MoneyDto {
     /// Decimal string, e.g. `"279.98"` (USD), `"1500"` (JPY), `"1.250"` (KWD).
@@ -43,7 +45,8 @@ impl MoneyDto {
 }
 
 /// A postal address; every part in any script, returned byte-exact.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, SimpleObject, InputObject)]
+#[graphql(name = "Address", input_name = "AddressInput")]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddressDto {
     /// Recipient.
@@ -97,7 +100,8 @@ impl From<&Address> for AddressDto {
 }
 
 /// One requested line.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, ToSchema, InputObject)]
+#[graphql(name = "OrderItemInput")]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemRequest {
     /// A product id from the catalog.
@@ -109,7 +113,8 @@ pub struct ItemRequest {
 }
 
 /// The reference order body, plus optional currency and address.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, ToSchema, InputObject)]
+#[graphql(name = "PlaceOrderInput")]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     /// The buyer.
@@ -201,7 +206,8 @@ impl From<&OrderLine> for OrderLineDto {
 }
 
 /// One entry of an order's history.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[graphql(name = "HistoryEntry")]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryDto {
     /// When (RFC 3339).
@@ -234,7 +240,8 @@ impl From<&HistoryEntry> for HistoryDto {
 }
 
 /// The captured payment.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[graphql(name = "Payment")]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentDto {
     /// Provider's charge id.
@@ -249,7 +256,8 @@ pub struct PaymentDto {
 }
 
 /// A refund.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[graphql(name = "Refund")]
 #[serde(rename_all = "camelCase")]
 pub struct RefundDto {
     /// Provider's refund id.
@@ -276,7 +284,8 @@ impl From<&Payment> for PaymentDto {
 }
 
 /// The parcel.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[graphql(name = "Shipment")]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentDto {
     /// Carrier.
@@ -298,7 +307,8 @@ impl From<&Shipment> for ShipmentDto {
 }
 
 /// Why staff must look at an order.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[graphql(name = "Attention")]
 #[serde(rename_all = "camelCase")]
 pub struct AttentionDto {
     /// The step that gave up.
@@ -378,7 +388,7 @@ impl From<&Order> for OrderDto {
             needs_attention: o.needs_attention.as_ref().map(AttentionDto::from),
             payment: o.payment.as_ref().map(PaymentDto::from),
             shipment: o.shipment.as_ref().map(ShipmentDto::from),
-            history: o.history.iter().map(HistoryDto::from).collect(),
+            history: o.history.iter().map(Into::into).collect(),
             version: o.version,
             created_at: o.created_at.to_rfc3339(),
             updated_at: o.updated_at.to_rfc3339(),

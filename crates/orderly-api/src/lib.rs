@@ -3,27 +3,32 @@
 //! # Layout
 //! - [`router`]: every route, the body limit, the request context and the problem+json fallbacks.
 //! - `routes`: the REST handlers under `/v1` — thin: parse, call one use case, map the result.
+//! - [`graphql`]: the same use cases as a GraphQL schema at `/graphql`, with GraphiQL.
 //! - `dto`: the wire format (camelCase JSON) and its parsing into domain values.
 //! - [`problem`]: RFC 9457 errors with stable `type`s; the one error shape of the API.
 //! - `extract`: JSON and query extractors whose rejections are problems.
 //! - `request`: the request id and the per-request tracing span.
 //! - [`ApiDoc`]: the OpenAPI 3.1 document, generated from the handlers and types; served at
 //!   `/openapi.json` and rendered at `/docs` without any CDN.
+//! - `/metrics`: storage calls by operation (Prometheus text), when the server counts them.
 #![forbid(unsafe_code)]
 
 pub mod dto;
 pub mod extract;
+pub mod graphql;
 pub mod problem;
 pub mod request;
 pub mod routes;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderly_core::Orderly;
+use orderly_core::metered::StorageMetrics;
 use serde::Serialize;
+use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::problem::Problem;
@@ -89,6 +94,30 @@ pub async fn readyz(State(app): State<Orderly>) -> Response {
         .into_response(),
         Err(e) => Problem::from(orderly_core::AppError::Unavailable(e.to_string())).into_response(),
     }
+}
+
+/// `GET /metrics`: storage calls, failures and time by operation, and saga jobs waiting, in the
+/// Prometheus text format.
+async fn metrics(
+    State(app): State<Orderly>,
+    storage: Option<Extension<Arc<StorageMetrics>>>,
+) -> Response {
+    let mut text = storage
+        .map(|Extension(m)| m.render_prometheus())
+        .unwrap_or_default();
+    if let Ok(n) = app.store().pending_jobs().await {
+        text.push_str(&format!(
+            "# HELP orderly_saga_jobs_pending Saga jobs waiting to run.\n# TYPE orderly_saga_jobs_pending gauge\norderly_saga_jobs_pending {n}\n"
+        ));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn openapi_json() -> Response {
@@ -177,8 +206,10 @@ async fn problem_for_plain_errors(
     problem.into_response()
 }
 
-/// Every route, ready to serve.
+/// Every route, ready to serve. `/metrics` shows storage figures when the caller layers an
+/// `Extension<Arc<StorageMetrics>>` onto the router.
 pub fn router(app: Orderly) -> Router {
+    let schema = graphql::schema(Some(app.clone()));
     let v1 = Router::new()
         .route(
             "/orders",
@@ -206,6 +237,9 @@ pub fn router(app: Orderly) -> Router {
         );
     Router::new()
         .nest("/v1", v1)
+        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql/assets/{file}", get(graphql::asset))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi_json))
@@ -213,6 +247,7 @@ pub fn router(app: Orderly) -> Router {
         .route("/", get(|| async { Redirect::temporary("/docs") }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(schema))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(problem_for_plain_errors))

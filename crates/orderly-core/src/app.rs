@@ -563,6 +563,14 @@ impl Orderly {
             .ok_or_else(|| not_found("product", id))
     }
 
+    /// Several products in one read, for batched lookups; missing ids are left out.
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, AppError> {
+        Ok(self.store.products(ids).await?)
+    }
+
     /// Products by id.
     ///
     /// # Errors
@@ -606,6 +614,14 @@ impl Orderly {
             .customer(id)
             .await?
             .ok_or_else(|| not_found("customer", id))
+    }
+
+    /// Several customers in one read, for batched lookups; missing ids are left out.
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, AppError> {
+        Ok(self.store.customers(ids).await?)
     }
 
     /// A product's stock.

@@ -10,6 +10,7 @@
 //!   that runs queued jobs with retries.
 //! - [`retry`]: the backoff policy, as data.
 //! - [`memory`]: an in-memory implementation of every storage port, for fast tests.
+//! - [`metered`]: a store wrapper that counts and times every storage call, for `/metrics`.
 //! - [`storage`]: what every storage adapter shares (document encoding, cursor pages).
 //! - [`error`]: [`AppError`], what a use case answers instead of a result.
 //!
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod error;
 pub mod memory;
+pub mod metered;
 pub mod ports;
 pub mod retry;
 pub mod saga;

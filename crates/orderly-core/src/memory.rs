@@ -162,6 +162,15 @@ impl CatalogStore for MemoryStore {
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
         Ok(self.lock()?.customers.get(id).cloned())
     }
+
+    async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, StoreError> {
+        let s = self.lock()?;
+        let unique: HashSet<&CustomerId> = ids.iter().collect();
+        Ok(unique
+            .into_iter()
+            .filter_map(|id| s.customers.get(id).cloned())
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -246,6 +246,8 @@ pub trait CatalogStore: Send + Sync {
     async fn create_customer(&self, customer: &Customer) -> Result<(), StoreError>;
     /// One customer.
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
+    /// Several customers at once (missing ids are left out).
+    async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, StoreError>;
 }
 
 /// Orders, their events and idempotency keys.

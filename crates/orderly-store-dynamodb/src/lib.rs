@@ -293,6 +293,47 @@ impl DynamoStore {
             .transpose()
     }
 
+    /// The documents under `keys` (missing ones left out): BatchGetItem, 100 keys a call,
+    /// unprocessed keys asked again.
+    async fn batch_docs<T: serde::de::DeserializeOwned>(
+        &self,
+        keys: impl Iterator<Item = Item>,
+    ) -> Result<Vec<T>, StoreError> {
+        let keys: Vec<Item> = keys.collect();
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(unavailable)?,
+            );
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    found.push(decode(&text(&item, "doc")?)?);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(found)
+    }
+
     /// Items of one partition whose sort key starts with `prefix`.
     async fn partition(
         &self,
@@ -669,42 +710,8 @@ impl CatalogStore for DynamoStore {
 
     async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
         let unique: HashSet<&ProductId> = ids.iter().collect();
-        let mut found = Vec::new();
-        let keys: Vec<Item> = unique
-            .into_iter()
-            .map(|id| key(product_pk(id), "PRODUCT"))
-            .collect();
-        for chunk in keys.chunks(100) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(unavailable)?,
-            );
-            while let Some(request) = pending.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    found.push(decode(&text(&item, "doc")?)?);
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-            }
-        }
-        Ok(found)
+        self.batch_docs(unique.into_iter().map(|id| key(product_pk(id), "PRODUCT")))
+            .await
     }
 
     async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>, StoreError> {
@@ -758,6 +765,16 @@ impl CatalogStore for DynamoStore {
 
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
         self.doc(format!("CUSTOMER#{id}"), "CUSTOMER").await
+    }
+
+    async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, StoreError> {
+        let unique: HashSet<&CustomerId> = ids.iter().collect();
+        self.batch_docs(
+            unique
+                .into_iter()
+                .map(|id| key(format!("CUSTOMER#{id}"), "CUSTOMER")),
+        )
+        .await
     }
 }
 

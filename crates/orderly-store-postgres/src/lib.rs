@@ -169,6 +169,20 @@ impl PgStore {
             .map_err(unavailable)?;
         row.map(|(doc,)| decode(&doc)).transpose()
     }
+
+    /// The documents whose keys are in `keys` (missing keys left out).
+    async fn docs<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        keys: Vec<&str>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(sql)
+            .bind(&keys)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(|(doc,)| decode(&doc)).collect()
+    }
 }
 
 /// The hot queries, named so that a test can look at their plans.
@@ -259,13 +273,9 @@ impl CatalogStore for PgStore {
     }
 
     async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
-        let list: Vec<&str> = ids.iter().map(ProductId::as_str).collect();
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT doc FROM products WHERE id = ANY($1)")
-            .bind(&list)
-            .fetch_all(&self.pool)
+        let keys = ids.iter().map(ProductId::as_str).collect();
+        self.docs("SELECT doc FROM products WHERE id = ANY($1)", keys)
             .await
-            .map_err(unavailable)?;
-        rows.into_iter().map(|(doc,)| decode(&doc)).collect()
     }
 
     async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>, StoreError> {
@@ -294,6 +304,12 @@ impl CatalogStore for PgStore {
 
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
         self.doc("SELECT doc FROM customers WHERE id = $1", id.as_str())
+            .await
+    }
+
+    async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, StoreError> {
+        let keys = ids.iter().map(CustomerId::as_str).collect();
+        self.docs("SELECT doc FROM customers WHERE id = ANY($1)", keys)
             .await
     }
 }

@@ -179,6 +179,20 @@ impl SqliteStore {
             .map_err(unavailable)?;
         row.map(|(doc,)| decode(&doc)).transpose()
     }
+
+    /// The documents whose keys are in `keys` (missing keys left out).
+    async fn docs<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        keys: Vec<&str>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(sql)
+            .bind(to_json(&keys)?)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(|(doc,)| decode(&doc)).collect()
+    }
 }
 
 #[async_trait]
@@ -236,15 +250,12 @@ impl CatalogStore for SqliteStore {
     }
 
     async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
-        let list: Vec<&str> = ids.iter().map(ProductId::as_str).collect();
-        let rows: Vec<(String,)> = sqlx::query_as(
+        let keys = ids.iter().map(ProductId::as_str).collect();
+        self.docs(
             "SELECT doc FROM products WHERE id IN (SELECT DISTINCT value FROM json_each(?))",
+            keys,
         )
-        .bind(to_json(&list)?)
-        .fetch_all(&self.reader)
         .await
-        .map_err(unavailable)?;
-        rows.into_iter().map(|(doc,)| decode(&doc)).collect()
     }
 
     async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>, StoreError> {
@@ -274,6 +285,15 @@ impl CatalogStore for SqliteStore {
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
         self.doc("SELECT doc FROM customers WHERE id = ?", id.as_str())
             .await
+    }
+
+    async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Customer>, StoreError> {
+        let keys = ids.iter().map(CustomerId::as_str).collect();
+        self.docs(
+            "SELECT doc FROM customers WHERE id IN (SELECT DISTINCT value FROM json_each(?))",
+            keys,
+        )
+        .await
     }
 }
 

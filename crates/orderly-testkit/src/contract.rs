@@ -131,6 +131,15 @@ pub async fn customers_round_trip_byte_exact(store: Arc<dyn Store>) {
             .unwrap()
             .is_none()
     );
+    let cid = |id: &str| CustomerId::parse(id).unwrap();
+    let some = store
+        .customers(&[cid("c1"), cid("c1"), cid("zz"), cid("c2")])
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = some.iter().map(|c| c.id.as_str().to_owned()).collect();
+    ids.sort();
+    assert_eq!(ids, ["c1", "c2"]);
+    assert!(store.customers(&[]).await.unwrap().is_empty());
 }
 
 pub async fn orders_round_trip_byte_exact(store: Arc<dyn Store>) {

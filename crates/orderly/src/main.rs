@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use orderly_core::metered::{Metered, StorageMetrics};
 use orderly_core::ports::{PageRequest, Store, SystemClock, UuidV7};
 use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
 use orderly_core::{AppSettings, CreateProduct, Orderly};
@@ -130,7 +131,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Database::Postgres(_) => None,
     };
     let backend = Backend::open(&settings.database, &settings.tuning).await?;
-    let store = backend.store();
+    let storage_metrics = Arc::new(StorageMetrics::default());
+    let store: Arc<dyn Store> =
+        Arc::new(Metered::new(backend.store(), Arc::clone(&storage_metrics)));
     if backend.is_embedded() {
         // Leases left by a killed process are ours to take: nobody else runs on this file.
         // (Cluster nodes never do this: a dead node's leases simply run out.)
@@ -187,7 +190,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     print_banner(&settings, addr, demo);
 
-    let router = orderly_api::router(app);
+    let router = orderly_api::router(app).layer(axum::Extension(storage_metrics));
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "server error");
@@ -225,6 +228,8 @@ fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool) {
     println!("  API       {base}/v1/orders");
     println!("  API docs  {base}/docs");
     println!("  OpenAPI   {base}/openapi.json");
+    println!("  GraphQL   {base}/graphql  (GraphiQL in a browser)");
+    println!("  metrics   {base}/metrics");
     println!("  health    {base}/healthz  {base}/readyz");
     if demo {
         println!(

@@ -7,6 +7,7 @@ mod catalog;
 mod cluster;
 mod concurrency;
 mod crash;
+mod graphql;
 mod orders;
 mod saga;
 mod validation;

@@ -1,0 +1,862 @@
+//! GraphQL at `/graphql`: the order graph for services that read it, on the same use cases as
+//! REST, and GraphiQL at `GET /graphql` with its assets served from the binary.
+//!
+//! - The reference query works unchanged: `query { getOrder(id: "…") { id status } }`.
+//! - Only what a query selects is loaded. An order is one document; its customer and its lines'
+//!   products are fetched through per-request [`DataLoader`]s, so a page of 50 orders costs one
+//!   read for the orders, one for all their customers and one for all their products.
+//! - Errors carry the REST problem codes in `extensions` (`code`, `type`, `status`,
+//!   `fieldErrors`, `requestId`); queries deeper than [`MAX_DEPTH`] or costlier than
+//!   [`MAX_COMPLEXITY`] are refused before anything runs.
+//! - The schema's SDL is committed as `docs/schema.graphql`; a test fails when they drift.
+
+use std::collections::HashMap;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::{
+    Context, EmptySubscription, ErrorExtensions, ID, Object, Schema, ServerError, SimpleObject,
+};
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use orderly_core::ports::{OrderFilter, Page, PageRequest};
+use orderly_core::{AppError, IdempotencyKey, Orderly, Placed};
+use orderly_domain::{
+    Actor, Currency, Customer, CustomerId, Order, OrderId, OrderLine, OrderStatus, Product,
+    ProductId, ValueError,
+};
+
+use crate::dto::{
+    AddressDto, AttentionDto, HistoryDto, MoneyDto, PaymentDto, PlaceOrderRequest, ShipmentDto,
+};
+use crate::extract::ApiJson;
+use crate::problem::{ApiError, Problem};
+
+/// The schema type.
+pub type OrderlySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deepest selection accepted. Deep enough for the standard introspection query (GraphiQL's),
+/// whose type references nest 15 levels; the order graph itself is at most 7 deep.
+pub const MAX_DEPTH: usize = 16;
+
+/// Costliest query accepted: every field costs 1, and a connection multiplies what it selects
+/// by `first`. Fifty orders with customers and product names cost about 400.
+pub const MAX_COMPLEXITY: usize = 5_000;
+
+/// How long a loader collects keys before it reads them in one call.
+const LOADER_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Default page size of connections.
+const DEFAULT_FIRST: i32 = 20;
+
+/// Largest page of a connection.
+const MAX_FIRST: i32 = 100;
+
+/// Builds the schema; `app` is absent only when the schema is built to print it.
+#[must_use]
+pub fn schema(app: Option<Orderly>) -> OrderlySchema {
+    let mut builder = Schema::build(Query, Mutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
+    if let Some(app) = app {
+        builder = builder.data(app);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as committed in `docs/schema.graphql`.
+#[must_use]
+pub fn sdl() -> String {
+    schema(None).sdl()
+}
+
+fn app<'a>(ctx: &Context<'a>) -> &'a Orderly {
+    // The schema is always built with the application before it serves.
+    ctx.data_unchecked::<Orderly>()
+}
+
+/// A problem as a GraphQL error: the message is the problem's detail, the extensions carry its
+/// stable code, type URI, HTTP status, field errors and the request id.
+fn graphql_error(problem: &Problem) -> async_graphql::Error {
+    async_graphql::Error::new(problem.detail.clone()).extend_with(|_, e| {
+        e.set("code", problem.code.clone());
+        e.set("type", problem.kind.clone());
+        e.set("status", i32::from(problem.status));
+        if let Ok(fields) = serde_json::to_value(&problem.errors)
+            .map_err(|_| ())
+            .and_then(|v| async_graphql::Value::from_json(v).map_err(|_| ()))
+            && !problem.errors.is_empty()
+        {
+            e.set("fieldErrors", fields);
+        }
+        if let Some(id) = &problem.request_id {
+            e.set("requestId", id.clone());
+        }
+    })
+}
+
+/// A use case's error as a GraphQL error with its problem code. (Never rely on `?` alone for
+/// an [`AppError`]: async-graphql converts any displayable error, dropping the code.)
+fn gql(e: AppError) -> async_graphql::Error {
+    graphql_error(&Problem::from(e))
+}
+
+fn invalid(errors: Vec<ValueError>) -> async_graphql::Error {
+    graphql_error(&Problem::validation(errors))
+}
+
+fn not_found(what: &str, id: &str) -> async_graphql::Error {
+    graphql_error(&Problem::not_found(what, id))
+}
+
+/// Turns a use case's "not found" into GraphQL's `null`.
+fn found<T>(result: Result<T, AppError>) -> async_graphql::Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(AppError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(gql(e)),
+    }
+}
+
+/// Batches the lookups of one request: every customer and product asked for while one level of
+/// the query resolves is read in one storage call.
+pub struct CatalogLoader(Orderly);
+
+impl Loader<ProductId> for CatalogLoader {
+    type Value = Product;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Product>, Self::Error> {
+        let found = self.0.products(keys).await.map_err(gql)?;
+        Ok(found.into_iter().map(|p| (p.id.clone(), p)).collect())
+    }
+}
+
+impl Loader<CustomerId> for CatalogLoader {
+    type Value = Customer;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[CustomerId],
+    ) -> Result<HashMap<CustomerId, Customer>, Self::Error> {
+        let found = self.0.customers(keys).await.map_err(gql)?;
+        Ok(found.into_iter().map(|c| (c.id.clone(), c)).collect())
+    }
+}
+
+/// The request's loader: it batches and remembers what it read for the rest of the request.
+type RequestLoader = DataLoader<CatalogLoader, HashMapCache>;
+
+fn loader<'a>(ctx: &Context<'a>) -> &'a RequestLoader {
+    // Every request gets its loader in `execute`.
+    ctx.data_unchecked::<RequestLoader>()
+}
+
+/// True if the selection asks for `path` under each node of a connection.
+fn selects(ctx: &Context<'_>, path: &[&str]) -> bool {
+    ["edges", "nodes"].iter().any(|root| {
+        let mut look = ctx.look_ahead().field(root);
+        if *root == "edges" {
+            look = look.field("node");
+        }
+        path.iter().fold(look, |l, name| l.field(name)).exists()
+    })
+}
+
+/// Reads, in one call each, the customers and products that a page of orders will ask for —
+/// only if the query selects them. The loader's timing window batches most lookups anyway;
+/// this makes the cost of a page a fixed three reads however long its resolution takes.
+async fn prefetch(ctx: &Context<'_>, orders: &[Order]) {
+    let loader = loader(ctx);
+    if selects(ctx, &["customer"]) {
+        let ids: Vec<CustomerId> = orders.iter().map(|o| o.customer_id.clone()).collect();
+        // A failure shows where the field is resolved; here it only means no head start.
+        let _ = loader.load_many(ids).await;
+    }
+    if selects(ctx, &["lines", "product"]) {
+        let mut ids: Vec<ProductId> = Vec::new();
+        for order in orders {
+            ids.extend(order.lines.iter().map(|l| l.product_id.clone()));
+        }
+        let _ = loader.load_many(ids).await;
+    }
+}
+
+/// Where a connection page starts: a store cursor (or the beginning) and how many of that
+/// page's items to skip. Rendered as `<store cursor>~<skip>`; clients treat it as opaque.
+#[derive(Debug, PartialEq, Eq)]
+struct Position {
+    page: Option<String>,
+    skip: u32,
+}
+
+impl Position {
+    fn parse(text: &str) -> Result<Position, ValueError> {
+        let bad = || ValueError::new("after", "is not a cursor this server issued");
+        let (page, skip) = text.rsplit_once('~').ok_or_else(bad)?;
+        let skip: u32 = skip.parse().map_err(|_| bad())?;
+        if skip > MAX_FIRST.unsigned_abs() {
+            return Err(bad());
+        }
+        Ok(Position {
+            page: (!page.is_empty()).then(|| page.to_owned()),
+            skip,
+        })
+    }
+
+    fn render(page: Option<&str>, skip: u32) -> String {
+        format!("{}~{skip}", page.unwrap_or(""))
+    }
+}
+
+/// Reads one Relay page through a store's cursor pages: `first` items after `after`.
+async fn connection<T, N, F>(
+    first: Option<i32>,
+    after: Option<String>,
+    fetch: impl FnOnce(PageRequest) -> F,
+    node: impl Fn(T) -> N,
+) -> async_graphql::Result<Connection<String, N>>
+where
+    N: async_graphql::OutputType,
+    F: Future<Output = Result<Page<T>, AppError>>,
+{
+    let first = first.unwrap_or(DEFAULT_FIRST);
+    if !(1..=MAX_FIRST).contains(&first) {
+        return Err(invalid(vec![ValueError::new(
+            "first",
+            format!("must be 1 to {MAX_FIRST}"),
+        )]));
+    }
+    let start = match after.as_deref().map(Position::parse).transpose() {
+        Ok(p) => p.unwrap_or(Position {
+            page: None,
+            skip: 0,
+        }),
+        Err(e) => return Err(invalid(vec![e])),
+    };
+    let first = first.unsigned_abs();
+    let page = fetch(PageRequest {
+        limit: start.skip + first,
+        cursor: start.page.clone(),
+    })
+    .await
+    .map_err(|e| match e {
+        AppError::InvalidCursor => invalid(vec![ValueError::new(
+            "after",
+            "is not a cursor this server issued",
+        )]),
+        e => gql(e),
+    })?;
+    let has_next = page.next_cursor.is_some();
+    let mut connection = Connection::new(after.is_some(), has_next);
+    let items: Vec<T> = page.items.into_iter().skip(start.skip as usize).collect();
+    let count = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        let cursor = match &page.next_cursor {
+            Some(next) if i + 1 == count => Position::render(Some(next), 0),
+            _ => Position::render(
+                start.page.as_deref(),
+                start.skip + u32::try_from(i + 1).unwrap_or(u32::MAX),
+            ),
+        };
+        connection.edges.push(Edge::new(cursor, node(item)));
+    }
+    Ok(connection)
+}
+
+/// The cost of a connection field: what each node selects, `first` times.
+fn connection_cost(first: Option<i32>, child: usize) -> usize {
+    let first = first.unwrap_or(DEFAULT_FIRST).clamp(1, MAX_FIRST);
+    usize::try_from(first).unwrap_or(1).saturating_mul(child) + 1
+}
+
+/// Which orders `orders` lists.
+#[derive(Debug, Default, async_graphql::InputObject)]
+pub struct OrderFilterInput {
+    /// Only orders in this status: `placed`, `reserved`, `paid`, `shipped`, `delivered`,
+    /// `rejected`, `canceled`.
+    pub status: Option<String>,
+    /// Only this customer's orders.
+    pub customer_id: Option<ID>,
+}
+
+impl OrderFilterInput {
+    fn parse(self) -> Result<OrderFilter, Vec<ValueError>> {
+        let mut errors = Vec::new();
+        let status = self.status.as_deref().and_then(|s| {
+            let parsed = OrderStatus::parse(s);
+            if parsed.is_none() {
+                let names: Vec<_> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+                errors.push(ValueError::new(
+                    "filter.status",
+                    format!("must be one of {}", names.join(", ")),
+                ));
+            }
+            parsed
+        });
+        let customer_id = self.customer_id.and_then(|id| {
+            CustomerId::parse(&id)
+                .map_err(|e| errors.push(e.within("filter")))
+                .ok()
+        });
+        if errors.is_empty() {
+            Ok(OrderFilter {
+                status,
+                customer_id,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The read side.
+pub struct Query;
+
+/// Reads: orders, products, customers.
+#[Object]
+impl Query {
+    /// One order, or null if there is none with this id. The reference designs' query.
+    async fn get_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<OrderNode>> {
+        let Ok(id) = OrderId::parse(&id) else {
+            return Ok(None);
+        };
+        Ok(found(app(ctx).order(id).await)?.map(OrderNode))
+    }
+
+    /// Orders, newest first, as a Relay connection.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<OrderFilterInput>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "`endCursor` of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, OrderNode>> {
+        let filter = filter.unwrap_or_default().parse().map_err(invalid)?;
+        let app = app(ctx);
+        connection(
+            first,
+            after,
+            |page| async move {
+                let page = app.list_orders(&filter, &page).await?;
+                prefetch(ctx, &page.items).await;
+                Ok(page)
+            },
+            OrderNode,
+        )
+        .await
+    }
+
+    /// One product, or null.
+    async fn product(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<ProductNode>> {
+        let Ok(id) = ProductId::parse(&id) else {
+            return Ok(None);
+        };
+        Ok(found(app(ctx).product(&id).await)?.map(ProductNode))
+    }
+
+    /// Products by id, as a Relay connection.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "`endCursor` of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, ProductNode>> {
+        let app = app(ctx);
+        connection(
+            first,
+            after,
+            |page| async move { app.list_products(&page).await },
+            ProductNode,
+        )
+        .await
+    }
+
+    /// One customer, or null.
+    async fn customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<CustomerNode>> {
+        let Ok(id) = CustomerId::parse(&id) else {
+            return Ok(None);
+        };
+        Ok(found(app(ctx).customer(&id).await)?.map(CustomerNode))
+    }
+}
+
+fn order_id(id: &ID) -> async_graphql::Result<OrderId> {
+    OrderId::parse(id).map_err(|_| not_found("order", id))
+}
+
+/// What `placeOrder` answers.
+#[derive(SimpleObject)]
+pub struct PlacedOrder {
+    /// The order placed, or the one the idempotency key placed first.
+    order: OrderNode,
+    /// True when the idempotency key had been used with the same request: nothing new was made.
+    replayed: bool,
+}
+
+/// The write side: the same use cases as `POST /v1/orders` and friends.
+pub struct Mutation;
+
+/// Writes: the same use cases as `POST /v1/orders` and its siblings.
+#[Object]
+impl Mutation {
+    /// Places an order. With an idempotency key, a repeat of the same request returns the first
+    /// order (`replayed: true`); the same key with another request is refused.
+    async fn place_order(
+        &self,
+        ctx: &Context<'_>,
+        input: PlaceOrderRequest,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<PlacedOrder> {
+        let key = idempotency_key
+            .as_deref()
+            .map(|k| IdempotencyKey::parse(k).map_err(|e| invalid(vec![e])))
+            .transpose()?;
+        let request = input.parse().map_err(invalid)?;
+        let (order, replayed) = match app(ctx).place_order(request, key).await.map_err(gql)? {
+            Placed::New(o) => (o, false),
+            Placed::Replay(o) => (o, true),
+        };
+        Ok(PlacedOrder {
+            order: OrderNode(order),
+            replayed,
+        })
+    }
+
+    /// Cancels an order that has not shipped: stock is released, a captured payment refunded.
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> async_graphql::Result<OrderNode> {
+        let order = app(ctx)
+            .cancel(order_id(&id)?, reason, Actor::api())
+            .await
+            .map_err(gql)?;
+        Ok(OrderNode(order))
+    }
+
+    /// Records the hand-over to a carrier.
+    async fn ship_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        carrier: String,
+        tracking_number: String,
+    ) -> async_graphql::Result<OrderNode> {
+        let order = app(ctx)
+            .ship(order_id(&id)?, carrier, tracking_number, Actor::api())
+            .await
+            .map_err(gql)?;
+        Ok(OrderNode(order))
+    }
+
+    /// Records the delivery.
+    async fn deliver_order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrderNode> {
+        let order = app(ctx)
+            .deliver(order_id(&id)?, Actor::api())
+            .await
+            .map_err(gql)?;
+        Ok(OrderNode(order))
+    }
+}
+
+/// An order.
+pub struct OrderNode(Order);
+
+/// An order: lines priced when placed, its history, payment and shipments.
+#[Object(name = "Order")]
+impl OrderNode {
+    /// Order id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// `placed`, `reserved`, `paid`, `shipped`, `delivered`, `rejected` or `canceled`.
+    async fn status(&self) -> Option<&str> {
+        Some(self.0.status.as_str())
+    }
+
+    /// The buyer's id.
+    async fn customer_id(&self) -> ID {
+        ID(self.0.customer_id.to_string())
+    }
+
+    /// The buyer, read in one batch with the other orders' buyers.
+    async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<CustomerNode>> {
+        let customer = loader(ctx).load_one(self.0.customer_id.clone()).await?;
+        Ok(customer.map(CustomerNode))
+    }
+
+    /// ISO 4217 currency of every amount.
+    async fn currency(&self) -> &str {
+        self.0.currency.code()
+    }
+
+    /// Lines with the prices they were sold at.
+    async fn lines(&self) -> Vec<LineNode> {
+        self.0.lines.iter().cloned().map(LineNode).collect()
+    }
+
+    /// Units over all lines.
+    async fn item_count(&self) -> u64 {
+        self.0
+            .lines
+            .iter()
+            .map(|l| u64::from(l.quantity.get()))
+            .sum()
+    }
+
+    /// Sum of the lines.
+    async fn total(&self) -> MoneyDto {
+        self.0.total.into()
+    }
+
+    /// Where it goes.
+    async fn shipping_address(&self) -> Option<AddressDto> {
+        self.0.shipping_address.as_ref().map(AddressDto::from)
+    }
+
+    /// Why it was rejected or canceled.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+
+    /// Set when a saga step ran out of retries and staff must look.
+    async fn needs_attention(&self) -> Option<AttentionDto> {
+        self.0.needs_attention.as_ref().map(AttentionDto::from)
+    }
+
+    /// The captured payment and its refund.
+    async fn payment(&self) -> Option<PaymentDto> {
+        self.0.payment.as_ref().map(PaymentDto::from)
+    }
+
+    /// Parcels handed to carriers.
+    async fn shipments(&self) -> Vec<ShipmentDto> {
+        self.0.shipment.iter().map(ShipmentDto::from).collect()
+    }
+
+    /// Every change, oldest first.
+    async fn history(&self) -> Vec<HistoryDto> {
+        self.0.history.iter().map(Into::into).collect()
+    }
+
+    /// +1 on every change.
+    async fn version(&self) -> u32 {
+        self.0.version
+    }
+
+    /// Placed at (RFC 3339).
+    async fn created_at(&self) -> String {
+        self.0.created_at.to_rfc3339()
+    }
+
+    /// Last change (RFC 3339).
+    async fn updated_at(&self) -> String {
+        self.0.updated_at.to_rfc3339()
+    }
+}
+
+/// A line of an order.
+pub struct LineNode(OrderLine);
+
+/// A line of an order.
+#[Object(name = "OrderLine")]
+impl LineNode {
+    /// The product's id.
+    async fn product_id(&self) -> ID {
+        ID(self.0.product_id.to_string())
+    }
+
+    /// The product as it is now (null if it was deleted), read in one batch with the others.
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ProductNode>> {
+        let product = loader(ctx).load_one(self.0.product_id.clone()).await?;
+        Ok(product.map(ProductNode))
+    }
+
+    /// The product's name when ordered.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// How many.
+    async fn quantity(&self) -> u32 {
+        self.0.quantity.get()
+    }
+
+    /// Price of one when ordered.
+    async fn unit_price(&self) -> MoneyDto {
+        self.0.unit_price.into()
+    }
+
+    /// `unitPrice` × `quantity`.
+    async fn line_total(&self) -> MoneyDto {
+        self.0.line_total.into()
+    }
+}
+
+/// A product of the catalog.
+pub struct ProductNode(Product);
+
+/// A product of the catalog.
+#[Object(name = "Product")]
+impl ProductNode {
+    /// Merchant id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Name, in any script.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// One price per currency.
+    async fn prices(&self) -> Vec<MoneyDto> {
+        self.0
+            .prices
+            .as_slice()
+            .iter()
+            .map(|m| (*m).into())
+            .collect()
+    }
+
+    /// The price in one currency, or null if the product has none in it.
+    async fn price(&self, currency: String) -> async_graphql::Result<Option<MoneyDto>> {
+        let currency = Currency::parse(&currency)
+            .map_err(|e| invalid(vec![ValueError::new("currency", e.to_string())]))?;
+        Ok(self
+            .0
+            .prices
+            .as_slice()
+            .iter()
+            .find(|m| m.currency() == currency)
+            .map(|m| (*m).into()))
+    }
+
+    /// On sale.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+
+    /// +1 on every change.
+    async fn version(&self) -> u32 {
+        self.0.version
+    }
+
+    /// Created (RFC 3339).
+    async fn created_at(&self) -> String {
+        self.0.created_at.to_rfc3339()
+    }
+
+    /// Last change (RFC 3339).
+    async fn updated_at(&self) -> String {
+        self.0.updated_at.to_rfc3339()
+    }
+}
+
+/// A buyer.
+pub struct CustomerNode(Customer);
+
+/// A buyer.
+#[Object(name = "Customer")]
+impl CustomerNode {
+    /// The shop's id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// E-mail.
+    async fn email(&self) -> &str {
+        self.0.email.as_str()
+    }
+
+    /// Name, in any script.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// Created (RFC 3339).
+    async fn created_at(&self) -> String {
+        self.0.created_at.to_rfc3339()
+    }
+}
+
+/// Gives validation failures (which carry no code of their own) a stable one and a message that
+/// says what to do.
+fn explain(error: &mut ServerError) {
+    if error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some())
+    {
+        return;
+    }
+    let (code, message) = match error.message.as_str() {
+        "Query is nested too deep." => (
+            "query-too-deep",
+            format!("the query nests deeper than {MAX_DEPTH} levels; select less at once"),
+        ),
+        "Query is too complex." => (
+            "query-too-complex",
+            format!(
+                "the query would cost more than {MAX_COMPLEXITY} (each field 1, connections × first); ask for fewer items or fields, and page"
+            ),
+        ),
+        _ => ("invalid-query", error.message.clone()),
+    };
+    error.message = message;
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+/// `POST /graphql`: one GraphQL request as JSON (`query`, `operationName`, `variables`).
+pub async fn execute(
+    State(app): State<Orderly>,
+    Extension(schema): Extension<OrderlySchema>,
+    ApiJson(request): ApiJson<async_graphql::Request>,
+) -> Json<async_graphql::Response> {
+    // Keys asked for within LOADER_WINDOW of the first are read in one call; one level of a
+    // query asks for all of its keys well inside it.
+    let loader = DataLoader::with_cache(CatalogLoader(app), tokio::spawn, HashMapCache::default())
+        .delay(LOADER_WINDOW);
+    let request = request.data(loader);
+    let mut response = schema.execute(request).await;
+    response.errors.iter_mut().for_each(explain);
+    Json(response)
+}
+
+const GRAPHIQL_HTML: &str = include_str!("../assets/graphiql/index.html");
+
+/// `GET /graphql`: GraphiQL, to explore the schema and try queries.
+pub async fn graphiql() -> Html<&'static str> {
+    Html(GRAPHIQL_HTML)
+}
+
+/// GraphiQL's files, gzipped at build time; `(name, content type, gzipped bytes)`.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "graphiql.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/graphiql/graphiql.js.gz"),
+    ),
+    (
+        "graphiql.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/graphiql/graphiql.css.gz"),
+    ),
+    (
+        "react.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/graphiql/react.js.gz"),
+    ),
+    (
+        "react-dom.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/graphiql/react-dom.js.gz"),
+    ),
+];
+
+/// `GET /graphql/assets/{file}`: served gzipped to clients that accept it (every browser), and
+/// unpacked for the rest.
+pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some((_, content_type, gz)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
+        return Problem::not_found("asset", &file).into_response();
+    };
+    let gzip_ok = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut response = if gzip_ok {
+        let mut r = (*gz).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        let mut plain = Vec::new();
+        if let Err(e) =
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(*gz), &mut plain)
+        {
+            return ApiError::from(AppError::Internal(format!("asset {file}: {e}")))
+                .into_response();
+        }
+        plain.into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    *response.status_mut() = StatusCode::OK;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_sdl_is_the_schema() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema.graphql");
+        let now = sdl();
+        if std::env::var_os("ORDERLY_UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &now).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == now,
+            "docs/schema.graphql differs from the schema in the code; if the change is meant, \
+             run `ORDERLY_UPDATE_SCHEMA=1 cargo test -p orderly-api the_committed_sdl` and commit \
+             the file"
+        );
+    }
+
+    #[test]
+    fn the_reference_fields_are_in_the_schema() {
+        let sdl = sdl();
+        assert!(sdl.contains("getOrder(id: ID!): Order\n"), "{sdl}");
+        assert!(sdl.contains("\tid: ID!\n"));
+        assert!(sdl.contains("\tstatus: String\n"));
+    }
+
+    #[test]
+    fn cursors_render_and_parse_back() {
+        for (page, skip) in [(None, 0), (Some("o17"), 3), (Some("p001"), 100)] {
+            let text = Position::render(page, skip);
+            assert_eq!(
+                Position::parse(&text).unwrap(),
+                Position {
+                    page: page.map(str::to_owned),
+                    skip
+                }
+            );
+        }
+        for bad in ["", "o17", "o17~", "o17~x", "~-1", "~101"] {
+            assert!(Position::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
