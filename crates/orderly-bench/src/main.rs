@@ -53,6 +53,9 @@ enum Scenario {
     GetOrder,
     /// GET /v1/orders?limit=20, newest first.
     ListOrders,
+    /// POST /graphql with the reference query, `getOrder(id) { id status }`, of orders placed
+    /// beforehand.
+    GraphqlGetOrder,
     /// Place orders, then the time until every one is paid: the saga's throughput.
     Lifecycle,
 }
@@ -85,7 +88,7 @@ struct ScenarioArgs {
     /// The `orderly` binary to start (a release build).
     #[arg(long, default_value = "target/release/orderly")]
     server: String,
-    /// Orders placed before `get-order` and `list-orders` run.
+    /// Orders placed before `get-order`, `graphql-get-order` and `list-orders` run.
     #[arg(long, default_value_t = 1_000)]
     prefill: u64,
     /// Spread `place-order` over this many products, created first, one line each; 0 (the
@@ -249,7 +252,10 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
         }
     }
     let mut ids = Vec::new();
-    if matches!(args.scenario, Scenario::GetOrder | Scenario::ListOrders) {
+    if matches!(
+        args.scenario,
+        Scenario::GetOrder | Scenario::ListOrders | Scenario::GraphqlGetOrder
+    ) {
         for i in 0..args.prefill {
             ids.push(
                 place(&client, &base, &format!("prefill-{i}"))
@@ -309,6 +315,37 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
                             .send()
                             .await
                             .is_ok_and(|r| r.status() == 200)
+                    }
+                },
+            )
+            .await
+        }
+        Scenario::GraphqlGetOrder => {
+            let (client, base, ids) = (client.clone(), base.clone(), Arc::clone(&ids));
+            drive(
+                args.load.clients,
+                args.load.requests,
+                args.load.seconds,
+                move |n| {
+                    let (client, base, ids) = (client.clone(), base.clone(), Arc::clone(&ids));
+                    async move {
+                        let id = &ids[(n as usize * 7919) % ids.len()];
+                        let body = json!({
+                            "query": "query($id: ID!) { getOrder(id: $id) { id status } }",
+                            "variables": {"id": id},
+                        });
+                        match client
+                            .post(format!("{base}/graphql"))
+                            .json(&body)
+                            .send()
+                            .await
+                        {
+                            Ok(r) if r.status() == 200 => r
+                                .json::<Value>()
+                                .await
+                                .is_ok_and(|v| v["data"]["getOrder"]["id"] == id.as_str()),
+                            _ => false,
+                        }
                     }
                 },
             )

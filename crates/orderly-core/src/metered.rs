@@ -211,7 +211,12 @@ impl StorageMetrics {
 }
 
 /// One metric family: name, kind, help and how to read its value off an operation's figures.
-type Series = (&'static str, &'static str, &'static str, fn(&OpFigures) -> String);
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&OpFigures) -> String,
+);
 
 /// A [`Store`] that counts and times every call to the store it wraps.
 pub struct Metered {
