@@ -6,9 +6,9 @@
 use async_graphql::{InputObject, SimpleObject};
 use orderly_core::{CreateProduct, LineRequest, PlaceOrder, UpdateProduct};
 use orderly_domain::{
-    Address, Attention, Currency, Customer, CustomerId, Email, HistoryEntry, Money, Name, Order,
-    OrderLine, Payment, Product, ProductId, Quantity, Shipment, StockAdjustment, StockLevel,
-    ValueError,
+    Address, Attention, Currency, Customer, CustomerId, Email, ExchangeRate, HistoryEntry, Money,
+    Name, Order, OrderLine, Payment, Product, ProductId, Quantity, Shipment, StockAdjustment,
+    StockLevel, ValueError,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -129,6 +129,11 @@ pub struct PlaceOrderRequest {
     /// Where to ship.
     #[serde(default)]
     pub shipping_address: Option<AddressDto>,
+    /// The payment provider's token for the buyer's payment method (a Stripe `pm_…`),
+    /// collected by the shop's front end; card numbers never reach Orderly.
+    #[serde(default)]
+    #[schema(example = "pm_card_visa")]
+    pub payment_method: Option<String>,
 }
 
 impl PlaceOrderRequest {
@@ -171,6 +176,7 @@ impl PlaceOrderRequest {
                 items,
                 currency,
                 shipping_address: self.shipping_address.map(Address::from),
+                payment_method: self.payment_method,
             }),
             _ => Err(errors),
         }
@@ -246,13 +252,17 @@ impl From<&HistoryEntry> for HistoryDto {
 pub struct PaymentDto {
     /// Provider's charge id.
     pub provider_ref: String,
+    /// Provider's id for the authorization the charge took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
     /// Amount captured.
     pub amount: MoneyDto,
     /// When.
     pub captured_at: String,
-    /// Refund, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refund: Option<RefundDto>,
+    /// Refunds, oldest first: one in full, or several parts.
+    pub refunds: Vec<RefundDto>,
+    /// What is left to refund.
+    pub refundable: MoneyDto,
 }
 
 /// A refund.
@@ -272,13 +282,19 @@ impl From<&Payment> for PaymentDto {
     fn from(p: &Payment) -> Self {
         PaymentDto {
             provider_ref: p.provider_ref.clone(),
+            authorization: p.authorization.clone(),
             amount: p.amount.into(),
             captured_at: p.captured_at.to_rfc3339(),
-            refund: p.refund.as_ref().map(|r| RefundDto {
-                provider_ref: r.provider_ref.clone(),
-                amount: r.amount.into(),
-                at: r.at.to_rfc3339(),
-            }),
+            refunds: p
+                .refunds
+                .iter()
+                .map(|r| RefundDto {
+                    provider_ref: r.provider_ref.clone(),
+                    amount: r.amount.into(),
+                    at: r.at.to_rfc3339(),
+                })
+                .collect(),
+            refundable: p.refundable().into(),
         }
     }
 }
@@ -332,6 +348,35 @@ impl From<&Attention> for AttentionDto {
     }
 }
 
+/// The rate prices were converted with.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
+#[graphql(name = "ExchangeRate")]
+#[serde(rename_all = "camelCase")]
+pub struct RateDto {
+    /// The shop's base currency.
+    #[schema(example = "USD")]
+    pub from: String,
+    /// The currency converted into.
+    #[schema(example = "JPY")]
+    pub to: String,
+    /// Units of `to` per unit of `from`, exact decimal.
+    #[schema(example = "151.25")]
+    pub rate: String,
+    /// When staff set it (RFC 3339).
+    pub set_at: String,
+}
+
+impl From<&ExchangeRate> for RateDto {
+    fn from(r: &ExchangeRate) -> Self {
+        RateDto {
+            from: r.from.code().to_owned(),
+            to: r.to.code().to_owned(),
+            rate: r.rate.to_decimal_string(),
+            set_at: r.set_at.to_rfc3339(),
+        }
+    }
+}
+
 /// An order with its history.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -352,6 +397,10 @@ pub struct OrderDto {
     /// Where it goes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping_address: Option<AddressDto>,
+    /// The rate prices were converted with from the base currency, kept with the order so its
+    /// totals never change when rates do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_rate: Option<RateDto>,
     /// Why rejected or canceled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -384,6 +433,7 @@ impl From<&Order> for OrderDto {
             lines: o.lines.iter().map(OrderLineDto::from).collect(),
             total: o.total.into(),
             shipping_address: o.shipping_address.as_ref().map(AddressDto::from),
+            exchange_rate: o.exchange_rate.as_ref().map(Into::into),
             reason: o.reason.clone(),
             needs_attention: o.needs_attention.as_ref().map(AttentionDto::from),
             payment: o.payment.as_ref().map(PaymentDto::from),

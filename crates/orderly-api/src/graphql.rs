@@ -29,7 +29,8 @@ use orderly_domain::{
 };
 
 use crate::dto::{
-    AddressDto, AttentionDto, HistoryDto, MoneyDto, PaymentDto, PlaceOrderRequest, ShipmentDto,
+    AddressDto, AttentionDto, HistoryDto, MoneyDto, PaymentDto, PlaceOrderRequest, RateDto,
+    ShipmentDto,
 };
 use crate::extract::ApiJson;
 use crate::problem::{ApiError, Problem};
@@ -533,6 +534,11 @@ impl OrderNode {
     /// Where it goes.
     async fn shipping_address(&self) -> Option<AddressDto> {
         self.0.shipping_address.as_ref().map(AddressDto::from)
+    }
+
+    /// The rate its prices were converted with from the base currency, if any were.
+    async fn exchange_rate(&self) -> Option<RateDto> {
+        self.0.exchange_rate.as_ref().map(Into::into)
     }
 
     /// Why it was rejected or canceled.

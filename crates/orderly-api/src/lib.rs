@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`router`]: every route, the body limit, the request context and the problem+json fallbacks.
 //! - `routes`: the REST handlers under `/v1` — thin: parse, call one use case, map the result.
+//! - `carts`: carts, checkout and exchange rates under `/v1`.
 //! - [`graphql`]: the same use cases as a GraphQL schema at `/graphql`, with GraphiQL.
 //! - `dto`: the wire format (camelCase JSON) and its parsing into domain values.
 //! - [`problem`]: RFC 9457 errors with stable `type`s; the one error shape of the API.
@@ -13,6 +14,7 @@
 //! - `/metrics`: storage calls by operation (Prometheus text), when the server counts them.
 #![forbid(unsafe_code)]
 
+pub mod carts;
 pub mod dto;
 pub mod extract;
 pub mod graphql;
@@ -47,6 +49,8 @@ use crate::problem::Problem;
         routes::list_products, routes::get_product, routes::create_product, routes::update_product,
         routes::create_customer, routes::get_customer,
         routes::get_stock, routes::adjust_stock,
+        carts::open_cart, carts::get_cart, carts::add_line, carts::set_quantity,
+        carts::remove_line, carts::checkout, carts::list_rates, carts::set_rate,
         healthz, readyz,
     ),
     components(schemas(Problem, problem::FieldError)),
@@ -55,6 +59,8 @@ use crate::problem::Problem;
         (name = "catalog", description = "Products and their prices"),
         (name = "customers", description = "Buyers"),
         (name = "inventory", description = "Stock levels and manual adjustments"),
+        (name = "carts", description = "Carts priced in the shopper's currency, and checkout; every call but the first carries the cart's `Cart-Token`"),
+        (name = "rates", description = "Exchange rates from the base currency, for products without a price in the buyer's currency"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -234,7 +240,17 @@ pub fn router(app: Orderly) -> Router {
         .route(
             "/inventory/{productId}/adjustments",
             post(routes::adjust_stock),
-        );
+        )
+        .route("/carts", post(carts::open_cart))
+        .route("/carts/{id}", get(carts::get_cart))
+        .route("/carts/{id}/lines", post(carts::add_line))
+        .route(
+            "/carts/{id}/lines/{productId}",
+            axum::routing::patch(carts::set_quantity).delete(carts::remove_line),
+        )
+        .route("/carts/{id}/checkout", post(carts::checkout))
+        .route("/rates", get(carts::list_rates))
+        .route("/rates/{currency}", axum::routing::put(carts::set_rate));
     Router::new()
         .nest("/v1", v1)
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))

@@ -129,6 +129,16 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
     ("illegal-transition", 409, "The order cannot do that now"),
     ("already-exists", 409, "Already exists"),
     ("insufficient-stock", 409, "Not enough stock"),
+    (
+        "cart-closed",
+        409,
+        "The cart was checked out or has expired",
+    ),
+    (
+        "invalid-signature",
+        400,
+        "The webhook signature does not verify",
+    ),
     ("payload-too-large", 413, "The body is too large"),
     ("unsupported-media-type", 415, "Send JSON"),
     (
@@ -181,6 +191,12 @@ impl From<AppError> for Problem {
                 "insufficient-stock",
                 "Not enough stock",
                 format!("product {p} does not have enough available stock for this change"),
+            ),
+            AppError::CartClosed(detail) => Problem::new(
+                StatusCode::CONFLICT,
+                "cart-closed",
+                "The cart was checked out or has expired",
+                detail,
             ),
             AppError::InvalidCursor => Problem::new(
                 StatusCode::BAD_REQUEST,

@@ -84,6 +84,7 @@ async fn payment_job(transient_rate: f64) -> (Orderly, Saga, OrderId, JobMessage
         }],
         currency: None,
         shipping_address: None,
+        payment_method: None,
     };
     let Placed::New(order) = app.place_order(request, None).await.unwrap() else {
         panic!()
@@ -130,7 +131,7 @@ async fn a_failing_task_errs_for_step_functions_and_the_catch_flags_the_order() 
     .await
     .unwrap_err();
     assert!(
-        failed.to_string().contains("simulated capture outage"),
+        failed.to_string().contains("simulated authorize outage"),
         "{failed}"
     );
     let caught = CaughtError {
@@ -153,6 +154,6 @@ async fn a_failing_task_errs_for_step_functions_and_the_catch_flags_the_order() 
         (attention.step.as_str(), attention.attempts),
         ("payment", 6)
     );
-    assert!(attention.error.contains("simulated capture outage"));
+    assert!(attention.error.contains("simulated authorize outage"));
     assert_eq!(order.status, OrderStatus::Reserved);
 }

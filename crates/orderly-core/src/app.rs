@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use orderly_domain::text::check_text;
 use orderly_domain::{
-    Actor, Address, Currency, Customer, CustomerId, Email, Event, Money, Name, NewOrder, Order,
-    OrderId, OrderLine, OrderStatus, Prices, Product, ProductId, Quantity, Shipment, Stamp,
-    StockAdjustment, StockEffect, StockLevel, Transition, ValueError,
+    Actor, Address, Currency, Customer, CustomerId, Email, Event, ExchangeRate, Money, Name,
+    NewOrder, Order, OrderId, OrderLine, OrderStatus, Prices, Product, ProductId, Quantity, Rate,
+    Shipment, Stamp, StockAdjustment, StockEffect, StockLevel, Transition, ValueError,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -16,10 +16,19 @@ use tokio::sync::Notify;
 
 use crate::error::AppError;
 use crate::ports::{
-    Clock, Commit, CommitError, IdGenerator, IdempotencyRecord, OrderFilter, OrderWrite, Outgoing,
-    Page, PageRequest, Store, StoreError,
+    Clock, Commit, CommitError, DocKind, Document, IdGenerator, IdempotencyRecord, OrderFilter,
+    OrderWrite, Outgoing, Page, PageRequest, Store, StoreError,
 };
 use crate::saga::consumers_of;
+use crate::storage;
+
+/// A product's price in a currency, and whether it was converted.
+pub(crate) enum Priced {
+    /// The catalog lists it in that currency.
+    Listed(Money),
+    /// Converted from the base currency with this rate.
+    Converted(Money, ExchangeRate),
+}
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -70,6 +79,9 @@ pub struct PlaceOrder {
     pub currency: Option<Currency>,
     /// Where to ship.
     pub shipping_address: Option<Address>,
+    /// The payment provider's token for the buyer's payment method (a Stripe `pm_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
 }
 
 /// The result of placing: a new order, or the one an earlier request with the same key made.
@@ -112,12 +124,18 @@ pub struct UpdateProduct {
 pub struct AppSettings {
     /// The currency orders are priced in when the request names none.
     pub base_currency: Currency,
+    /// A cart expires this long after the shopper last changed it.
+    pub cart_idle: std::time::Duration,
 }
+
+/// Default idle time before a cart expires: a week.
+pub const CART_IDLE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl Default for AppSettings {
     fn default() -> Self {
         AppSettings {
             base_currency: Currency::USD,
+            cart_idle: CART_IDLE,
         }
     }
 }
@@ -160,6 +178,11 @@ impl Orderly {
     #[must_use]
     pub fn settings(&self) -> &AppSettings {
         &self.settings
+    }
+
+    /// The time now, by the application's clock.
+    pub(crate) fn now(&self) -> orderly_domain::Timestamp {
+        self.clock.now()
     }
 
     fn stamp(&self, actor: Actor) -> Stamp {
@@ -267,6 +290,8 @@ impl Orderly {
             return Err(AppError::Invalid(errors));
         }
         let currency = request.currency.unwrap_or(self.settings.base_currency);
+        let rate = self.rate_to(currency).await?;
+        let mut used_rate = None;
         if self.store.customer(&request.customer_id).await?.is_none() {
             errors.push(ValueError::new(
                 "customerId",
@@ -301,22 +326,16 @@ impl Orderly {
                 ));
                 continue;
             }
-            let Some(unit_price) = product.price_in(currency) else {
-                let known: Vec<_> = product
-                    .prices
-                    .as_slice()
-                    .iter()
-                    .map(|p| p.currency().code())
-                    .collect();
-                errors.push(ValueError::new(
-                    "currency",
-                    format!(
-                        "product {} has no price in {currency}; it is priced in {}",
-                        product.id,
-                        known.join(", ")
-                    ),
-                ));
-                continue;
+            let unit_price = match self.price_of(product, currency, rate.as_ref()) {
+                Ok(Priced::Listed(price)) => price,
+                Ok(Priced::Converted(price, rate)) => {
+                    used_rate = Some(rate);
+                    price
+                }
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
             };
             let Ok(line_total) = unit_price.checked_mul(item.quantity.get()) else {
                 errors.push(ValueError::new(
@@ -342,7 +361,125 @@ impl Orderly {
             currency,
             lines,
             shipping_address: request.shipping_address,
+            exchange_rate: used_rate,
+            payment_method: request.payment_method,
         })
+    }
+
+    /// A product's price in `currency`: its listed one, or its base-currency price converted
+    /// with `rate` (the base → `currency` rate staff set, if any).
+    pub(crate) fn price_of(
+        &self,
+        product: &Product,
+        currency: Currency,
+        rate: Option<&ExchangeRate>,
+    ) -> Result<Priced, ValueError> {
+        if let Some(price) = product.price_in(currency) {
+            return Ok(Priced::Listed(price));
+        }
+        let base = self.settings.base_currency;
+        if let (Some(base_price), Some(rate)) = (product.price_in(base), rate) {
+            return rate
+                .convert(base_price)
+                .map(|p| Priced::Converted(p, *rate))
+                .map_err(|e| ValueError::new("currency", e.to_string()));
+        }
+        let known: Vec<_> = product
+            .prices
+            .as_slice()
+            .iter()
+            .map(|p| p.currency().code())
+            .collect();
+        let hint = if product.price_in(base).is_some() {
+            format!("; set a rate from {base} with PUT /v1/rates/{currency} to sell it converted")
+        } else {
+            String::new()
+        };
+        Err(ValueError::new(
+            "currency",
+            format!(
+                "product {} has no price in {currency}; it is priced in {}{hint}",
+                product.id,
+                known.join(", ")
+            ),
+        ))
+    }
+
+    /// The rate staff set from the base currency to `currency` (none for the base itself).
+    pub(crate) async fn rate_to(
+        &self,
+        currency: Currency,
+    ) -> Result<Option<ExchangeRate>, AppError> {
+        if currency == self.settings.base_currency {
+            return Ok(None);
+        }
+        let Some(doc) = self.store.document(DocKind::Rate, currency.code()).await? else {
+            return Ok(None);
+        };
+        let rate: ExchangeRate = storage::decode(&doc.body)?;
+        Ok((rate.from == self.settings.base_currency).then_some(rate))
+    }
+
+    /// Every rate from the base currency, by currency code.
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn rates(&self) -> Result<Vec<ExchangeRate>, AppError> {
+        let docs = self.store.documents(DocKind::Rate, None, 1_000).await?;
+        let mut rates = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let rate: ExchangeRate = storage::decode(&doc.body)?;
+            if rate.from == self.settings.base_currency {
+                rates.push(rate);
+            }
+        }
+        Ok(rates)
+    }
+
+    /// Sets the rate from the base currency to `to`. Orders placed before keep the rate they
+    /// were priced with.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for the base currency itself, storage.
+    pub async fn set_rate(&self, to: Currency, rate: Rate) -> Result<ExchangeRate, AppError> {
+        let base = self.settings.base_currency;
+        if to == base {
+            return Err(AppError::invalid(
+                "currency",
+                format!("{to} is the base currency; its prices are the catalog's own"),
+            ));
+        }
+        let new = ExchangeRate {
+            from: base,
+            to,
+            rate,
+            set_at: self.clock.now(),
+        };
+        let body = storage::encode(&new)?;
+        for _ in 0..3 {
+            let stored = self.store.document(DocKind::Rate, to.code()).await?;
+            let doc = Document {
+                kind: DocKind::Rate,
+                key: to.code().to_owned(),
+                version: stored.as_ref().map_or(1, |d| d.version + 1),
+                body: body.clone(),
+            };
+            match self
+                .store
+                .put_document(&doc, stored.map(|d| d.version))
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(from = %base, %to, %rate, "exchange rate set");
+                    return Ok(new);
+                }
+                Err(StoreError::Conflict | StoreError::AlreadyExists | StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Unavailable(
+            "the rate kept changing concurrently; try again".into(),
+        ))
     }
 
     /// One order with its history.

@@ -35,6 +35,9 @@ pub enum AppError {
     /// A stock change would take a count below zero.
     #[error("not enough stock of product {0}")]
     InsufficientStock(ProductId),
+    /// The cart was checked out or expired: it can change no more.
+    #[error("{0}")]
+    CartClosed(String),
     /// A pagination cursor that was not issued by this server.
     #[error("invalid cursor")]
     InvalidCursor,

@@ -6,9 +6,11 @@
 //!   [`ports::JobQueue`], the [`ports::PaymentGateway`], the [`ports::Clock`] and id generator.
 //! - [`app`]: [`Orderly`], the use cases the API calls (place, read, list, cancel, ship, deliver,
 //!   catalog, stock).
+//! - [`carts`]: carts priced in the shopper's currency, checkout, the availability sweep.
 //! - [`saga`]: the consumers that carry an order from placed to paid, and the [`saga::Dispatcher`]
 //!   that runs queued jobs with retries.
 //! - [`retry`]: the backoff policy, as data.
+//! - [`secret`]: [`secret::Secret`], a string that never reaches a log.
 //! - [`memory`]: an in-memory implementation of every storage port, for fast tests.
 //! - [`metered`]: a store wrapper that counts and times every storage call, for `/metrics`.
 //! - [`storage`]: what every storage adapter shares (document encoding, cursor pages).
@@ -19,17 +21,20 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod carts;
 pub mod error;
 pub mod memory;
 pub mod metered;
 pub mod ports;
 pub mod retry;
 pub mod saga;
+pub mod secret;
 pub mod storage;
 
 pub use app::{
     AppSettings, CreateProduct, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed,
     UpdateProduct, page_request,
 };
+pub use carts::{CartView, Checkout, OpenedCart, PricedLine, SweepReport};
 pub use error::AppError;
 pub use retry::RetryPolicy;

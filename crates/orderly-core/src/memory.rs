@@ -11,8 +11,9 @@ use orderly_domain::{
 };
 
 use crate::ports::{
-    CatalogStore, Commit, CommitError, Consumer, IdempotencyRecord, Job, JobQueue, OrderFilter,
-    OrderStore, OrderWrite, Page, PageRequest, StockStore, StoreError, UnitOfWork,
+    CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
+    IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
+    StockStore, StoreError, UnitOfWork,
 };
 
 #[derive(Default)]
@@ -29,6 +30,7 @@ struct State {
     handled: HashSet<(Consumer, EventId)>,
     jobs: BTreeMap<i64, QueuedJob>,
     next_seq: i64,
+    documents: BTreeMap<(&'static str, String), Document>,
 }
 
 struct QueuedJob {
@@ -169,6 +171,51 @@ impl CatalogStore for MemoryStore {
         Ok(unique
             .into_iter()
             .filter_map(|id| s.customers.get(id).cloned())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl DocumentStore for MemoryStore {
+    async fn document(&self, kind: DocKind, key: &str) -> Result<Option<Document>, StoreError> {
+        Ok(self
+            .lock()?
+            .documents
+            .get(&(kind.as_str(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn put_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock()?;
+        let id = (doc.kind.as_str(), doc.key.clone());
+        match (s.documents.get(&id), expected_version) {
+            (Some(_), None) => return Err(StoreError::AlreadyExists),
+            (None, Some(_)) => return Err(StoreError::NotFound),
+            (Some(stored), Some(v)) if stored.version != v => return Err(StoreError::Conflict),
+            _ => {}
+        }
+        s.documents.insert(id, doc.clone());
+        Ok(())
+    }
+
+    async fn documents(
+        &self,
+        kind: DocKind,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        let s = self.lock()?;
+        let start = (kind.as_str(), after.unwrap_or_default().to_owned());
+        Ok(s.documents
+            .range(start..)
+            .take_while(|((k, _), _)| *k == kind.as_str())
+            .filter(|((_, key), _)| after.is_none_or(|a| key.as_str() > a))
+            .take(limit as usize)
+            .map(|(_, d)| d.clone())
             .collect())
     }
 }

@@ -13,8 +13,9 @@ use orderly_domain::{
 };
 
 use crate::ports::{
-    CatalogStore, Commit, CommitError, IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore,
-    Page, PageRequest, StockStore, Store, StoreError, UnitOfWork,
+    CatalogStore, Commit, CommitError, DocKind, Document, DocumentStore, IdempotencyRecord, Job,
+    JobQueue, OrderFilter, OrderStore, Page, PageRequest, StockStore, Store, StoreError,
+    UnitOfWork,
 };
 
 /// The storage operations counted: one per port method.
@@ -42,11 +43,14 @@ pub enum StorageOp {
     ReleaseLeases,
     NextDue,
     PendingJobs,
+    Document,
+    PutDocument,
+    Documents,
 }
 
 impl StorageOp {
     /// Every operation, in the order the metrics list them.
-    pub const ALL: [StorageOp; 21] = [
+    pub const ALL: [StorageOp; 24] = [
         StorageOp::CreateProduct,
         StorageOp::UpdateProduct,
         StorageOp::Product,
@@ -68,6 +72,9 @@ impl StorageOp {
         StorageOp::ReleaseLeases,
         StorageOp::NextDue,
         StorageOp::PendingJobs,
+        StorageOp::Document,
+        StorageOp::PutDocument,
+        StorageOp::Documents,
     ];
 
     /// The label value in the metrics.
@@ -95,6 +102,9 @@ impl StorageOp {
             StorageOp::ReleaseLeases => "release_leases",
             StorageOp::NextDue => "next_due",
             StorageOp::PendingJobs => "pending_jobs",
+            StorageOp::Document => "document",
+            StorageOp::PutDocument => "put_document",
+            StorageOp::Documents => "documents",
         }
     }
 
@@ -114,6 +124,8 @@ impl StorageOp {
                 | StorageOp::Idempotency
                 | StorageOp::Stock
                 | StorageOp::Adjustments
+                | StorageOp::Document
+                | StorageOp::Documents
         )
     }
 }
@@ -319,6 +331,32 @@ impl StockStore for Metered {
         limit: u32,
     ) -> Result<Vec<StockAdjustment>, StoreError> {
         counted!(self, Adjustments, self.inner.adjustments(id, limit))
+    }
+}
+
+#[async_trait]
+impl DocumentStore for Metered {
+    async fn document(&self, kind: DocKind, key: &str) -> Result<Option<Document>, StoreError> {
+        counted!(self, Document, self.inner.document(kind, key))
+    }
+    async fn put_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u32>,
+    ) -> Result<(), StoreError> {
+        counted!(
+            self,
+            PutDocument,
+            self.inner.put_document(doc, expected_version)
+        )
+    }
+    async fn documents(
+        &self,
+        kind: DocKind,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        counted!(self, Documents, self.inner.documents(kind, after, limit))
     }
 }
 

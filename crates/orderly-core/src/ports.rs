@@ -320,31 +320,105 @@ pub trait JobQueue: Send + Sync {
     async fn pending_jobs(&self) -> Result<u64, StoreError>;
 }
 
+/// The kinds of [`Document`] kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    /// A shopper's cart, by cart id.
+    Cart,
+    /// An exchange rate from the base currency, by target currency code.
+    Rate,
+}
+
+impl DocKind {
+    /// The name stored with the document.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Cart => "cart",
+            DocKind::Rate => "rate",
+        }
+    }
+}
+
+/// A document the use cases keep whole (JSON text), by kind and key, with a version for
+/// optimistic concurrency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// What it is.
+    pub kind: DocKind,
+    /// Its key within the kind.
+    pub key: String,
+    /// 1 when new; +1 on every write.
+    pub version: u32,
+    /// The JSON text.
+    pub body: String,
+}
+
+/// Carts and exchange rates: documents read and written whole.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    /// One document.
+    async fn document(&self, kind: DocKind, key: &str) -> Result<Option<Document>, StoreError>;
+    /// Writes `doc`. With `expected_version: None` it must be new ([`StoreError::AlreadyExists`]
+    /// otherwise); with `Some(v)` the stored one must still be at version `v`
+    /// ([`StoreError::Conflict`], or [`StoreError::NotFound`] if there is none).
+    async fn put_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u32>,
+    ) -> Result<(), StoreError>;
+    /// Documents of one kind in key order, starting after `after`, at most `limit` (a store may
+    /// return fewer; only an empty answer means there are no more).
+    async fn documents(
+        &self,
+        kind: DocKind,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError>;
+}
+
 /// Every storage port: what a backend provides.
-pub trait Store: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue {}
-impl<T: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue> Store for T {}
+pub trait Store:
+    CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + DocumentStore
+{
+}
+impl<T: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + DocumentStore> Store
+    for T
+{
+}
 
 /// A payment provider. Every call carries an idempotency key derived from the order and the
-/// step, so a retried call never charges or refunds twice.
+/// step (`order:{id}:authorize`, `order:{id}:capture`, `order:{id}:refund`), so a retried call
+/// never charges or refunds twice.
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
-    /// Charges `amount` to the customer's payment method.
+    /// Reserves `amount` on the customer's payment method; returns the authorization's id.
     ///
     /// # Errors
     /// [`PaymentError::Declined`] (final) or [`PaymentError::Transient`] (retry later).
-    async fn capture(&self, request: &PaymentRequest) -> Result<String, PaymentError>;
-    /// Gives `amount` back against an earlier capture.
+    async fn authorize(&self, request: &PaymentRequest) -> Result<String, PaymentError>;
+    /// Takes `amount` of an authorization; returns the id refunds refer to.
     ///
     /// # Errors
-    /// As for [`PaymentGateway::capture`].
+    /// As for [`PaymentGateway::authorize`].
+    async fn capture(
+        &self,
+        request: &PaymentRequest,
+        authorization: &str,
+    ) -> Result<String, PaymentError>;
+    /// Gives `amount` back against an earlier capture: all of it, or part.
+    ///
+    /// # Errors
+    /// As for [`PaymentGateway::authorize`].
     async fn refund(
         &self,
         request: &PaymentRequest,
         capture_ref: &str,
     ) -> Result<String, PaymentError>;
-    /// Cancels whatever was charged under `request.idempotency_key` (a capture's key) and not
-    /// recorded; does nothing if nothing was. Used when an order is canceled while an earlier,
-    /// interrupted capture may have gone through.
+    /// Releases whatever the order's payment step authorized or captured and Orderly never
+    /// recorded (`request` is that step's capture request); does nothing if there is nothing.
+    /// Used when an order is canceled while an earlier, interrupted payment step may have gone
+    /// through.
     ///
     /// # Errors
     /// [`PaymentError::Transient`] (retry later).
@@ -362,6 +436,9 @@ pub struct PaymentRequest {
     pub customer_id: CustomerId,
     /// How much.
     pub amount: Money,
+    /// The provider's token for the buyer's payment method (a Stripe `pm_…`), collected by the
+    /// shop's front end: card data never reaches Orderly.
+    pub payment_method: Option<String>,
 }
 
 /// Why the provider did not take the money.

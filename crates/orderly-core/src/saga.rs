@@ -70,7 +70,13 @@ pub struct Saga {
     retry: RetryPolicy,
     /// Longest wait for the payment provider; a silent provider is a transient failure.
     payment_timeout: Duration,
+    /// Stage-1 recovery: when a capture still fails transiently after the fast retries, one
+    /// more try this much later before the order needs attention (`None`: no such try).
+    payment_recovery: Option<Duration>,
 }
+
+/// Default wait before the stage-1 recovery try of a capture.
+pub const PAYMENT_RECOVERY_DELAY: Duration = Duration::from_secs(300);
 
 /// How many times a step re-reads the order after a concurrent change before it retries later.
 const CONFLICT_RETRIES: usize = 8;
@@ -91,7 +97,29 @@ impl Saga {
             ids,
             retry,
             payment_timeout: Duration::from_secs(30),
+            payment_recovery: Some(PAYMENT_RECOVERY_DELAY),
         }
+    }
+
+    /// Changes the stage-1 recovery delay of captures (default 5 minutes; `None` turns it off).
+    #[must_use]
+    pub fn with_payment_recovery(mut self, delay: Option<Duration>) -> Self {
+        self.payment_recovery = delay;
+        self
+    }
+
+    /// The wait before the next try of a job that failed transiently for the `attempts`-th
+    /// time, or `None` when it has had all its tries.
+    fn next_try(&self, job: &Job, attempts: u32) -> Option<Duration> {
+        if attempts <= self.retry.max_attempts {
+            return Some(self.retry.delay(attempts));
+        }
+        let is_capture =
+            job.consumer == Consumer::Payment && job.event.kind == EventKind::InventoryReserved;
+        if is_capture && attempts == self.retry.max_attempts + 1 {
+            return self.payment_recovery;
+        }
+        None
     }
 
     /// Changes how long a payment call may take (default 30 s); keep it below the job lease.
@@ -117,8 +145,7 @@ impl Saga {
             Ok(()) => return,
             Err(StepError::Transient(error)) => {
                 let attempts = job.attempts + 1;
-                if attempts <= self.retry.max_attempts {
-                    let delay = self.retry.delay(attempts);
+                if let Some(delay) = self.next_try(job, attempts) {
                     let next_at = self
                         .clock
                         .now()
@@ -291,9 +318,25 @@ impl Saga {
             })
     }
 
-    /// InventoryReserved → capture the total; a decline rejects the order and releases stock.
-    /// If the order was canceled before the charge was recorded, whatever an earlier, interrupted
-    /// run may have charged under this step's key is voided.
+    /// Authorizes and captures the total for one order. Both calls carry the step's keys, so a
+    /// re-run after a crash gets the first answers back instead of charging again.
+    async fn charge(&self, request: &PaymentRequest) -> Result<(String, String), PaymentError> {
+        let authorize = PaymentRequest {
+            idempotency_key: request.idempotency_key.replace(":capture", ":authorize"),
+            ..request.clone()
+        };
+        let authorization = self
+            .call_provider(self.payments.authorize(&authorize))
+            .await?;
+        let capture = self
+            .call_provider(self.payments.capture(request, &authorization))
+            .await?;
+        Ok((authorization, capture))
+    }
+
+    /// InventoryReserved → authorize and capture the total; a decline rejects the order and
+    /// releases stock. If the order was canceled before the charge was recorded, whatever an
+    /// earlier, interrupted run may have authorized or charged is voided.
     async fn capture(&self, job: &Job) -> Result<(), StepError> {
         let order = self.load(job).await?;
         let request = PaymentRequest {
@@ -301,6 +344,7 @@ impl Saga {
             order_id: order.id,
             customer_id: order.customer_id.clone(),
             amount: order.total,
+            payment_method: order.payment_method.clone(),
         };
         if order.payment.is_some() || order.status != OrderStatus::Reserved {
             if order.status == OrderStatus::Canceled && order.payment.is_none() {
@@ -313,17 +357,18 @@ impl Saga {
                 .await
                 .map_err(StepError::from);
         }
-        match self.call_provider(self.payments.capture(&request)).await {
-            Ok(provider_ref) => self
+        match self.charge(&request).await {
+            Ok((authorization, provider_ref)) => self
                 .settle(job, |mut order, stamp| {
                     if order.payment.is_some() {
                         return Ok(Commit::default());
                     }
                     let payment = Payment {
                         provider_ref: provider_ref.clone(),
+                        authorization: Some(authorization.clone()),
                         amount: request.amount,
                         captured_at: stamp.at,
-                        refund: None,
+                        refunds: Vec::new(),
                     };
                     let expected_version = order.version;
                     let event = if order.status == OrderStatus::Reserved {
@@ -359,10 +404,11 @@ impl Saga {
         }
     }
 
-    /// OrderCanceled → refund a captured payment in full.
+    /// OrderCanceled → refund what is left of a captured payment (all of it, unless staff
+    /// refunded part before).
     async fn refund(&self, job: &Job) -> Result<(), StepError> {
         let order = self.load(job).await?;
-        let Some(payment) = order.payment.clone().filter(|p| p.refund.is_none()) else {
+        let Some(payment) = order.payment.clone().filter(|p| p.refundable().minor() > 0) else {
             return self
                 .settle(job, |_, _| Ok(Commit::default()))
                 .await
@@ -372,7 +418,8 @@ impl Saga {
             idempotency_key: format!("order:{}:refund", order.id),
             order_id: order.id,
             customer_id: order.customer_id.clone(),
-            amount: payment.amount,
+            amount: payment.refundable(),
+            payment_method: order.payment_method.clone(),
         };
         let provider_ref = self
             .call_provider(self.payments.refund(&request, &payment.provider_ref))

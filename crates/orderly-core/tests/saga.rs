@@ -39,7 +39,15 @@ impl ScriptedPayments {
 
 #[async_trait]
 impl PaymentGateway for ScriptedPayments {
-    async fn capture(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
+    async fn authorize(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
+        Ok(format!("auth_{}", request.order_id))
+    }
+
+    async fn capture(
+        &self,
+        request: &PaymentRequest,
+        _authorization: &str,
+    ) -> Result<String, PaymentError> {
         if let Some((started, release)) = &self.gate {
             started.notify_one();
             release.notified().await;
@@ -106,7 +114,8 @@ async fn world_with(payments: Arc<ScriptedPayments>, retry: RetryPolicy) -> Worl
         Arc::new(SystemClock),
         Arc::new(UuidV7),
         retry,
-    );
+    )
+    .with_payment_recovery(None);
     World {
         store,
         app,
@@ -133,6 +142,7 @@ fn reference() -> PlaceOrder {
         items: vec![line("001"), line("002")],
         currency: None,
         shipping_address: None,
+        payment_method: None,
     }
 }
 
@@ -234,6 +244,50 @@ async fn exhausted_retries_flag_the_order_for_attention() {
 }
 
 #[tokio::test]
+async fn stage_one_recovery_tries_a_failing_capture_once_more_later_before_flagging() {
+    let down = || Err(PaymentError::Transient("503".into()));
+    // Three fast tries fail (the first and its two retries); the recovery try gets through.
+    let mut w = world(vec![down(), down(), down()], fast()).await;
+    w.saga = Saga::new(
+        Arc::clone(&w.store),
+        w.payments.clone(),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        RetryPolicy {
+            max_attempts: 2,
+            ..fast()
+        },
+    )
+    .with_payment_recovery(Some(Duration::from_millis(30)));
+    let id = w.place().await;
+    let started = std::time::Instant::now();
+    w.drain().await;
+    let order = w.app.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid, "{order:?}");
+    assert!(order.needs_attention.is_none());
+    assert!(
+        started.elapsed() >= Duration::from_millis(30),
+        "the recovery try waits"
+    );
+    assert_eq!(w.payments.charged.lock().unwrap().len(), 1);
+
+    // Without it, the same failures flag the order.
+    let w = world(
+        vec![down(), down(), down()],
+        RetryPolicy {
+            max_attempts: 2,
+            ..fast()
+        },
+    )
+    .await;
+    let id = w.place().await;
+    w.drain().await;
+    let order = w.app.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Reserved);
+    assert_eq!(order.needs_attention.unwrap().attempts, 3);
+}
+
+#[tokio::test]
 async fn a_redelivered_event_changes_nothing() {
     let w = world(vec![], fast()).await;
     let id = w.place().await;
@@ -273,7 +327,7 @@ async fn canceling_a_paid_order_releases_stock_and_refunds_once() {
     assert_eq!(w.stock("001").await, (150, 0));
     w.drain().await;
     let order = w.app.order(id).await.unwrap();
-    assert!(order.payment.unwrap().refund.is_some());
+    assert_eq!(order.payment.unwrap().refunds.len(), 1);
     assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
     // A second cancel is refused and refunds nothing more.
     assert!(w.app.cancel(id, None, Actor::api()).await.is_err());
@@ -344,7 +398,7 @@ async fn a_cancel_that_lands_while_the_provider_charges_is_recorded_and_refunded
     let order = w.app.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Canceled);
     let payment = order.payment.expect("the charge is recorded");
-    assert!(payment.refund.is_some(), "and refunded");
+    assert_eq!(payment.refunds.len(), 1, "and refunded");
     assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
     assert_eq!(w.stock("001").await, (150, 0));
 }
@@ -363,8 +417,9 @@ async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_cancele
         order_id: id,
         customer_id: order.customer_id.clone(),
         amount: order.total,
+        payment_method: None,
     };
-    w.payments.capture(&request).await.unwrap();
+    w.payments.capture(&request, "auth").await.unwrap();
     w.app.cancel(id, None, Actor::api()).await.unwrap();
     w.drain().await;
     assert!(

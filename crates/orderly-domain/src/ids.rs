@@ -167,6 +167,11 @@ uuid_id!(
     EventId,
     "eventId"
 );
+uuid_id!(
+    /// A cart's id: a random UUID (v4), so that one cart's id says nothing about another's.
+    CartId,
+    "cartId"
+);
 
 /// How many of one product a line orders: 1 to 10 000.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize)]

@@ -6,6 +6,8 @@
 //!   [`Quantity`], [`Email`].
 //! - [`text`]: [`Name`] and [`Address`], any script, byte-exact.
 //! - [`catalog`]: [`Product`], [`Customer`], [`StockLevel`], [`StockAdjustment`].
+//! - [`fx`]: [`ExchangeRate`], exact conversion of prices between currencies.
+//! - [`cart`]: [`Cart`], a shopper's lines before checkout, with expiry and sweep notices.
 //! - [`order`]: [`Order`] and its state machine ([`OrderStatus::after`]), history, payment, shipment.
 //! - [`event`]: [`Event`] in the reference designs' shape.
 //! - [`time`]: [`Timestamp`], UTC milliseconds.
@@ -14,17 +16,21 @@
 //! every rule here is a pure function that unit and property tests can pin down.
 #![forbid(unsafe_code)]
 
+pub mod cart;
 pub mod catalog;
 pub mod event;
+pub mod fx;
 pub mod ids;
 pub mod money;
 pub mod order;
 pub mod text;
 pub mod time;
 
+pub use cart::{Cart, CartChange, CartError, CartLine, CartNotice, CartStatus, MAX_CART_LINES};
 pub use catalog::{Customer, Prices, Product, StockAdjustment, StockLevel};
 pub use event::{Event, EventItem, EventKind};
-pub use ids::{CustomerId, Email, EventId, OrderId, ProductId, Quantity};
+pub use fx::{ExchangeRate, Rate};
+pub use ids::{CartId, CustomerId, Email, EventId, OrderId, ProductId, Quantity};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
     Actor, Attention, HistoryEntry, IllegalTransition, NewOrder, Order, OrderError, OrderLine,

@@ -16,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
+use crate::fx::ExchangeRate;
 use crate::{
     Address, Currency, CustomerId, EventId, Money, Name, OrderId, ProductId, Quantity, Timestamp,
 };
@@ -255,13 +256,57 @@ pub struct OrderLine {
 pub struct Payment {
     /// The provider's id for the charge.
     pub provider_ref: String,
+    /// The provider's id for the authorization the charge took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
     /// Captured amount.
     pub amount: Money,
     /// When it was captured.
     pub captured_at: Timestamp,
-    /// Refunded so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refund: Option<Refund>,
+    /// Refunds so far, oldest first (full or partial). Documents written before partial
+    /// refunds existed hold one under `refund`.
+    #[serde(
+        default,
+        alias = "refund",
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub refunds: Vec<Refund>,
+}
+
+impl Payment {
+    /// What has been refunded so far.
+    #[must_use]
+    pub fn refunded(&self) -> Money {
+        self.refunds
+            .iter()
+            .fold(Money::zero(self.amount.currency()), |sum, r| {
+                sum.checked_add(r.amount).unwrap_or(sum)
+            })
+    }
+
+    /// What can still be refunded.
+    #[must_use]
+    pub fn refundable(&self) -> Money {
+        self.amount
+            .checked_sub(self.refunded())
+            .unwrap_or(Money::zero(self.amount.currency()))
+    }
+}
+
+/// Reads a list of refunds, or the single refund older documents hold.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Refund>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<Refund>),
+        One(Refund),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        Some(OneOrMany::Many(v)) => v,
+        Some(OneOrMany::One(r)) => vec![r],
+        None => Vec::new(),
+    })
 }
 
 /// Money given back.
@@ -339,6 +384,12 @@ pub struct Order {
     /// Where it goes; optional for digital goods and the reference body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_address: Option<Address>,
+    /// The rate its prices were converted with, when the catalog had none in its currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_rate: Option<ExchangeRate>,
+    /// The provider's token for the buyer's payment method (never card data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
     /// Current status.
     pub status: OrderStatus,
     /// Starts at 1; +1 on every change. Stores use it for optimistic concurrency.
@@ -388,6 +439,10 @@ pub struct NewOrder {
     pub lines: Vec<OrderLine>,
     /// Optional address.
     pub shipping_address: Option<Address>,
+    /// The rate used to convert prices, if any was.
+    pub exchange_rate: Option<ExchangeRate>,
+    /// The provider's token for the buyer's payment method.
+    pub payment_method: Option<String>,
 }
 
 /// Why a new order cannot be made from its parts.
@@ -431,6 +486,8 @@ impl Order {
             lines: new.lines,
             total,
             shipping_address: new.shipping_address,
+            exchange_rate: new.exchange_rate,
+            payment_method: new.payment_method,
             status: OrderStatus::Placed,
             version: 1,
             reason: None,
@@ -515,7 +572,7 @@ impl Order {
             refund.provider_ref, refund.amount
         ));
         if let Some(payment) = &mut self.payment {
-            payment.refund = Some(refund);
+            payment.refunds.push(refund);
         }
         self.record(EventKind::RefundIssued, Some(self.status), stamp, detail)
     }
@@ -535,10 +592,12 @@ impl Order {
         )
     }
 
-    /// True if a captured payment has not been refunded yet.
+    /// True if part of a captured payment has not been refunded yet.
     #[must_use]
     pub fn has_unrefunded_payment(&self) -> bool {
-        self.payment.as_ref().is_some_and(|p| p.refund.is_none())
+        self.payment
+            .as_ref()
+            .is_some_and(|p| p.refundable().minor() > 0)
     }
 
     fn record(
@@ -596,6 +655,8 @@ pub(crate) mod tests_support {
                 line("002", "Smartwatch", "199.99"),
             ],
             shipping_address: None,
+            exchange_rate: None,
+            payment_method: None,
         };
         Order::place(new, stamp(0)).unwrap().0
     }
@@ -624,7 +685,8 @@ mod tests {
             provider_ref: "pay_1".into(),
             amount: order.total,
             captured_at: Timestamp::from_millis(5),
-            refund: None,
+            authorization: None,
+            refunds: Vec::new(),
         };
         order.capture(payment, &stamp(2)).unwrap();
         let shipment = Shipment {

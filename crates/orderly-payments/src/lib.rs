@@ -5,7 +5,12 @@
 //!   transient outages, latency, voids and refunds — deterministically from a seed, for demos
 //!   and tests. Its ledger of charges can be kept in a file, so that "charged once" holds (and
 //!   can be checked) across restarts, as it would at a real provider.
+//! - [`stripe`]: [`Stripe`], the adapter for Stripe's API; [`verify_webhook`] for its webhooks.
 #![forbid(unsafe_code)]
+
+pub mod stripe;
+
+pub use stripe::{Stripe, StripeSettings, WebhookError, WebhookEvent, verify_webhook};
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -203,7 +208,9 @@ impl SimulatedPayments {
         if let Some(reference) = state.done.get(&entry) {
             return Ok(reference.clone());
         }
-        if op == "capture" && share(hash(self.settings.seed, key, 0)) < self.settings.decline_rate {
+        // The issuer says yes or no when the money is reserved, as with real cards.
+        if op == "authorize" && share(hash(self.settings.seed, key, 0)) < self.settings.decline_rate
+        {
             return Err(PaymentError::Declined("card_declined (simulated)".into()));
         }
         if op == "void" && !state.done.contains_key(&format!("capture {key}")) {
@@ -226,7 +233,15 @@ impl SimulatedPayments {
 
 #[async_trait]
 impl PaymentGateway for SimulatedPayments {
-    async fn capture(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
+    async fn authorize(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
+        self.call(&request.idempotency_key, "authorize").await
+    }
+
+    async fn capture(
+        &self,
+        request: &PaymentRequest,
+        _authorization: &str,
+    ) -> Result<String, PaymentError> {
         self.call(&request.idempotency_key, "capture").await
     }
 
@@ -256,15 +271,25 @@ mod tests {
             order_id: OrderId::from_uuid(uuid::Uuid::nil()),
             customer_id: CustomerId::parse("001").unwrap(),
             amount: Money::from_minor(27998, Currency::USD),
+            payment_method: None,
         }
     }
 
     #[tokio::test]
     async fn a_repeated_key_returns_the_same_charge() {
         let p = SimulatedPayments::new(SimulatedSettings::default());
-        let a = p.capture(&request("order:1:capture")).await.unwrap();
-        let b = p.capture(&request("order:1:capture")).await.unwrap();
-        let c = p.capture(&request("order:2:capture")).await.unwrap();
+        let a = p
+            .capture(&request("order:1:capture"), "auth")
+            .await
+            .unwrap();
+        let b = p
+            .capture(&request("order:1:capture"), "auth")
+            .await
+            .unwrap();
+        let c = p
+            .capture(&request("order:2:capture"), "auth")
+            .await
+            .unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -278,7 +303,7 @@ mod tests {
         let outcomes = |p: SimulatedPayments| async move {
             let mut declined = Vec::new();
             for i in 0..1000 {
-                declined.push(p.capture(&request(&format!("k{i}"))).await.is_err());
+                declined.push(p.authorize(&request(&format!("k{i}"))).await.is_err());
             }
             declined
         };
@@ -296,11 +321,17 @@ mod tests {
         let path = dir.join("ledger.txt");
         let _ = std::fs::remove_file(&path);
         let first = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
-        let charge = first.capture(&request("order:9:capture")).await.unwrap();
+        let charge = first
+            .capture(&request("order:9:capture"), "auth")
+            .await
+            .unwrap();
         drop(first);
         let again = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
         assert_eq!(
-            again.capture(&request("order:9:capture")).await.unwrap(),
+            again
+                .capture(&request("order:9:capture"), "auth")
+                .await
+                .unwrap(),
             charge
         );
         again.void(&request("order:9:capture")).await.unwrap();
@@ -324,10 +355,19 @@ mod tests {
         let path = dir.path().join("shared.ledger");
         let node_a = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
         let node_b = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
-        let first = node_a.capture(&request("order:1:capture")).await.unwrap();
-        let again = node_b.capture(&request("order:1:capture")).await.unwrap();
+        let first = node_a
+            .capture(&request("order:1:capture"), "auth")
+            .await
+            .unwrap();
+        let again = node_b
+            .capture(&request("order:1:capture"), "auth")
+            .await
+            .unwrap();
         assert_eq!(first, again);
-        node_b.capture(&request("order:2:capture")).await.unwrap();
+        node_b
+            .capture(&request("order:2:capture"), "auth")
+            .await
+            .unwrap();
         let ledger = SimulatedPayments::read_ledger(&path).unwrap();
         assert_eq!(ledger.len(), 2, "{ledger:?}");
     }
@@ -344,7 +384,7 @@ mod tests {
             let mut tries = 0;
             loop {
                 tries += 1;
-                match p.capture(&request(&key)).await {
+                match p.capture(&request(&key), "auth").await {
                     Ok(_) => break,
                     Err(PaymentError::Transient(_)) => assert!(tries < 40),
                     Err(e) => panic!("{e}"),

@@ -39,8 +39,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, Select, StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use orderly_core::ports::{
-    CatalogStore, Commit, CommitError, Consumer, IdempotencyRecord, Job, JobQueue, OrderFilter,
-    OrderStore, OrderWrite, Page, PageRequest, StockStore, StoreError, UnitOfWork,
+    CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
+    IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
+    StockStore, StoreError, UnitOfWork,
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
@@ -775,6 +776,95 @@ impl CatalogStore for DynamoStore {
                 .map(|id| key(format!("CUSTOMER#{id}"), "CUSTOMER")),
         )
         .await
+    }
+}
+
+/// Documents live in one partition per kind (`DOC#cart`), sorted by key.
+fn doc_pk(kind: DocKind) -> String {
+    format!("DOC#{}", kind.as_str())
+}
+
+fn document(kind: DocKind, item: &Item) -> Result<Document, StoreError> {
+    Ok(Document {
+        kind,
+        key: text(item, "sk")?,
+        version: u32::try_from(number(item, "version")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        body: text(item, "doc")?,
+    })
+}
+
+#[async_trait]
+impl DocumentStore for DynamoStore {
+    async fn document(&self, kind: DocKind, key: &str) -> Result<Option<Document>, StoreError> {
+        self.get(doc_pk(kind), key)
+            .await?
+            .map(|item| document(kind, &item))
+            .transpose()
+    }
+
+    async fn put_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(doc_pk(doc.kind)))
+            .item("sk", s(doc.key.clone()))
+            .item("version", n(i64::from(doc.version)))
+            .item("doc", s(doc.body.clone()));
+        let put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(i64::from(v))),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(
+                    match (expected_version, self.document(doc.kind, &doc.key).await?) {
+                        (None, _) => StoreError::AlreadyExists,
+                        (Some(_), Some(_)) => StoreError::Conflict,
+                        (Some(_), None) => StoreError::NotFound,
+                    },
+                )
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn documents(
+        &self,
+        kind: DocKind,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        let limit = i32::try_from(limit).map_err(unavailable)?;
+        let start = after.map(|a| key(doc_pk(kind), a));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(doc_pk(kind)))
+            .consistent_read(true)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| document(kind, item))
+            .collect()
     }
 }
 

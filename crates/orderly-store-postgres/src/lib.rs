@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderly_core::ports::{
-    CatalogStore, Commit, CommitError, Consumer, IdempotencyRecord, Job, JobQueue, OrderFilter,
-    OrderStore, OrderWrite, Page, PageRequest, StockStore, StoreError, UnitOfWork,
+    CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
+    IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
+    StockStore, StoreError, UnitOfWork,
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
@@ -378,6 +379,97 @@ impl OrderStore for PgStore {
             }),
         )
     }
+}
+
+#[async_trait]
+impl DocumentStore for PgStore {
+    async fn document(&self, kind: DocKind, key: &str) -> Result<Option<Document>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT version, doc FROM documents WHERE kind = $1 AND key = $2")
+                .bind(kind.as_str())
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        row.map(|(version, body)| document(kind, key.to_owned(), version, body))
+            .transpose()
+    }
+
+    async fn put_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let Some(expected) = expected_version else {
+            let inserted = sqlx::query(
+                "INSERT INTO documents (kind, key, version, doc) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(doc.kind.as_str())
+            .bind(&doc.key)
+            .bind(i64::from(doc.version))
+            .bind(&doc.body)
+            .execute(&self.pool)
+            .await;
+            return match inserted {
+                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+                other => other.map(|_| ()).map_err(unavailable),
+            };
+        };
+        let done = sqlx::query(
+            "UPDATE documents SET version = $1, doc = $2 WHERE kind = $3 AND key = $4 AND version = $5",
+        )
+        .bind(i64::from(doc.version))
+        .bind(&doc.body)
+        .bind(doc.kind.as_str())
+        .bind(&doc.key)
+        .bind(i64::from(expected))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if done.rows_affected() == 0 {
+            return Err(match self.document(doc.kind, &doc.key).await? {
+                Some(_) => StoreError::Conflict,
+                None => StoreError::NotFound,
+            });
+        }
+        Ok(())
+    }
+
+    async fn documents(
+        &self,
+        kind: DocKind,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT key, version, doc FROM documents WHERE kind = $1 AND key > $2 ORDER BY key LIMIT $3",
+        )
+        .bind(kind.as_str())
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(key, version, body)| document(kind, key, version, body))
+            .collect()
+    }
+}
+
+fn document(
+    kind: DocKind,
+    key: String,
+    version: i64,
+    body: String,
+) -> Result<Document, StoreError> {
+    let version = u32::try_from(version)
+        .map_err(|_| StoreError::Corrupt(format!("document version {version}")))?;
+    Ok(Document {
+        kind,
+        key,
+        version,
+        body,
+    })
 }
 
 #[async_trait]

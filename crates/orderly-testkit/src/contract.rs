@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use orderly_core::ports::{
-    Commit, CommitError, Consumer, Handled, IdempotencyRecord, OrderFilter, OrderWrite, Outgoing,
-    PageRequest, StockMove, Store, StoreError,
+    Commit, CommitError, Consumer, DocKind, Document, Handled, IdempotencyRecord, OrderFilter,
+    OrderWrite, Outgoing, PageRequest, StockMove, Store, StoreError,
 };
 use orderly_domain::{
     CustomerId, Event, EventKind, OrderStatus, ProductId, StockAdjustment, Transition,
@@ -620,4 +620,70 @@ pub async fn concurrent_reservations_sell_exactly_the_stock(store: Arc<dyn Store
         .unwrap();
     assert_eq!(reserved.items.len(), 10);
     assert!(reserved.items.iter().all(fixtures::holds));
+}
+
+pub async fn documents_are_versioned_and_listed_by_key(store: Arc<dyn Store>) {
+    let doc = |kind, key: &str, version, body: &str| Document {
+        kind,
+        key: key.to_owned(),
+        version,
+        body: body.to_owned(),
+    };
+    let first = doc(DocKind::Cart, "b", 1, "{\"name\":\"山田 🛒\"}");
+    store.put_document(&first, None).await.unwrap();
+    assert_eq!(
+        store.put_document(&first, None).await,
+        Err(StoreError::AlreadyExists)
+    );
+    let back = store.document(DocKind::Cart, "b").await.unwrap().unwrap();
+    assert_eq!(back, first);
+    assert_eq!(back.body.as_bytes(), first.body.as_bytes());
+    // The same key of another kind is another document.
+    assert!(store.document(DocKind::Rate, "b").await.unwrap().is_none());
+
+    let second = doc(DocKind::Cart, "b", 2, "{\"v\":2}");
+    store.put_document(&second, Some(1)).await.unwrap();
+    let stale = doc(DocKind::Cart, "b", 2, "{\"v\":\"lost\"}");
+    assert_eq!(
+        store.put_document(&stale, Some(1)).await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(
+        store
+            .put_document(&doc(DocKind::Cart, "zz", 2, "{}"), Some(1))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.document(DocKind::Cart, "b").await.unwrap().unwrap(),
+        second
+    );
+
+    for key in ["a", "c", "d", "e"] {
+        store
+            .put_document(&doc(DocKind::Cart, key, 1, "{}"), None)
+            .await
+            .unwrap();
+    }
+    store
+        .put_document(&doc(DocKind::Rate, "EUR", 1, "{}"), None)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .documents(DocKind::Cart, after.as_deref(), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().map(|d| d.key.clone());
+        seen.extend(page.into_iter().map(|d| d.key));
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    let rates = store.documents(DocKind::Rate, None, 10).await.unwrap();
+    assert_eq!(rates.len(), 1);
 }

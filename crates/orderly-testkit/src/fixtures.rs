@@ -91,6 +91,8 @@ pub fn order(customer: &str, lines: &[(&str, u32)]) -> Order {
         currency: Currency::USD,
         lines,
         shipping_address: None,
+        exchange_rate: None,
+        payment_method: None,
     };
     Order::place(new, stamp()).unwrap().0
 }

@@ -29,6 +29,7 @@ macro_rules! store_contract_tests {
             products_round_trip_byte_exact,
             creating_a_product_twice_is_refused,
             products_are_listed_by_id_in_pages,
+            documents_are_versioned_and_listed_by_key,
             updating_a_missing_product_is_not_found,
             customers_round_trip_byte_exact,
             orders_round_trip_byte_exact,

@@ -82,6 +82,28 @@ pub struct ServeArgs {
     /// nodes of a cluster on one machine may share one).
     #[arg(long, env = "ORDERLY_PAYMENT_LEDGER")]
     pub payment_ledger: Option<PathBuf>,
+    /// Stage-1 recovery: a capture still failing transiently after its retries is tried once
+    /// more this much later before the order needs attention, in milliseconds (0: never).
+    #[arg(long, env = "ORDERLY_PAYMENT_RECOVERY_DELAY_MS")]
+    pub payment_recovery_delay_ms: Option<u64>,
+    /// `simulated` (the default) or `stripe`.
+    #[arg(long, env = "ORDERLY_PAYMENT_PROVIDER")]
+    pub payment_provider: Option<String>,
+    /// Stripe: the secret API key (`sk_…`); better given by environment than by flag.
+    #[arg(long, env = "ORDERLY_STRIPE_API_KEY", hide_env_values = true)]
+    pub stripe_api_key: Option<String>,
+    /// Stripe: where its API answers (change only to test against a double).
+    #[arg(long, env = "ORDERLY_STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+    /// Stripe: the webhook endpoint's signing secret (`whsec_…`), for `/v1/webhooks/stripe`.
+    #[arg(long, env = "ORDERLY_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// A cart expires this long after the shopper last changed it, in seconds.
+    #[arg(long, env = "ORDERLY_CART_IDLE_SECS")]
+    pub cart_idle_secs: Option<u64>,
+    /// How often the availability sweep checks open carts, in milliseconds.
+    #[arg(long, env = "ORDERLY_CART_SWEEP_INTERVAL_MS")]
+    pub cart_sweep_interval_ms: Option<u64>,
 }
 
 /// The TOML file's shape.
@@ -123,6 +145,8 @@ struct FileDatabase {
 #[serde(deny_unknown_fields)]
 struct FileShop {
     base_currency: Option<String>,
+    cart_idle_secs: Option<u64>,
+    cart_sweep_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,8 +160,29 @@ struct FileRetry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilePayments {
+    provider: Option<String>,
+    recovery_delay_ms: Option<u64>,
     #[serde(default)]
     simulated: FileSimulated,
+    #[serde(default)]
+    stripe: FileStripe,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStripe {
+    api_key: Option<String>,
+    api_base: Option<String>,
+    webhook_secret: Option<String>,
+}
+
+/// Which payment provider takes the money.
+#[derive(Clone, Debug)]
+pub enum Provider {
+    /// The deterministic simulated provider.
+    Simulated,
+    /// Stripe, with these settings (the key is masked in every log).
+    Stripe(orderly_payments::StripeSettings),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +250,11 @@ pub struct Settings {
     pub tuning: PgTuning,
     pub job_lease: Duration,
     pub payment_ledger: Option<PathBuf>,
+    /// `None`: no stage-1 recovery try.
+    pub payment_recovery: Option<Duration>,
+    pub provider: Provider,
+    pub cart_idle: Duration,
+    pub cart_sweep_interval: Duration,
 }
 
 /// A configuration mistake, phrased for the person who made it.
@@ -395,7 +445,71 @@ impl Settings {
             seed: args.payment_seed.or(sim.seed).unwrap_or(42),
         };
         payments.validate().map_err(ConfigError)?;
+        let recovery_ms = args
+            .payment_recovery_delay_ms
+            .or(file.payments.recovery_delay_ms)
+            .unwrap_or(300_000);
+        let cart_idle_secs = args
+            .cart_idle_secs
+            .or(file.shop.cart_idle_secs)
+            .unwrap_or(7 * 24 * 3600);
+        if cart_idle_secs == 0 {
+            return Err(ConfigError(
+                "cart idle time must be at least 1 second".into(),
+            ));
+        }
+        let sweep_ms = args
+            .cart_sweep_interval_ms
+            .or(file.shop.cart_sweep_interval_ms)
+            .unwrap_or(60_000);
+        if sweep_ms < 10 {
+            return Err(ConfigError(format!(
+                "cart sweep interval must be at least 10 ms, got {sweep_ms}"
+            )));
+        }
+        let provider = match args
+            .payment_provider
+            .clone()
+            .or(file.payments.provider)
+            .as_deref()
+            .unwrap_or("simulated")
+        {
+            "simulated" => Provider::Simulated,
+            "stripe" => {
+                let stripe = file.payments.stripe;
+                let key = args
+                    .stripe_api_key
+                    .clone()
+                    .or(stripe.api_key)
+                    .ok_or_else(|| {
+                        ConfigError(
+                        "the stripe payment provider needs a secret key: set ORDERLY_STRIPE_API_KEY"
+                            .into(),
+                    )
+                    })?;
+                let mut s =
+                    orderly_payments::StripeSettings::new(orderly_core::secret::Secret::new(key));
+                if let Some(base) = args.stripe_api_base.clone().or(stripe.api_base) {
+                    s.api_base = base;
+                }
+                s.webhook_secret = args
+                    .stripe_webhook_secret
+                    .clone()
+                    .or(stripe.webhook_secret)
+                    .map(orderly_core::secret::Secret::new);
+                Provider::Stripe(s)
+            }
+            other => {
+                return Err(ConfigError(format!(
+                    "payment provider must be simulated or stripe, got {other:?}"
+                )));
+            }
+        };
         Ok(Settings {
+            provider,
+            payment_recovery: (recovery_ms > 0).then(|| Duration::from_millis(recovery_ms)),
+            cart_idle: Duration::from_secs(cart_idle_secs),
+            cart_sweep_interval: Duration::from_millis(sweep_ms),
             bind,
             database,
             demo_data: args.demo_data.or(file.database.demo_data).unwrap_or(true),

@@ -12,6 +12,7 @@
 
 mod backend;
 mod config;
+mod webhooks;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,15 +20,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use orderly_core::metered::{Metered, StorageMetrics};
-use orderly_core::ports::{PageRequest, Store, SystemClock, UuidV7};
+use orderly_core::ports::{PageRequest, PaymentGateway, Store, SystemClock, UuidV7};
 use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
 use orderly_core::{AppSettings, CreateProduct, Orderly};
 use orderly_domain::{Currency, CustomerId, Email, Money, Name, ProductId};
-use orderly_payments::SimulatedPayments;
+use orderly_payments::{SimulatedPayments, Stripe};
 use tokio::sync::{Notify, watch};
 
 use crate::backend::Backend;
-use crate::config::{Database, LogFormat, ServeArgs, Settings, StorageArgs};
+use crate::config::{Database, LogFormat, Provider, ServeArgs, Settings, StorageArgs};
 
 #[derive(Parser)]
 #[command(
@@ -150,6 +151,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Arc::clone(&store),
         AppSettings {
             base_currency: settings.base_currency,
+            cart_idle: settings.cart_idle,
         },
         Arc::clone(&work),
     );
@@ -159,29 +161,45 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         false
     };
 
-    let payments = match &settings.payment_ledger {
-        Some(ledger) => SimulatedPayments::with_ledger(settings.payments.clone(), ledger)?,
-        None => SimulatedPayments::new(settings.payments.clone()),
+    let mut stripe = None;
+    let payments: Arc<dyn PaymentGateway> = match (&settings.provider, &settings.payment_ledger) {
+        (Provider::Stripe(s), _) => {
+            let adapter = Arc::new(Stripe::new(s.clone())?);
+            stripe = Some(Arc::clone(&adapter));
+            adapter
+        }
+        (Provider::Simulated, Some(ledger)) => Arc::new(SimulatedPayments::with_ledger(
+            settings.payments.clone(),
+            ledger,
+        )?),
+        (Provider::Simulated, None) => Arc::new(SimulatedPayments::new(settings.payments.clone())),
     };
     // A provider call must end well inside the lease, or another node could start the step.
     let payment_timeout = (settings.job_lease / 2).min(Duration::from_secs(30));
     let saga = Arc::new(
         Saga::new(
             Arc::clone(&store),
-            Arc::new(payments),
+            payments,
             Arc::new(SystemClock),
             Arc::new(UuidV7),
             settings.retry,
         )
-        .with_payment_timeout(payment_timeout),
+        .with_payment_timeout(payment_timeout)
+        .with_payment_recovery(settings.payment_recovery),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatcher_settings = DispatcherSettings {
         lease: settings.job_lease,
         ..DispatcherSettings::default()
     };
-    let dispatcher =
-        tokio::spawn(Dispatcher::new(saga, dispatcher_settings, Arc::clone(&work)).run(stop_rx));
+    let dispatcher = tokio::spawn(
+        Dispatcher::new(saga, dispatcher_settings, Arc::clone(&work)).run(stop_rx.clone()),
+    );
+    tokio::spawn(sweep_carts(
+        app.clone(),
+        settings.cart_sweep_interval,
+        stop_rx,
+    ));
     work.notify_one();
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -190,7 +208,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     print_banner(&settings, addr, demo);
 
-    let router = orderly_api::router(app).layer(axum::Extension(storage_metrics));
+    let mut router = orderly_api::router(app).layer(axum::Extension(storage_metrics));
+    if let Some(stripe) = stripe {
+        router = router.merge(webhooks::router(stripe));
+    }
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "server error");
@@ -208,6 +229,30 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     backend.close().await;
     tracing::info!("bye");
     Ok(())
+}
+
+/// Runs the cart availability sweep every `interval` until shutdown.
+async fn sweep_carts(app: Orderly, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match app.sweep_carts().await {
+            Ok(r) if r.expired > 0 || r.changed > 0 => {
+                tracing::info!(
+                    carts = r.carts,
+                    expired = r.expired,
+                    changed = r.changed,
+                    "cart sweep"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cart sweep failed; trying again next time"),
+        }
+    }
 }
 
 async fn catalog_is_empty(store: &Arc<dyn Store>) -> Result<bool, String> {

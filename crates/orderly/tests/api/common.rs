@@ -209,6 +209,22 @@ pub async fn status_and_json(r: reqwest::Response) -> (u16, Value) {
     (status, value)
 }
 
+/// A server on a fresh PostgreSQL schema; keep the schema and folder alive as long as it runs.
+pub async fn on_postgres(
+    extra: &[&str],
+) -> (
+    TestServer,
+    orderly_store_postgres::testing::TestSchema,
+    tempfile::TempDir,
+) {
+    let schema = orderly_store_postgres::testing::TestSchema::create()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_node(dir.path(), "server.log", &schema.url, extra).await;
+    (server, schema, dir)
+}
+
 pub fn reference_body() -> Value {
     json!({"customerId": "001", "items": [{"productId": "001", "quantity": 1}, {"productId": "002", "quantity": 1}]})
 }

@@ -2,17 +2,9 @@
 
 use std::collections::HashMap;
 
-use orderly_store_postgres::testing::TestSchema;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, id_of, reference_body};
-
-async fn on_postgres() -> (TestServer, TestSchema, tempfile::TempDir) {
-    let schema = TestSchema::create().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_node(dir.path(), "server.log", &schema.url, &[]).await;
-    (server, schema, dir)
-}
+use crate::common::{TestServer, id_of, on_postgres, reference_body};
 
 async fn gql(server: &TestServer, query: &str, variables: Value) -> Value {
     let (status, body) = server
@@ -182,7 +174,7 @@ async fn reference_query_full_graph_and_mutations_on_sqlite() {
 
 #[tokio::test]
 async fn reference_query_full_graph_and_mutations_on_postgres() {
-    let (server, _schema, _dir) = on_postgres().await;
+    let (server, _schema, _dir) = on_postgres(&[]).await;
     reference_query_full_graph_and_mutations(&server).await;
 }
 
@@ -275,7 +267,7 @@ async fn storage_reads_do_not_grow_with_the_page_on_sqlite() {
 
 #[tokio::test]
 async fn storage_reads_do_not_grow_with_the_page_on_postgres() {
-    let (server, _schema, _dir) = on_postgres().await;
+    let (server, _schema, _dir) = on_postgres(&[]).await;
     storage_reads_do_not_grow_with_the_page(&server).await;
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod carts;
 mod catalog;
 mod cluster;
 mod concurrency;

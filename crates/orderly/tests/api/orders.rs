@@ -99,9 +99,12 @@ async fn cancel_releases_reserved_stock_and_refunds_the_payment() {
     assert_eq!(server.stock("001").await, (150, 0));
     assert_eq!(server.stock("002").await, (200, 0));
     let refunded = server
-        .wait_until(&id, |o| o["payment"]["refund"].is_object(), "a refund")
+        .wait_until(&id, |o| o["payment"]["refunds"][0].is_object(), "a refund")
         .await;
-    assert_eq!(refunded["payment"]["refund"]["amount"]["amount"], "279.98");
+    assert_eq!(
+        refunded["payment"]["refunds"][0]["amount"]["amount"],
+        "279.98"
+    );
     assert_eq!(history_events(&refunded).last().unwrap(), "RefundIssued");
 }
 
@@ -120,7 +123,7 @@ async fn an_order_canceled_while_payment_is_in_flight_ends_refunded_with_no_stoc
     assert_eq!(settled["status"], "canceled");
     // The charge that was in flight was recorded and then refunded in full.
     assert_eq!(
-        settled["payment"]["refund"]["amount"]["amount"], "279.98",
+        settled["payment"]["refunds"][0]["amount"]["amount"], "279.98",
         "{settled}"
     );
     assert_eq!(server.stock("001").await, (150, 0));

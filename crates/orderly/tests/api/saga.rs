@@ -31,8 +31,10 @@ async fn transient_payment_failures_are_retried_until_paid() {
     let server = TestServer::start(&[
         "--payment-transient-rate",
         "0.6",
+        // Authorize and capture each fail 60 % of the time: a try gets through 16 % of the
+        // time, so 80 retries leave each order a one-in-a-million chance of running out.
         "--retry-max-attempts",
-        "30",
+        "80",
         "--retry-backoff-rate",
         "1",
     ])
@@ -68,20 +70,30 @@ async fn an_order_out_of_retries_needs_attention_with_the_last_error() {
         "2",
         "--retry-interval-ms",
         "5",
+        "--payment-recovery-delay-ms",
+        "400",
     ])
     .await;
+    let placed = std::time::Instant::now();
     let id = id_of(&server.place_reference().await);
     let flagged = server
         .wait_until(&id, |o| o["needsAttention"].is_object(), "needs attention")
         .await;
+    assert!(
+        placed.elapsed() >= std::time::Duration::from_millis(400),
+        "the stage-1 recovery try waits its delay before the order is flagged"
+    );
     let attention = &flagged["needsAttention"];
     assert_eq!(attention["step"], "payment");
-    assert_eq!(attention["attempts"], 3, "the first try and two retries");
+    assert_eq!(
+        attention["attempts"], 4,
+        "the first try, two retries and the stage-1 recovery try"
+    );
     assert!(
         attention["error"]
             .as_str()
             .unwrap()
-            .contains("simulated capture outage"),
+            .contains("simulated authorize outage"),
         "{attention}"
     );
     assert_eq!(
