@@ -24,6 +24,10 @@ pub struct MoneyDto {
     /// ISO 4217 code.
     #[schema(example = "USD")]
     pub currency: String,
+    /// As a receipt shows it: `$279.98`, `€83.09`, `¥30,248`, `KWD 24.593` (answers only).
+    #[serde(default, skip_deserializing, skip_serializing_if = "String::is_empty")]
+    #[schema(example = "$279.98", read_only)]
+    pub formatted: String,
 }
 
 impl From<Money> for MoneyDto {
@@ -31,6 +35,7 @@ impl From<Money> for MoneyDto {
         MoneyDto {
             amount: m.to_decimal_string(),
             currency: m.currency().code().to_owned(),
+            formatted: m.to_display_string(),
         }
     }
 }

@@ -286,6 +286,44 @@ impl Money {
         )
     }
 
+    /// The amount as a receipt shows it: the currency's sign where it has a well-known one,
+    /// its code otherwise, thousands grouped, exactly its decimals — `$1,279.98`, `€83.09`,
+    /// `¥30,248`, `KWD 24.593`, `-£5.00`.
+    #[must_use]
+    pub fn to_display_string(self) -> String {
+        let text = self.to_decimal_string();
+        let (sign, digits) = match text.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", text.as_str()),
+        };
+        let (int_part, frac) = match digits.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (digits, None),
+        };
+        let mut grouped = String::with_capacity(int_part.len() + int_part.len() / 3);
+        for (i, c) in int_part.chars().enumerate() {
+            if i > 0 && (int_part.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if let Some(f) = frac {
+            grouped.push('.');
+            grouped.push_str(f);
+        }
+        let prefix = match self.currency.code {
+            "USD" => "$".to_owned(),
+            "EUR" => "€".to_owned(),
+            "GBP" => "£".to_owned(),
+            "JPY" => "¥".to_owned(),
+            "CNY" => "CN¥".to_owned(),
+            "KRW" => "₩".to_owned(),
+            "INR" => "₹".to_owned(),
+            code => format!("{code} "),
+        };
+        format!("{sign}{prefix}{grouped}")
+    }
+
     /// Sum of two amounts of one currency.
     ///
     /// # Errors
@@ -499,5 +537,21 @@ mod tests {
             let places = text.split_once('.').map_or(0, |(_, f)| f.len());
             prop_assert_eq!(places, usize::from(cur.exponent()));
         }
+    }
+
+    #[test]
+    fn receipts_show_the_currency_sign_grouping_and_its_decimals() {
+        let m =
+            |text: &str, code: &str| Money::parse(text, Currency::parse(code).unwrap()).unwrap();
+        assert_eq!(m("1279.98", "USD").to_display_string(), "$1,279.98");
+        assert_eq!(m("83.09", "EUR").to_display_string(), "€83.09");
+        assert_eq!(m("30248", "JPY").to_display_string(), "¥30,248");
+        assert_eq!(
+            m("1234567.250", "KWD").to_display_string(),
+            "KWD 1,234,567.250"
+        );
+        assert_eq!(m("-5.00", "GBP").to_display_string(), "-£5.00");
+        assert_eq!(m("0", "KRW").to_display_string(), "₩0");
+        assert_eq!(m("999", "ISK").to_display_string(), "ISK 999");
     }
 }

@@ -79,7 +79,7 @@ async fn an_api_gateway_event_places_the_reference_order_on_dynamodb() {
     assert_eq!(status, 201, "{order}");
     assert_eq!(
         order["total"],
-        json!({"amount": "279.98", "currency": "USD"})
+        json!({"amount": "279.98", "currency": "USD", "formatted": "$279.98"})
     );
     let (status, again) = call(
         &router,

@@ -78,20 +78,23 @@ async fn empty_cart_to_paid_order_in_eur_and_jpy(server: &TestServer) {
     // A guest shops in euros.
     let (id, token, cart) = open(server, json!({"currency": "EUR"})).await;
     assert_eq!(cart["status"], "open");
-    assert_eq!(cart["total"], json!({"amount": "0.00", "currency": "EUR"}));
+    assert_eq!(
+        cart["total"],
+        json!({"amount": "0.00", "currency": "EUR", "formatted": "€0.00"})
+    );
     add(server, &id, &token, "001", 2).await;
     let cart = add(server, &id, &token, "eu-1", 1).await;
     // 79.99 USD × 0.92 = 73.5908 → 73.59 EUR a headphone; the café's own price is 9.50.
     assert_eq!(
         cart["lines"][0]["unitPrice"],
-        json!({"amount": "73.59", "currency": "EUR"})
+        json!({"amount": "73.59", "currency": "EUR", "formatted": "€73.59"})
     );
     assert_eq!(cart["lines"][0]["lineTotal"]["amount"], "147.18");
     assert_eq!(cart["lines"][1]["unitPrice"]["amount"], "9.50");
     assert_eq!(cart["lines"][1]["name"], "Café Crème ☕");
     assert_eq!(
         cart["total"],
-        json!({"amount": "156.68", "currency": "EUR"})
+        json!({"amount": "156.68", "currency": "EUR", "formatted": "€156.68"})
     );
     assert_eq!(cart["exchangeRate"]["rate"], "0.92");
     let lines = format!("/v1/carts/{id}/lines/001");
@@ -162,7 +165,7 @@ async fn empty_cart_to_paid_order_in_eur_and_jpy(server: &TestServer) {
     assert_eq!(order["currency"], "EUR");
     assert_eq!(
         order["total"],
-        json!({"amount": "83.09", "currency": "EUR"})
+        json!({"amount": "83.09", "currency": "EUR", "formatted": "€83.09"})
     );
     assert_eq!(order["exchangeRate"]["from"], "USD");
     assert_eq!(order["exchangeRate"]["rate"], "0.92");
@@ -211,7 +214,10 @@ async fn empty_cart_to_paid_order_in_eur_and_jpy(server: &TestServer) {
     // A customer shops in yen: 199.99 USD × 151.25 = 30248.4875 → 30248 JPY, whole yen.
     let (id, token, _) = open(server, json!({"customerId": "002", "currency": "JPY"})).await;
     let cart = add(server, &id, &token, "002", 1).await;
-    assert_eq!(cart["total"], json!({"amount": "30248", "currency": "JPY"}));
+    assert_eq!(
+        cart["total"],
+        json!({"amount": "30248", "currency": "JPY", "formatted": "¥30,248"})
+    );
     let (status, order, _) = call(
         server,
         reqwest::Method::POST,
@@ -223,7 +229,10 @@ async fn empty_cart_to_paid_order_in_eur_and_jpy(server: &TestServer) {
     assert_eq!(status, 201, "{order}");
     assert_eq!(order["customerId"], "002");
     let paid = server.wait_for(&id_of(&order), "paid").await;
-    assert_eq!(paid["total"], json!({"amount": "30248", "currency": "JPY"}));
+    assert_eq!(
+        paid["total"],
+        json!({"amount": "30248", "currency": "JPY", "formatted": "¥30,248"})
+    );
     assert_eq!(paid["lines"][0]["unitPrice"]["amount"], "30248");
 
     // A currency without a rate cannot be shopped in for products priced only in USD.
@@ -311,7 +320,7 @@ async fn the_sweep_trims_to_stock_and_idle_carts_expire(server: &TestServer) {
     assert_eq!(
         cart["lines"],
         json!([{"productId": "001", "name": "Wireless Headphones", "quantity": 3,
-        "unitPrice": {"amount": "79.99", "currency": "USD"}, "lineTotal": {"amount": "239.97", "currency": "USD"}}])
+        "unitPrice": {"amount": "79.99", "currency": "USD", "formatted": "$79.99"}, "lineTotal": {"amount": "239.97", "currency": "USD", "formatted": "$239.97"}}])
     );
     let notices = cart["notices"].as_array().unwrap();
     let by_product = |p: &str| {

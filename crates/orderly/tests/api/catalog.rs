@@ -13,7 +13,7 @@ async fn products_are_created_updated_and_listed() {
     assert_eq!(code, 201, "{created}");
     assert_eq!(
         created["prices"],
-        json!([{"amount": "5000", "currency": "JPY"}, {"amount": "12.250", "currency": "KWD"}, {"amount": "39.50", "currency": "USD"}])
+        json!([{"amount": "5000", "currency": "JPY", "formatted": "¥5,000"}, {"amount": "12.250", "currency": "KWD", "formatted": "KWD 12.250"}, {"amount": "39.50", "currency": "USD", "formatted": "$39.50"}])
     );
     let response = server
         .client
@@ -26,7 +26,7 @@ async fn products_are_created_updated_and_listed() {
     let (_, product) = server.get("/v1/products/003").await;
     assert_eq!(
         product["prices"],
-        json!([{"amount": "42.00", "currency": "USD"}])
+        json!([{"amount": "42.00", "currency": "USD", "formatted": "$42.00"}])
     );
     assert_eq!(product["name"], "Bluetooth Speaker");
     let (_, page) = server.get("/v1/products?limit=2").await;
@@ -48,7 +48,10 @@ async fn a_jpy_order_totals_whole_yen() {
     let order = server
         .place(&json!({"customerId": "001", "currency": "JPY", "items": [{"productId": "tea", "quantity": 3}]}))
         .await;
-    assert_eq!(order["total"], json!({"amount": "4500", "currency": "JPY"}));
+    assert_eq!(
+        order["total"],
+        json!({"amount": "4500", "currency": "JPY", "formatted": "¥4,500"})
+    );
     assert_eq!(order["currency"], "JPY");
 }
 
@@ -206,7 +209,7 @@ async fn kwd_amounts_keep_three_places_in_orders_and_events() {
         .await;
     assert_eq!(
         order["total"],
-        json!({"amount": "2.500", "currency": "KWD"})
+        json!({"amount": "2.500", "currency": "KWD", "formatted": "KWD 2.500"})
     );
     let id = order["id"].as_str().unwrap();
     let raw = server

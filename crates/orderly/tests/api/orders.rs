@@ -11,7 +11,7 @@ async fn the_reference_order_goes_from_placed_to_delivered() {
     assert_eq!(placed["status"], "placed");
     assert_eq!(
         placed["total"],
-        json!({"amount": "279.98", "currency": "USD"})
+        json!({"amount": "279.98", "currency": "USD", "formatted": "$279.98"})
     );
     let id = id_of(&placed);
 
