@@ -58,6 +58,9 @@ enum Scenario {
     GraphqlGetOrder,
     /// Place orders, then the time until every one is paid: the saga's throughput.
     Lifecycle,
+    /// The whole shopper flow: open a cart, add two lines, check out; the time until every
+    /// order is paid.
+    Checkout,
 }
 
 /// How much load, on what: shared by every command.
@@ -195,6 +198,45 @@ where
 
 fn reference_order() -> Value {
     json!({"customerId": "001", "items": [{"productId": "001", "quantity": 1}, {"productId": "002", "quantity": 1}]})
+}
+
+/// One shopper: opens a cart, adds the two reference products, checks out. `None` if any step
+/// failed.
+async fn shop(client: &reqwest::Client, base: &str) -> Option<String> {
+    let opened = client
+        .post(format!("{base}/v1/carts"))
+        .json(&json!({"customerId": "001"}))
+        .send()
+        .await
+        .ok()?;
+    if opened.status() != 201 {
+        return None;
+    }
+    let cart: Value = opened.json().await.ok()?;
+    let (id, token) = (cart["id"].as_str()?, cart["token"].as_str()?);
+    for product in ["001", "002"] {
+        let r = client
+            .post(format!("{base}/v1/carts/{id}/lines"))
+            .header("Cart-Token", token)
+            .json(&json!({"productId": product, "quantity": 1}))
+            .send()
+            .await
+            .ok()?;
+        if r.status() != 200 {
+            return None;
+        }
+    }
+    let r = client
+        .post(format!("{base}/v1/carts/{id}/checkout"))
+        .header("Cart-Token", token)
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 201 {
+        return None;
+    }
+    let order: Value = r.json().await.ok()?;
+    order["id"].as_str().map(str::to_owned)
 }
 
 async fn place(client: &reqwest::Client, base: &str, key: &str) -> Option<String> {
@@ -351,6 +393,19 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
             )
             .await
         }
+        Scenario::Checkout => {
+            let (client, base) = (client.clone(), base.clone());
+            drive(
+                args.load.clients,
+                args.load.requests,
+                args.load.seconds,
+                move |_| {
+                    let (client, base) = (client.clone(), base.clone());
+                    async move { shop(&client, &base).await.is_some() }
+                },
+            )
+            .await
+        }
         Scenario::ListOrders => {
             let (client, base) = (client.clone(), base.clone());
             drive(
@@ -371,7 +426,7 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
             .await
         }
     };
-    let (requests, seconds) = if matches!(args.scenario, Scenario::Lifecycle) {
+    let (requests, seconds) = if matches!(args.scenario, Scenario::Lifecycle | Scenario::Checkout) {
         // The saga's throughput: from the first placement until every order is settled.
         server.wait_idle(&client).await?;
         (
