@@ -215,6 +215,13 @@ async fn problem_for_plain_errors(
 /// Every route, ready to serve. `/metrics` shows storage figures when the caller layers an
 /// `Extension<Arc<StorageMetrics>>` onto the router.
 pub fn router(app: Orderly) -> Router {
+    router_with(app, Router::new())
+}
+
+/// Every route plus `extra` routes of the caller's (webhooks of the configured payment
+/// provider), all behind the same layers: request id and span, body limit, panic catching and
+/// problem+json errors.
+pub fn router_with(app: Orderly, extra: Router) -> Router {
     let schema = graphql::schema(Some(app.clone()));
     let v1 = Router::new()
         .route(
@@ -261,6 +268,8 @@ pub fn router(app: Orderly) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs_page))
         .route("/", get(|| async { Redirect::temporary("/docs") }))
+        .with_state(app)
+        .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(schema))
@@ -268,5 +277,4 @@ pub fn router(app: Orderly) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(axum::middleware::from_fn(request::context))
-        .with_state(app)
 }

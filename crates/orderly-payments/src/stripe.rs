@@ -160,6 +160,12 @@ impl Stripe {
         })
     }
 
+    /// True when a webhook signing secret is configured, so webhooks can be verified.
+    #[must_use]
+    pub fn has_webhook_secret(&self) -> bool {
+        self.webhook_secret.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
     /// Checks a webhook call with the configured secret and tolerance against the system
     /// clock; see [`verify_webhook`].
     ///

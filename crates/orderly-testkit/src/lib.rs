@@ -6,11 +6,14 @@
 //!   functions over a fresh [`Store`]. [`store_contract_tests!`] expands it into one `#[test]`
 //!   per behaviour for a backend, so SQLite, PostgreSQL and the memory store run the very same
 //!   tests.
+//! - [`stripe_double`]: a local double of Stripe's API (PaymentIntents, refunds, search,
+//!   idempotency, errors, test cards) that records every request and can be told to fail.
 #![forbid(unsafe_code)]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod contract;
 pub mod fixtures;
+pub mod stripe_double;
 
 pub use orderly_core::ports::Store;
 

@@ -208,10 +208,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     print_banner(&settings, addr, demo);
 
-    let mut router = orderly_api::router(app).layer(axum::Extension(storage_metrics));
-    if let Some(stripe) = stripe {
-        router = router.merge(webhooks::router(stripe));
-    }
+    let extra = match stripe {
+        Some(stripe) if stripe.has_webhook_secret() => webhooks::router(stripe),
+        Some(_) => {
+            tracing::warn!(
+                "Stripe webhooks are off: set ORDERLY_STRIPE_WEBHOOK_SECRET to receive them at /v1/webhooks/stripe"
+            );
+            axum::Router::new()
+        }
+        None => axum::Router::new(),
+    };
+    let router = orderly_api::router_with(app, extra).layer(axum::Extension(storage_metrics));
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "server error");

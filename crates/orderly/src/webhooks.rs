@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use orderly_api::problem::Problem;
-use orderly_payments::Stripe;
+use orderly_payments::{Stripe, WebhookError};
 use serde_json::json;
 
 /// The route, for an Orderly whose payments go through Stripe.
@@ -38,11 +38,20 @@ async fn receive(State(stripe): State<Arc<Stripe>>, headers: HeaderMap, body: By
         }
         Err(e) => {
             tracing::warn!(error = %e, "stripe webhook refused");
+            let hint = match e {
+                WebhookError::NoMatchingSignature => {
+                    "; check that ORDERLY_STRIPE_WEBHOOK_SECRET is this endpoint's signing secret"
+                }
+                WebhookError::TimestampOutsideTolerance { .. } => {
+                    "; the event is too old to be trusted (or this clock is wrong)"
+                }
+                _ => "",
+            };
             Problem::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-signature",
                 "The webhook signature does not verify",
-                format!("{e}; check the endpoint's signing secret (ORDERLY_STRIPE_WEBHOOK_SECRET)"),
+                format!("{e}{hint}"),
             )
             .into_response()
         }

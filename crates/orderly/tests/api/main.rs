@@ -11,4 +11,5 @@ mod crash;
 mod graphql;
 mod orders;
 mod saga;
+mod stripe;
 mod validation;
