@@ -406,38 +406,20 @@ impl DocumentStore for SqliteStore {
         doc: &Document,
         expected_version: Option<u32>,
     ) -> Result<(), StoreError> {
-        let Some(expected) = expected_version else {
-            let inserted =
-                sqlx::query("INSERT INTO documents (kind, key, version, doc) VALUES (?, ?, ?, ?)")
-                    .bind(doc.kind.as_str())
-                    .bind(&doc.key)
-                    .bind(i64::from(doc.version))
-                    .bind(&doc.body)
-                    .execute(&self.writer)
-                    .await;
-            return match inserted {
-                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
-                other => other.map(|_| ()).map_err(unavailable),
-            };
-        };
-        let done = sqlx::query(
-            "UPDATE documents SET version = ?, doc = ? WHERE kind = ? AND key = ? AND version = ?",
-        )
-        .bind(i64::from(doc.version))
-        .bind(&doc.body)
-        .bind(doc.kind.as_str())
-        .bind(&doc.key)
-        .bind(i64::from(expected))
-        .execute(&self.writer)
-        .await
-        .map_err(unavailable)?;
-        if done.rows_affected() == 0 {
-            return Err(match self.document(doc.kind, &doc.key).await? {
-                Some(_) => StoreError::Conflict,
-                None => StoreError::NotFound,
-            });
+        // Through the group commit, so concurrent cart writes share an fsync with orders.
+        let (reply, answer) = oneshot::channel();
+        self.committer
+            .send((Work::Document(doc.clone(), expected_version), reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        match answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+        {
+            Ok(()) => Ok(()),
+            Err(CommitError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Corrupt(other.to_string())),
         }
-        Ok(())
     }
 
     async fn documents(
@@ -660,9 +642,12 @@ async fn apply(tx: &mut SqliteConnection, commit: Commit) -> Result<(), CommitEr
 impl UnitOfWork for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let (reply, answer) = oneshot::channel();
-        self.committer.send((commit, reply)).await.map_err(|_| {
-            CommitError::Store(StoreError::Unavailable("the store is closed".into()))
-        })?;
+        self.committer
+            .send((Work::Commit(commit), reply))
+            .await
+            .map_err(|_| {
+                CommitError::Store(StoreError::Unavailable("the store is closed".into()))
+            })?;
         answer
             .await
             .map_err(|_| CommitError::Store(StoreError::Unavailable("the writer stopped".into())))?
@@ -672,7 +657,62 @@ impl UnitOfWork for SqliteStore {
 /// Most commits folded into one transaction.
 const GROUP_MAX: usize = 256;
 
-type Pending = (Commit, oneshot::Sender<Result<(), CommitError>>);
+/// What the group commit writes: a unit of work, or one document.
+enum Work {
+    Commit(Commit),
+    Document(Document, Option<u32>),
+}
+
+type Pending = (Work, oneshot::Sender<Result<(), CommitError>>);
+
+/// Writes one document inside the group's transaction: insert if new, else only over the
+/// version the caller read.
+async fn apply_document(
+    tx: &mut SqliteConnection,
+    doc: &Document,
+    expected_version: Option<u32>,
+) -> Result<(), CommitError> {
+    let Some(expected) = expected_version else {
+        let inserted =
+            sqlx::query("INSERT INTO documents (kind, key, version, doc) VALUES (?, ?, ?, ?)")
+                .bind(doc.kind.as_str())
+                .bind(&doc.key)
+                .bind(i64::from(doc.version))
+                .bind(&doc.body)
+                .execute(&mut *tx)
+                .await;
+        return match inserted {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists.into()),
+            other => other.map(|_| ()).map_err(|e| unavailable(e).into()),
+        };
+    };
+    let done = sqlx::query(
+        "UPDATE documents SET version = ?, doc = ? WHERE kind = ? AND key = ? AND version = ?",
+    )
+    .bind(i64::from(doc.version))
+    .bind(&doc.body)
+    .bind(doc.kind.as_str())
+    .bind(&doc.key)
+    .bind(i64::from(expected))
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() > 0 {
+        return Ok(());
+    }
+    let exists: Option<(i64,)> =
+        sqlx::query_as("SELECT version FROM documents WHERE kind = ? AND key = ?")
+            .bind(doc.kind.as_str())
+            .bind(&doc.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+    Err(match exists {
+        Some(_) => StoreError::Conflict,
+        None => StoreError::NotFound,
+    }
+    .into())
+}
 
 /// Group commit: takes the commits waiting, applies each in its own savepoint (so one that
 /// fails its conditions changes nothing and fails alone), commits them all with one fsync, and
@@ -690,10 +730,16 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Pending>) {
         let mut results = Vec::with_capacity(batch.len());
         let outcome: Result<(), sqlx::Error> = async {
             let mut tx = writer.begin().await?;
-            for (commit, _) in &batch {
+            for (work, _) in &batch {
                 // A transaction inside the transaction: a savepoint.
                 let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-                match apply(&mut savepoint, commit.clone()).await {
+                let applied = match work {
+                    Work::Commit(commit) => apply(&mut savepoint, commit.clone()).await,
+                    Work::Document(doc, expected) => {
+                        apply_document(&mut savepoint, doc, *expected).await
+                    }
+                };
+                match applied {
                     Ok(()) => {
                         savepoint.commit().await?;
                         results.push(Ok(()));
