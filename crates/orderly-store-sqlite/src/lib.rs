@@ -643,7 +643,7 @@ impl UnitOfWork for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let (reply, answer) = oneshot::channel();
         self.committer
-            .send((Work::Commit(commit), reply))
+            .send((Work::Commit(Box::new(commit)), reply))
             .await
             .map_err(|_| {
                 CommitError::Store(StoreError::Unavailable("the store is closed".into()))
@@ -659,7 +659,7 @@ const GROUP_MAX: usize = 256;
 
 /// What the group commit writes: a unit of work, or one document.
 enum Work {
-    Commit(Commit),
+    Commit(Box<Commit>),
     Document(Document, Option<u32>),
 }
 
@@ -734,7 +734,7 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Pending>) {
                 // A transaction inside the transaction: a savepoint.
                 let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
                 let applied = match work {
-                    Work::Commit(commit) => apply(&mut savepoint, commit.clone()).await,
+                    Work::Commit(commit) => apply(&mut savepoint, (**commit).clone()).await,
                     Work::Document(doc, expected) => {
                         apply_document(&mut savepoint, doc, *expected).await
                     }
