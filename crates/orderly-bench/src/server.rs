@@ -101,8 +101,35 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(binary: &str, database: &str) -> Result<Server, String> {
+    /// Starts `binary` on a fresh database holding `existing_orders` finished orders (imported
+    /// with `orderly seed --orders` first); start-up is timed from there.
+    pub async fn start(
+        binary: &str,
+        database: &str,
+        existing_orders: u64,
+    ) -> Result<Server, String> {
         let fresh = Fresh::create(database).await?;
+        if existing_orders > 0 {
+            eprintln!("importing {existing_orders} orders first…");
+            let status = Command::new(binary)
+                .args([
+                    "seed",
+                    "--orders",
+                    &existing_orders.to_string(),
+                    "--database-url",
+                    &fresh.url(),
+                ])
+                .env("ORDERLY_LOG", "warn")
+                .stdout(Stdio::null())
+                .status()
+                .await
+                .map_err(|e| format!("cannot run {binary} seed: {e}"))?;
+            if !status.success() {
+                return Err(format!(
+                    "{binary} seed --orders {existing_orders} failed: {status}"
+                ));
+            }
+        }
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args([

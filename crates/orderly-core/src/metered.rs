@@ -365,6 +365,9 @@ impl UnitOfWork for Metered {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         counted!(self, Commit, self.inner.commit(commit))
     }
+    async fn import_orders(&self, orders: &[Order]) -> Result<(), StoreError> {
+        counted!(self, Commit, self.inner.import_orders(orders))
+    }
 }
 
 #[async_trait]

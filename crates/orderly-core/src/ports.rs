@@ -288,6 +288,26 @@ pub trait UnitOfWork: Send + Sync {
     /// # Errors
     /// [`CommitError`] naming the condition that failed.
     async fn commit(&self, commit: Commit) -> Result<(), CommitError>;
+
+    /// Stores finished orders from elsewhere — no events, no saga work — as fast as the
+    /// backend can (seeding, imports, benchmarks). All of them or, on error, possibly a prefix.
+    /// The default commits them one by one.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] for an id that is taken, or a storage failure.
+    async fn import_orders(&self, orders: &[Order]) -> Result<(), StoreError> {
+        for order in orders {
+            let commit = Commit {
+                order: Some(OrderWrite::Insert(order.clone())),
+                ..Commit::default()
+            };
+            self.commit(commit).await.map_err(|e| match e {
+                CommitError::Store(s) => s,
+                other => StoreError::Corrupt(other.to_string()),
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Saga work waiting to run.

@@ -640,6 +640,29 @@ async fn apply(tx: &mut SqliteConnection, commit: Commit) -> Result<(), CommitEr
 
 #[async_trait]
 impl UnitOfWork for SqliteStore {
+    async fn import_orders(&self, orders: &[Order]) -> Result<(), StoreError> {
+        // One transaction, one fsync, for the whole slice.
+        let mut tx = self.writer.begin().await.map_err(unavailable)?;
+        for order in orders {
+            let inserted = sqlx::query(
+                "INSERT INTO orders (id, customer_id, status, version, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(order.id.to_string())
+            .bind(order.customer_id.as_str())
+            .bind(order.status.as_str())
+            .bind(i64::from(order.version))
+            .bind(order.created_at.millis())
+            .bind(to_json(order)?)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
+                other => other.map_err(unavailable)?,
+            };
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let (reply, answer) = oneshot::channel();
         self.committer

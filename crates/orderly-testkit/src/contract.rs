@@ -687,3 +687,40 @@ pub async fn documents_are_versioned_and_listed_by_key(store: Arc<dyn Store>) {
     let rates = store.documents(DocKind::Rate, None, 10).await.unwrap();
     assert_eq!(rates.len(), 1);
 }
+
+pub async fn orders_import_in_bulk_without_saga_work(store: Arc<dyn Store>) {
+    let orders: Vec<_> = (0..5)
+        .map(|i| {
+            let mut o = fixtures::order(if i % 2 == 0 { "alice" } else { "bob" }, &[("001", 1)]);
+            o.shipping_address = Some(fixtures::address("Zürich 🏔"));
+            o
+        })
+        .collect();
+    store.import_orders(&orders).await.unwrap();
+    for o in &orders {
+        assert_eq!(store.order(o.id).await.unwrap().as_ref(), Some(o));
+    }
+    let all = store
+        .list_orders(&OrderFilter::default(), &page(10, None))
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 5);
+    let bobs = OrderFilter {
+        status: None,
+        customer_id: Some(CustomerId::parse("bob").unwrap()),
+    };
+    assert_eq!(
+        store
+            .list_orders(&bobs, &page(10, None))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    assert_eq!(store.pending_jobs().await.unwrap(), 0, "no saga work");
+    assert_eq!(
+        store.import_orders(&orders[..1]).await,
+        Err(StoreError::AlreadyExists)
+    );
+}

@@ -33,6 +33,7 @@ macro_rules! store_contract_tests {
             creating_a_product_twice_is_refused,
             products_are_listed_by_id_in_pages,
             documents_are_versioned_and_listed_by_key,
+            orders_import_in_bulk_without_saga_work,
             updating_a_missing_product_is_not_found,
             customers_round_trip_byte_exact,
             orders_round_trip_byte_exact,

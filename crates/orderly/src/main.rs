@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use orderly_core::metered::{Metered, StorageMetrics};
-use orderly_core::ports::{PageRequest, PaymentGateway, Store, SystemClock, UuidV7};
+use orderly_core::ports::{Clock, PageRequest, PaymentGateway, Store, SystemClock, UuidV7};
 use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
 use orderly_core::{AppSettings, CreateProduct, Orderly};
 use orderly_domain::{Currency, CustomerId, Email, Money, Name, ProductId};
@@ -62,6 +62,10 @@ struct SeedArgs {
     /// Synthetic customers to create (C000001, …).
     #[arg(long)]
     customers: Option<u32>,
+    /// Finished orders to import (delivered, some canceled; on the demo catalog and customers),
+    /// the newest last: a database of realistic size for benchmarks, fast.
+    #[arg(long)]
+    orders: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -333,7 +337,7 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
         AppSettings::default(),
         Arc::new(Notify::new()),
     );
-    if args.products.is_none() && args.customers.is_none() {
+    if args.products.is_none() && args.customers.is_none() || args.orders.is_some() {
         let loaded = app.load_demo_data().await.map_err(|e| e.to_string())?;
         println!(
             "{}",
@@ -394,7 +398,105 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
         }
         bar.finish_with_message(format!("{created} new customers"));
     }
+    if let Some(n) = args.orders {
+        seed_orders(&backend.store(), n).await?;
+    }
     backend.close().await;
+    Ok(())
+}
+
+/// Orders imported per storage call.
+const IMPORT_BATCH: u64 = 2_000;
+
+/// Imports `n` finished orders of the demo customers, a minute apart, ending now.
+async fn seed_orders(store: &Arc<dyn Store>, n: u64) -> Result<(), String> {
+    use orderly_domain::{
+        Actor, EventId, NewOrder, Order, OrderId, OrderLine, Payment, Quantity, Shipment, Stamp,
+        Timestamp, Transition,
+    };
+    let products = [
+        ("001", "Wireless Headphones", 7_999),
+        ("002", "Smartwatch", 19_999),
+    ];
+    let now = SystemClock.now().millis();
+    let bar = progress(n, "orders");
+    let mut done = 0u64;
+    while done < n {
+        let size = IMPORT_BATCH.min(n - done);
+        let mut batch = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        for i in done..done + size {
+            let minutes = i64::try_from(n - i).unwrap_or(i64::MAX);
+            let at = Timestamp::from_millis(now - minutes * 60_000);
+            let stamp = |offset: i64| Stamp {
+                event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+                at: at.plus_millis(offset),
+                actor: Actor::api(),
+            };
+            let (id, name, cents) = products[usize::from(i % 3 == 0)];
+            let quantity =
+                Quantity::new(i64::try_from(i % 3 + 1).unwrap_or(1)).map_err(|e| e.to_string())?;
+            let unit = Money::from_minor(cents, Currency::USD);
+            let line = OrderLine {
+                product_id: ProductId::parse(id).map_err(|e| e.to_string())?,
+                name: Name::parse("name", name).map_err(|e| e.to_string())?,
+                quantity,
+                unit_price: unit,
+                line_total: unit
+                    .checked_mul(quantity.get())
+                    .map_err(|e| e.to_string())?,
+            };
+            let new = NewOrder {
+                id: OrderId::from_uuid(uuid::Uuid::now_v7()),
+                customer_id: CustomerId::parse(if i % 2 == 0 { "001" } else { "002" })
+                    .map_err(|e| e.to_string())?,
+                currency: Currency::USD,
+                lines: vec![line],
+                shipping_address: None,
+                exchange_rate: None,
+                payment_method: None,
+            };
+            let (mut order, _) = Order::place(new, stamp(0)).map_err(|e| e.to_string())?;
+            let history = |e: orderly_domain::IllegalTransition| e.to_string();
+            order
+                .apply(Transition::Reserve, &stamp(50), None)
+                .map_err(history)?;
+            if i % 10 == 9 {
+                order
+                    .apply(
+                        Transition::Cancel,
+                        &stamp(60_000),
+                        Some("changed my mind".into()),
+                    )
+                    .map_err(history)?;
+            } else {
+                let payment = Payment {
+                    provider_ref: format!("imported_{i}"),
+                    authorization: None,
+                    amount: order.total,
+                    captured_at: at.plus_millis(100),
+                    refunds: Vec::new(),
+                };
+                order.capture(payment, &stamp(100)).map_err(history)?;
+                let shipment = Shipment {
+                    carrier: "DHL".into(),
+                    tracking_number: format!("JD{i:012}"),
+                    shipped_at: at.plus_millis(3_600_000),
+                };
+                order.ship(shipment, &stamp(3_600_000)).map_err(history)?;
+                order
+                    .apply(Transition::Deliver, &stamp(86_400_000), None)
+                    .map_err(history)?;
+            }
+            batch.push(order);
+        }
+        store
+            .import_orders(&batch)
+            .await
+            .map_err(|e| format!("{e}; {done} orders were imported before it"))?;
+        done += size;
+        bar.inc(size);
+    }
+    bar.finish_with_message(format!("{n} orders imported"));
     Ok(())
 }
 
