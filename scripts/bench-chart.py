@@ -11,7 +11,7 @@ import math
 import sys
 from collections import defaultdict
 
-WIDTH, HEIGHT = 880, 360
+WIDTH, HEIGHT = 960, 360
 PANEL_W, PANEL_H = 360, 250
 MARGIN_L, MARGIN_T = 70, 50
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
