@@ -291,37 +291,47 @@ impl Money {
     /// `¥30,248`, `KWD 24.593`, `-£5.00`.
     #[must_use]
     pub fn to_display_string(self) -> String {
-        let text = self.to_decimal_string();
-        let (sign, digits) = match text.strip_prefix('-') {
-            Some(rest) => ("-", rest),
-            None => ("", text.as_str()),
-        };
-        let (int_part, frac) = match digits.split_once('.') {
-            Some((i, f)) => (i, Some(f)),
-            None => (digits, None),
-        };
-        let mut grouped = String::with_capacity(int_part.len() + int_part.len() / 3);
-        for (i, c) in int_part.chars().enumerate() {
-            if i > 0 && (int_part.len() - i) % 3 == 0 {
-                grouped.push(',');
+        use std::fmt::Write as _;
+        let exponent = u32::from(self.currency.exponent);
+        let abs = self.minor.unsigned_abs();
+        let scale = 10u64.pow(exponent);
+        let (int, frac) = (abs / scale, abs % scale);
+        let mut out = String::with_capacity(24);
+        if self.minor < 0 {
+            out.push('-');
+        }
+        match self.currency.code {
+            "USD" => out.push('$'),
+            "EUR" => out.push('€'),
+            "GBP" => out.push('£'),
+            "JPY" => out.push('¥'),
+            "CNY" => out.push_str("CN¥"),
+            "KRW" => out.push('₩'),
+            "INR" => out.push('₹'),
+            code => {
+                out.push_str(code);
+                out.push(' ');
             }
-            grouped.push(c);
         }
-        if let Some(f) = frac {
-            grouped.push('.');
-            grouped.push_str(f);
+        // Thousands groups, most significant first.
+        let mut groups = [0u64; 7];
+        let (mut n, mut count) = (int, 0);
+        loop {
+            groups[count] = n % 1000;
+            count += 1;
+            n /= 1000;
+            if n == 0 {
+                break;
+            }
         }
-        let prefix = match self.currency.code {
-            "USD" => "$".to_owned(),
-            "EUR" => "€".to_owned(),
-            "GBP" => "£".to_owned(),
-            "JPY" => "¥".to_owned(),
-            "CNY" => "CN¥".to_owned(),
-            "KRW" => "₩".to_owned(),
-            "INR" => "₹".to_owned(),
-            code => format!("{code} "),
-        };
-        format!("{sign}{prefix}{grouped}")
+        let _ = write!(out, "{}", groups[count - 1]);
+        for g in groups[..count - 1].iter().rev() {
+            let _ = write!(out, ",{g:03}");
+        }
+        if exponent > 0 {
+            let _ = write!(out, ".{frac:0width$}", width = exponent as usize);
+        }
+        out
     }
 
     /// Sum of two amounts of one currency.
