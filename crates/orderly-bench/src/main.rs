@@ -204,6 +204,15 @@ fn reference_order() -> Value {
     json!({"customerId": "001", "items": [{"productId": "001", "quantity": 1}, {"productId": "002", "quantity": 1}]})
 }
 
+/// True for a 200 whose body arrived whole. The body is always read, as a real client would: a
+/// dropped body can cost the connection, and the benchmark would measure reconnects.
+async fn read_ok(response: reqwest::Result<reqwest::Response>) -> bool {
+    match response {
+        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
 /// One shopper: opens a cart, adds the two reference products, checks out. `None` if any step
 /// failed.
 async fn shop(client: &reqwest::Client, base: &str) -> Option<String> {
@@ -356,11 +365,7 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
                     let (client, base, ids) = (client.clone(), base.clone(), Arc::clone(&ids));
                     async move {
                         let id = &ids[(n as usize * 7919) % ids.len()];
-                        client
-                            .get(format!("{base}/v1/orders/{id}"))
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status() == 200)
+                        read_ok(client.get(format!("{base}/v1/orders/{id}")).send().await).await
                     }
                 },
             )
@@ -419,11 +424,13 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
                 move |_| {
                     let (client, base) = (client.clone(), base.clone());
                     async move {
-                        client
-                            .get(format!("{base}/v1/orders?limit=20"))
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status() == 200)
+                        read_ok(
+                            client
+                                .get(format!("{base}/v1/orders?limit=20"))
+                                .send()
+                                .await,
+                        )
+                        .await
                     }
                 },
             )
