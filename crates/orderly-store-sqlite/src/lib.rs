@@ -539,18 +539,7 @@ async fn apply(tx: &mut SqliteConnection, commit: Commit) -> Result<(), CommitEr
     }
     match &commit.order {
         Some(OrderWrite::Insert(order)) => {
-            sqlx::query(
-                "INSERT INTO orders (id, customer_id, status, version, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(order.id.to_string())
-            .bind(order.customer_id.as_str())
-            .bind(order.status.as_str())
-            .bind(i64::from(order.version))
-            .bind(order.created_at.millis())
-            .bind(to_json(order)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            insert_order(tx, order).await?.map_err(db)?;
         }
         Some(OrderWrite::Update {
             order,
@@ -644,17 +633,7 @@ impl UnitOfWork for SqliteStore {
         // One transaction, one fsync, for the whole slice.
         let mut tx = self.writer.begin().await.map_err(unavailable)?;
         for order in orders {
-            let inserted = sqlx::query(
-                "INSERT INTO orders (id, customer_id, status, version, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(order.id.to_string())
-            .bind(order.customer_id.as_str())
-            .bind(order.status.as_str())
-            .bind(i64::from(order.version))
-            .bind(order.created_at.millis())
-            .bind(to_json(order)?)
-            .execute(&mut *tx)
-            .await;
+            let inserted = insert_order(&mut tx, order).await?;
             match inserted {
                 Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
                 other => other.map_err(unavailable)?,
@@ -675,6 +654,27 @@ impl UnitOfWork for SqliteStore {
             .await
             .map_err(|_| CommitError::Store(StoreError::Unavailable("the writer stopped".into())))?
     }
+}
+
+/// Inserts a new order row: the outer error is an order that cannot be encoded, the inner one
+/// what SQLite answered (each caller maps a taken id its own way).
+async fn insert_order(
+    tx: &mut SqliteConnection,
+    order: &Order,
+) -> Result<Result<(), sqlx::Error>, StoreError> {
+    let doc = to_json(order)?;
+    Ok(sqlx::query(
+        "INSERT INTO orders (id, customer_id, status, version, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(order.id.to_string())
+    .bind(order.customer_id.as_str())
+    .bind(order.status.as_str())
+    .bind(i64::from(order.version))
+    .bind(order.created_at.millis())
+    .bind(doc)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ()))
 }
 
 /// Most commits folded into one transaction.
