@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use orderly_core::{CartView, Checkout, Orderly, Placed, PricedLine};
+use orderly_core::{CartView, Checkout, Orderly, PricedLine};
 use orderly_domain::{
     Address, CartId, CartNotice, Currency, Email, Name, ProductId, Quantity, Rate, ValueError,
 };
@@ -393,20 +393,7 @@ pub async fn checkout(
 ) -> ApiResult<Response> {
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
     let placed = app.check_out(cart, &token, body.parse()?).await?;
-    let (order, replayed) = match placed {
-        Placed::New(o) => (o, false),
-        Placed::Replay(o) => (o, true),
-    };
-    crate::request::record_order_id(&order.id);
-    let mut response = (StatusCode::CREATED, Json(OrderDto::from(&order))).into_response();
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/orders/{}", order.id)) {
-        h.insert("location", v);
-    }
-    if replayed {
-        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(crate::routes::placed_response(placed))
 }
 
 /// The rates from the base currency.

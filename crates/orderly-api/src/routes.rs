@@ -66,7 +66,12 @@ pub async fn place_order(
         })
         .transpose()?;
     let request = body.parse()?;
-    let (order, replayed) = match app.place_order(request, key).await? {
+    Ok(placed_response(app.place_order(request, key).await?))
+}
+
+/// `201 Created` with the order and its `Location`; a replay also says `Idempotent-Replayed`.
+pub fn placed_response(placed: Placed) -> Response {
+    let (order, replayed) = match placed {
         Placed::New(o) => (o, false),
         Placed::Replay(o) => (o, true),
     };
@@ -81,7 +86,7 @@ pub async fn place_order(
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    Ok(response)
+    response
 }
 
 /// One order with its history.
