@@ -2,9 +2,12 @@
 //! staff set for prices in other currencies.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use orderly_core::accounts::Accounts;
 use orderly_core::{CartView, Checkout, Orderly, PricedLine};
 use orderly_domain::{
     Address, CartId, CartNotice, Currency, Email, Name, ProductId, Quantity, Rate, ValueError,
@@ -12,6 +15,7 @@ use orderly_domain::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Caller;
 use crate::dto::{AddressDto, MoneyDto, OrderDto, RateDto};
 use crate::extract::{ApiJson, OptionalJson};
 use crate::problem::{ApiError, Problem};
@@ -238,6 +242,7 @@ fn currency(text: Option<&str>) -> ApiResult<Option<Currency>> {
 )]
 pub async fn open_cart(
     State(app): State<Orderly>,
+    caller: Caller,
     OptionalJson(body): OptionalJson<OpenCartRequest>,
 ) -> ApiResult<Response> {
     let customer = body
@@ -245,6 +250,15 @@ pub async fn open_cart(
         .as_deref()
         .map(orderly_domain::CustomerId::parse)
         .transpose()?;
+    // A cart for a named customer is theirs: only they (or staff and keys that may order for
+    // anyone) open it. A signed-in customer's cart is theirs without saying so.
+    let customer = match customer {
+        Some(c) => {
+            crate::routes::may_order_for(&caller, &c)?;
+            Some(c)
+        }
+        None => caller.principal.customer_id().cloned(),
+    };
     let opened = app
         .open_cart(customer, currency(body.currency.as_deref())?)
         .await?;
@@ -387,11 +401,14 @@ impl CheckoutRequest {
 )]
 pub async fn checkout(
     State(app): State<Orderly>,
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<CheckoutRequest>,
 ) -> ApiResult<Response> {
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
+    accounts.count_order(&caller.principal, &caller.source)?;
     let placed = app.check_out(cart, &token, body.parse()?).await?;
     Ok(crate::routes::placed_response(placed))
 }

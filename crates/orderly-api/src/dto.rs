@@ -342,6 +342,18 @@ pub struct AttentionDto {
     pub since: String,
 }
 
+impl AttentionDto {
+    /// The raw error text may quote internals (SQL, provider messages): only callers with
+    /// `errors:read` see it; others see that there is one.
+    #[must_use]
+    pub fn redacted(mut self, raw_errors: bool) -> Self {
+        if !raw_errors {
+            self.error = "the step failed; the error is shown to engineers and admins".to_owned();
+        }
+        self
+    }
+}
+
 impl From<&Attention> for AttentionDto {
     fn from(a: &Attention) -> Self {
         AttentionDto {
@@ -426,6 +438,16 @@ pub struct OrderDto {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+}
+
+impl OrderDto {
+    /// The order as `caller` may see it: raw step errors only for `errors:read`.
+    #[must_use]
+    pub fn for_caller(mut self, caller: &crate::auth::Caller) -> Self {
+        let raw = caller.principal.can(orderly_auth::Permission::RawErrors);
+        self.needs_attention = self.needs_attention.map(|a| a.redacted(raw));
+        self
+    }
 }
 
 impl From<&Order> for OrderDto {

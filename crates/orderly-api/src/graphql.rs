@@ -11,6 +11,7 @@
 //! - The schema's SDL is committed as `docs/schema.graphql`; a test fails when they drift.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
@@ -22,6 +23,8 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use orderly_core::ports::{OrderFilter, Page, PageRequest};
+use orderly_auth::{Permission, Principal};
+use orderly_core::accounts::Accounts;
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed};
 use orderly_domain::{
     Actor, Currency, Customer, CustomerId, Order, OrderId, OrderLine, OrderStatus, Product,
@@ -32,6 +35,7 @@ use crate::dto::{
     AddressDto, AttentionDto, HistoryDto, MoneyDto, PaymentDto, PlaceOrderRequest, RateDto,
     ShipmentDto,
 };
+use crate::auth::{Access, Caller, denied};
 use crate::extract::ApiJson;
 use crate::problem::{ApiError, Problem};
 
@@ -326,10 +330,17 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<OrderNode>> {
+        let caller = caller(ctx);
+        if !Access::customers_or(Permission::OrdersRead).allows(&caller.principal) {
+            return Err(gql(denied(&caller.principal, "reading orders needs orders:read")));
+        }
         let Ok(id) = OrderId::parse(&id) else {
             return Ok(None);
         };
-        Ok(found(app(ctx).order(id).await)?.map(OrderNode))
+        // Someone else's order is as absent as one that does not exist.
+        Ok(found(app(ctx).order(id).await)?
+            .filter(|o| caller.may_touch(&o.customer_id, Permission::OrdersRead))
+            .map(OrderNode))
     }
 
     /// Orders, newest first, as a Relay connection.
@@ -341,7 +352,20 @@ impl Query {
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "`endCursor` of the previous page.")] after: Option<String>,
     ) -> async_graphql::Result<Connection<String, OrderNode>> {
-        let filter = filter.unwrap_or_default().parse().map_err(invalid)?;
+        let mut filter = filter.unwrap_or_default().parse().map_err(invalid)?;
+        let caller = caller(ctx);
+        match caller.principal.customer_id() {
+            Some(own) if filter.customer_id.as_ref().is_some_and(|c| c != own) => {
+                return Err(gql(AppError::Forbidden(
+                    "customers list their own orders only".into(),
+                )));
+            }
+            Some(own) => filter.customer_id = Some(own.clone()),
+            None if !caller.principal.can(Permission::OrdersRead) => {
+                return Err(gql(denied(&caller.principal, "listing orders needs orders:read")));
+            }
+            None => {}
+        }
         let app = app(ctx);
         connection(
             first,
@@ -392,10 +416,66 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<CustomerNode>> {
+        let caller = caller(ctx);
+        if !Access::customers_or(Permission::CustomersRead).allows(&caller.principal) {
+            return Err(gql(denied(&caller.principal, "reading customers needs customers:read")));
+        }
         let Ok(id) = CustomerId::parse(&id) else {
             return Ok(None);
         };
+        if !caller.may_touch(&id, Permission::CustomersRead) {
+            return Ok(None);
+        }
         Ok(found(app(ctx).customer(&id).await)?.map(CustomerNode))
+    }
+}
+
+fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
+    static ANONYMOUS: std::sync::OnceLock<Caller> = std::sync::OnceLock::new();
+    ctx.data_opt::<Caller>().unwrap_or_else(|| {
+        ANONYMOUS.get_or_init(|| Caller {
+            principal: Principal::Anonymous,
+            source: "unknown".into(),
+        })
+    })
+}
+
+fn accounts<'a>(ctx: &Context<'a>) -> &'a Arc<Accounts> {
+    ctx.data_unchecked::<Arc<Accounts>>()
+}
+
+fn api_gql(e: ApiError) -> async_graphql::Error {
+    graphql_error(e.problem())
+}
+
+/// The order `id` if the caller may act on it with `permission` (its customer may); otherwise
+/// the same not-found as for an order that does not exist.
+async fn visible(ctx: &Context<'_>, id: &ID, permission: Permission) -> async_graphql::Result<Order> {
+    let caller = caller(ctx);
+    if !Access::customers_or(permission).allows(&caller.principal) {
+        return Err(gql(denied(&caller.principal, &format!("this needs {permission}"))));
+    }
+    let order = app(ctx).order(order_id(id)?).await.map_err(gql)?;
+    if caller.may_touch(&order.customer_id, permission) {
+        Ok(order)
+    } else {
+        Err(not_found("order", id))
+    }
+}
+
+/// Records a staff or key mutation in the audit log, as the REST routes do.
+async fn audit(ctx: &Context<'_>, mutation: &str, id: &ID, ok: bool) {
+    let caller = caller(ctx);
+    if caller.principal.is_operator() {
+        accounts(ctx)
+            .audit(
+                caller.actor(),
+                &format!("graphql {mutation}"),
+                Some(id.as_str()),
+                if ok { "ok" } else { "refused" },
+                &caller.source,
+            )
+            .await;
     }
 }
 
@@ -431,6 +511,11 @@ impl Mutation {
             .map(|k| IdempotencyKey::parse(k).map_err(|e| invalid(vec![e])))
             .transpose()?;
         let request = input.parse().map_err(invalid)?;
+        let caller = caller(ctx);
+        crate::routes::may_order_for(caller, &request.customer_id).map_err(api_gql)?;
+        accounts(ctx)
+            .count_order(&caller.principal, &caller.source)
+            .map_err(gql)?;
         let (order, replayed) = match app(ctx).place_order(request, key).await.map_err(gql)? {
             Placed::New(o) => (o, false),
             Placed::Replay(o) => (o, true),
@@ -448,11 +533,14 @@ impl Mutation {
         id: ID,
         reason: Option<String>,
     ) -> async_graphql::Result<OrderNode> {
+        let caller = caller(ctx);
+        let order = visible(ctx, &id, Permission::OrdersCancel).await?;
         let order = app(ctx)
-            .cancel(order_id(&id)?, reason, Actor::api())
+            .cancel(order.id, reason, Actor::caller(&caller.actor()))
             .await
-            .map_err(gql)?;
-        Ok(OrderNode(order))
+            .map_err(gql);
+        audit(ctx, "cancelOrder", &id, order.is_ok()).await;
+        Ok(OrderNode(order?))
     }
 
     /// Records the hand-over to a carrier.
@@ -463,20 +551,26 @@ impl Mutation {
         carrier: String,
         tracking_number: String,
     ) -> async_graphql::Result<OrderNode> {
+        let caller = caller(ctx);
+        caller.require(Permission::OrdersFulfil).map_err(api_gql)?;
         let order = app(ctx)
-            .ship(order_id(&id)?, carrier, tracking_number, Actor::api())
+            .ship(order_id(&id)?, carrier, tracking_number, Actor::caller(&caller.actor()))
             .await
-            .map_err(gql)?;
-        Ok(OrderNode(order))
+            .map_err(gql);
+        audit(ctx, "shipOrder", &id, order.is_ok()).await;
+        Ok(OrderNode(order?))
     }
 
     /// Records the delivery.
     async fn deliver_order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrderNode> {
+        let caller = caller(ctx);
+        caller.require(Permission::OrdersFulfil).map_err(api_gql)?;
         let order = app(ctx)
-            .deliver(order_id(&id)?, Actor::api())
+            .deliver(order_id(&id)?, Actor::caller(&caller.actor()))
             .await
-            .map_err(gql)?;
-        Ok(OrderNode(order))
+            .map_err(gql);
+        audit(ctx, "deliverOrder", &id, order.is_ok()).await;
+        Ok(OrderNode(order?))
     }
 }
 
@@ -503,6 +597,9 @@ impl OrderNode {
 
     /// The buyer, read in one batch with the other orders' buyers.
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<CustomerNode>> {
+        if !caller(ctx).may_touch(&self.0.customer_id, Permission::CustomersRead) {
+            return Ok(None);
+        }
         let customer = loader(ctx).load_one(self.0.customer_id.clone()).await?;
         Ok(customer.map(CustomerNode))
     }
@@ -547,8 +644,12 @@ impl OrderNode {
     }
 
     /// Set when a saga step ran out of retries and staff must look.
-    async fn needs_attention(&self) -> Option<AttentionDto> {
-        self.0.needs_attention.as_ref().map(AttentionDto::from)
+    async fn needs_attention(&self, ctx: &Context<'_>) -> Option<AttentionDto> {
+        let raw = caller(ctx).principal.can(Permission::RawErrors);
+        self.0
+            .needs_attention
+            .as_ref()
+            .map(|a| AttentionDto::from(a).redacted(raw))
     }
 
     /// The captured payment and its refund.
@@ -741,13 +842,15 @@ fn explain(error: &mut ServerError) {
 pub async fn execute(
     State(app): State<Orderly>,
     Extension(schema): Extension<OrderlySchema>,
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
     ApiJson(request): ApiJson<async_graphql::Request>,
 ) -> Json<async_graphql::Response> {
     // Keys asked for within LOADER_WINDOW of the first are read in one call; one level of a
     // query asks for all of its keys well inside it.
     let loader = DataLoader::with_cache(CatalogLoader(app), tokio::spawn, HashMapCache::default())
         .delay(LOADER_WINDOW);
-    let request = request.data(loader);
+    let request = request.data(loader).data(caller).data(accounts);
     let mut response = schema.execute(request).await;
     response.errors.iter_mut().for_each(explain);
     Json(response)

@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //! - [`router`]: every route, the body limit, the request context and the problem+json fallbacks.
+//! - [`auth`]: the caller of each request, the per-route [`Access`] guard, the audit of staff
+//!   changes.
+//! - `account_routes`: sign-up, log-in, tokens, profile, staff users, API keys, audit log.
 //! - `routes`: the REST handlers under `/v1` — thin: parse, call one use case, map the result.
 //! - `carts`: carts, checkout and exchange rates under `/v1`.
 //! - [`graphql`]: the same use cases as a GraphQL schema at `/graphql`, with GraphiQL.
@@ -14,6 +17,8 @@
 //! - `/metrics`: storage calls by operation (Prometheus text), when the server counts them.
 #![forbid(unsafe_code)]
 
+pub mod account_routes;
+pub mod auth;
 pub mod carts;
 pub mod dto;
 pub mod extract;
@@ -23,16 +28,18 @@ pub mod request;
 pub mod routes;
 
 use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Json, Router};
 use orderly_core::Orderly;
+use orderly_core::accounts::Accounts;
 use orderly_core::metered::StorageMetrics;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 
+pub use crate::auth::Access;
 use crate::problem::Problem;
 
 /// The OpenAPI document.
@@ -51,6 +58,11 @@ use crate::problem::Problem;
         routes::get_stock, routes::adjust_stock,
         carts::open_cart, carts::get_cart, carts::add_line, carts::set_quantity,
         carts::remove_line, carts::checkout, carts::list_rates, carts::set_rate,
+        account_routes::register, account_routes::login, account_routes::staff_login,
+        account_routes::refresh, account_routes::logout, account_routes::profile,
+        account_routes::update_profile, account_routes::list_staff, account_routes::create_staff,
+        account_routes::update_staff, account_routes::list_keys, account_routes::create_key,
+        account_routes::revoke_key, account_routes::audit_log,
         healthz, readyz,
     ),
     components(schemas(Problem, problem::FieldError)),
@@ -61,6 +73,7 @@ use crate::problem::Problem;
         (name = "inventory", description = "Stock levels and manual adjustments"),
         (name = "carts", description = "Carts priced in the shopper's currency, and checkout; every call but the first carries the cart's `Cart-Token`"),
         (name = "rates", description = "Exchange rates from the base currency, for products without a price in the buyer's currency"),
+        (name = "accounts", description = "Sign-up, log-in and tokens, profiles, staff users, API keys and the audit log. Every other route says who may call it; send `Authorization: Bearer <access token or API key>`"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -212,69 +225,114 @@ async fn problem_for_plain_errors(
     problem.into_response()
 }
 
-/// Every route, ready to serve. `/metrics` shows storage figures when the caller layers an
-/// `Extension<Arc<StorageMetrics>>` onto the router.
-pub fn router(app: Orderly) -> Router {
-    router_with(app, Router::new())
+/// One declared route: its method, its path and who may call it.
+pub struct RouteSpec {
+    /// The method.
+    pub method: Method,
+    /// The path, with `{param}` placeholders.
+    pub path: &'static str,
+    /// Who may call it at all.
+    pub access: Access,
+    handler: MethodRouter<Orderly>,
 }
 
-/// Every route plus `extra` routes of the caller's (webhooks of the configured payment
-/// provider), all behind the same layers: request id and span, body limit, panic catching and
-/// problem+json errors.
-pub fn router_with(app: Orderly, extra: Router) -> Router {
+impl RouteSpec {
+    /// A route.
+    pub fn new(method: Method, path: &'static str, access: Access, handler: MethodRouter<Orderly>) -> Self {
+        RouteSpec {
+            method,
+            path,
+            access,
+            handler,
+        }
+    }
+}
+
+/// Every route of the API with who may call it: the one place routes are declared. The router
+/// is built from it, `orderly routes` prints it, and the authorization matrix test walks it.
+#[must_use]
+pub fn route_table() -> Vec<RouteSpec> {
+    use Method as M;
+    use orderly_auth::Permission as P;
+    let r = RouteSpec::new;
+    let public = Access::PUBLIC;
+    vec![
+        r(M::POST, "/v1/auth/register", public, post(account_routes::register)),
+        r(M::POST, "/v1/auth/login", public, post(account_routes::login)),
+        r(M::POST, "/v1/auth/staff/login", public, post(account_routes::staff_login)),
+        r(M::POST, "/v1/auth/refresh", public, post(account_routes::refresh)),
+        r(M::POST, "/v1/auth/logout", public, post(account_routes::logout)),
+        r(M::GET, "/v1/me", Access::CUSTOMERS, get(account_routes::profile)),
+        r(M::PATCH, "/v1/me", Access::CUSTOMERS, patch(account_routes::update_profile)),
+        r(M::GET, "/v1/staff/users", Access::staff(P::UsersManage), get(account_routes::list_staff)),
+        r(M::POST, "/v1/staff/users", Access::staff(P::UsersManage), post(account_routes::create_staff)),
+        r(M::PATCH, "/v1/staff/users/{email}", Access::staff(P::UsersManage), patch(account_routes::update_staff)),
+        r(M::GET, "/v1/api-keys", Access::staff(P::KeysManage), get(account_routes::list_keys)),
+        r(M::POST, "/v1/api-keys", Access::staff(P::KeysManage), post(account_routes::create_key)),
+        r(M::DELETE, "/v1/api-keys/{id}", Access::staff(P::KeysManage), delete(account_routes::revoke_key)),
+        r(M::GET, "/v1/audit", Access::staff(P::AuditRead), get(account_routes::audit_log)),
+        r(M::POST, "/v1/orders", Access::customers_or(P::OrdersPlace), post(routes::place_order)),
+        r(M::GET, "/v1/orders", Access::customers_or(P::OrdersRead), get(routes::list_orders)),
+        r(M::GET, "/v1/orders/{id}", Access::customers_or(P::OrdersRead), get(routes::get_order)),
+        r(M::GET, "/v1/orders/{id}/events", Access::customers_or(P::OrdersRead), get(routes::order_events)),
+        r(M::POST, "/v1/orders/{id}/cancel", Access::customers_or(P::OrdersCancel), post(routes::cancel_order)),
+        r(M::POST, "/v1/orders/{id}/ship", Access::staff(P::OrdersFulfil), post(routes::ship_order)),
+        r(M::POST, "/v1/orders/{id}/deliver", Access::staff(P::OrdersFulfil), post(routes::deliver_order)),
+        r(M::GET, "/v1/products", public, get(routes::list_products)),
+        r(M::POST, "/v1/products", Access::staff(P::CatalogWrite), post(routes::create_product)),
+        r(M::GET, "/v1/products/{id}", public, get(routes::get_product)),
+        r(M::PATCH, "/v1/products/{id}", Access::staff(P::CatalogWrite), patch(routes::update_product)),
+        r(M::POST, "/v1/customers", Access::staff(P::CustomersWrite), post(routes::create_customer)),
+        r(M::GET, "/v1/customers/{id}", Access::customers_or(P::CustomersRead), get(routes::get_customer)),
+        r(M::GET, "/v1/inventory/{productId}", Access::staff(P::InventoryRead), get(routes::get_stock)),
+        r(M::POST, "/v1/inventory/{productId}/adjustments", Access::staff(P::InventoryWrite), post(routes::adjust_stock)),
+        r(M::POST, "/v1/carts", public, post(carts::open_cart)),
+        r(M::GET, "/v1/carts/{id}", public, get(carts::get_cart)),
+        r(M::POST, "/v1/carts/{id}/lines", public, post(carts::add_line)),
+        r(M::PATCH, "/v1/carts/{id}/lines/{productId}", public, patch(carts::set_quantity)),
+        r(M::DELETE, "/v1/carts/{id}/lines/{productId}", public, delete(carts::remove_line)),
+        r(M::POST, "/v1/carts/{id}/checkout", public, post(carts::checkout)),
+        r(M::GET, "/v1/rates", public, get(carts::list_rates)),
+        r(M::PUT, "/v1/rates/{currency}", Access::staff(P::RatesWrite), put(carts::set_rate)),
+        r(M::GET, "/graphql", public, get(graphql::graphiql)),
+        r(M::POST, "/graphql", public, post(graphql::execute)),
+        r(M::GET, "/graphql/assets/{file}", public, get(graphql::asset)),
+        r(M::GET, "/metrics", Access::staff(P::MetricsRead), get(metrics)),
+        r(M::GET, "/healthz", public, get(healthz)),
+        r(M::GET, "/readyz", public, get(readyz)),
+        r(M::GET, "/openapi.json", public, get(openapi_json)),
+        r(M::GET, "/docs", public, get(docs_page)),
+        r(M::GET, "/", public, get(|| async { Redirect::temporary("/docs") })),
+    ]
+}
+
+/// Every route, ready to serve. `/metrics` shows storage figures when the caller layers an
+/// `Extension<Arc<StorageMetrics>>` onto the router.
+pub fn router(app: Orderly, accounts: Arc<Accounts>) -> Router {
+    router_with(app, accounts, Vec::new())
+}
+
+/// Every route of [`route_table`] plus `extra` routes of the caller's (webhooks of the
+/// configured payment provider), each behind its [`Access`] guard and all behind the same
+/// layers: request id and span, caller, body limit, panic catching and problem+json errors.
+pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>) -> Router {
     let schema = graphql::schema(Some(app.clone()));
-    let v1 = Router::new()
-        .route(
-            "/orders",
-            post(routes::place_order).get(routes::list_orders),
-        )
-        .route("/orders/{id}", get(routes::get_order))
-        .route("/orders/{id}/events", get(routes::order_events))
-        .route("/orders/{id}/cancel", post(routes::cancel_order))
-        .route("/orders/{id}/ship", post(routes::ship_order))
-        .route("/orders/{id}/deliver", post(routes::deliver_order))
-        .route(
-            "/products",
-            get(routes::list_products).post(routes::create_product),
-        )
-        .route(
-            "/products/{id}",
-            get(routes::get_product).patch(routes::update_product),
-        )
-        .route("/customers", post(routes::create_customer))
-        .route("/customers/{id}", get(routes::get_customer))
-        .route("/inventory/{productId}", get(routes::get_stock))
-        .route(
-            "/inventory/{productId}/adjustments",
-            post(routes::adjust_stock),
-        )
-        .route("/carts", post(carts::open_cart))
-        .route("/carts/{id}", get(carts::get_cart))
-        .route("/carts/{id}/lines", post(carts::add_line))
-        .route(
-            "/carts/{id}/lines/{productId}",
-            axum::routing::patch(carts::set_quantity).delete(carts::remove_line),
-        )
-        .route("/carts/{id}/checkout", post(carts::checkout))
-        .route("/rates", get(carts::list_rates))
-        .route("/rates/{currency}", axum::routing::put(carts::set_rate));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
-        .route("/graphql/assets/{file}", get(graphql::asset))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi_json))
-        .route("/docs", get(docs_page))
-        .route("/", get(|| async { Redirect::temporary("/docs") }))
+    let mut router: Router<Orderly> = Router::new();
+    for spec in route_table().into_iter().chain(extra) {
+        let guarded = spec
+            .handler
+            .route_layer(axum::middleware::from_fn_with_state(spec.access, auth::guard));
+        router = router.route(spec.path, guarded);
+    }
+    router
         .with_state(app)
-        .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(schema))
+        .layer(Extension(Arc::clone(&accounts)))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(accounts, auth::authenticate))
         .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(axum::middleware::from_fn(request::context))
 }

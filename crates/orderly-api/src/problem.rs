@@ -48,6 +48,10 @@ pub struct Problem {
     /// The request id, also in the `x-request-id` header; quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// For 429: seconds to wait, sent as `Retry-After`.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Problem {
@@ -62,6 +66,7 @@ impl Problem {
             code: code.to_owned(),
             errors: Vec::new(),
             request_id: crate::request::current_id(),
+            retry_after_secs: None,
         }
     }
 
@@ -139,6 +144,9 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
         400,
         "The webhook signature does not verify",
     ),
+    ("unauthenticated", 401, "Log in first"),
+    ("forbidden", 403, "Not allowed"),
+    ("rate-limited", 429, "Too many requests"),
     ("payload-too-large", 413, "The body is too large"),
     ("unsupported-media-type", 415, "Send JSON"),
     (
@@ -153,10 +161,19 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        let retry_after = self.retry_after_secs;
         let mut response = (status, Json(self)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"orderly\""),
+            );
+        }
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -204,6 +221,31 @@ impl From<AppError> for Problem {
                 "Invalid cursor",
                 "the cursor was not issued by this server; start again without a cursor",
             ),
+            AppError::Unauthenticated(detail) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Log in first",
+                detail,
+            ),
+            AppError::Forbidden(detail) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed",
+                detail,
+            ),
+            AppError::RateLimited {
+                detail,
+                retry_after_ms,
+            } => {
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "Too many requests",
+                    detail,
+                );
+                p.retry_after_secs = Some(u64::try_from(retry_after_ms.max(0) + 999).unwrap_or(1) / 1000);
+                p
+            }
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503");
                 Problem::new(
@@ -250,6 +292,14 @@ impl From<ValueError> for ApiError {
 impl From<Vec<ValueError>> for ApiError {
     fn from(e: Vec<ValueError>) -> Self {
         ApiError(Box::new(Problem::validation(e)))
+    }
+}
+
+impl ApiError {
+    /// The problem.
+    #[must_use]
+    pub fn problem(&self) -> &Problem {
+        &self.0
     }
 }
 

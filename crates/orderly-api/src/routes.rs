@@ -1,11 +1,15 @@
 //! The REST handlers: parse, call one use case, map the result. No business rules here.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderly_core::ports::OrderFilter;
-use orderly_core::{IdempotencyKey, Orderly, Placed, page_request};
+use orderly_auth::Permission;
+use orderly_core::accounts::Accounts;
+use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
 use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,6 +19,7 @@ use crate::dto::{
     EventDto, OrderDto, OrderPage, PlaceOrderRequest, ProductDto, ProductPage, ShipRequest,
     StockDto, UpdateProductRequest,
 };
+use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::problem::{ApiError, Problem};
 use crate::request::record_order_id;
@@ -54,6 +59,8 @@ fn with_location(status: StatusCode, location: &str, body: impl IntoResponse) ->
 )]
 pub async fn place_order(
     State(app): State<Orderly>,
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PlaceOrderRequest>,
 ) -> ApiResult<Response> {
@@ -66,7 +73,46 @@ pub async fn place_order(
         })
         .transpose()?;
     let request = body.parse()?;
+    may_order_for(&caller, &request.customer_id)?;
+    accounts.count_order(&caller.principal, &caller.source)?;
     Ok(placed_response(app.place_order(request, key).await?))
+}
+
+/// `Ok` if the caller may place an order for `customer`: that customer, or staff and keys with
+/// `orders:place`.
+///
+/// # Errors
+/// 403 for another customer; 401/403 for callers without the permission.
+pub fn may_order_for(caller: &Caller, customer: &CustomerId) -> Result<(), ApiError> {
+    if caller.principal.customer_id().is_some() && !caller.may_touch(customer, Permission::OrdersPlace) {
+        return Err(AppError::Forbidden(
+            "customers place orders for themselves; customerId must be your own".into(),
+        )
+        .into());
+    }
+    if caller.principal.customer_id().is_none() {
+        caller.require(Permission::OrdersPlace)?;
+    }
+    Ok(())
+}
+
+/// The order `id` if the caller may see it: its customer, or staff and keys holding
+/// `permission`. Others get the same 404 as for an order that does not exist.
+///
+/// # Errors
+/// 404 as described; the use case's errors.
+pub async fn visible_order(
+    app: &Orderly,
+    caller: &Caller,
+    id: &str,
+    permission: Permission,
+) -> Result<orderly_domain::Order, ApiError> {
+    let order = app.order(order_id(id)?).await?;
+    if caller.may_touch(&order.customer_id, permission) {
+        Ok(order)
+    } else {
+        Err(Problem::not_found("order", id).into())
+    }
 }
 
 /// `201 Created` with the order and its `Location`; a replay also says `Idempotent-Replayed`.
@@ -100,10 +146,11 @@ pub fn placed_response(placed: Placed) -> Response {
 )]
 pub async fn get_order(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderDto>> {
-    let order = app.order(order_id(&id)?).await?;
-    Ok(Json(OrderDto::from(&order)))
+    let order = visible_order(&app, &caller, &id, Permission::OrdersRead).await?;
+    Ok(Json(OrderDto::from(&order).for_caller(&caller)))
 }
 
 /// The events published for an order, oldest first, in the reference shape.
@@ -117,8 +164,10 @@ pub async fn get_order(
 )]
 pub async fn order_events(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<orderly_domain::Event>>> {
+    visible_order(&app, &caller, &id, Permission::OrdersRead).await?;
     // Serialized straight to bytes: `totalAmount` keeps its exact decimal text.
     Ok(Json(app.order_events(order_id(&id)?).await?))
 }
@@ -150,6 +199,7 @@ pub struct ListOrdersQuery {
 )]
 pub async fn list_orders(
     State(app): State<Orderly>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<ListOrdersQuery>,
 ) -> ApiResult<Json<OrderPage>> {
     let mut errors = Vec::new();
@@ -178,13 +228,25 @@ pub async fn list_orders(
     let Some(page) = page.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
+    // A customer sees their own orders only; naming another customer is refused.
+    let customer_id = match caller.principal.customer_id() {
+        Some(own) if customer_id.as_ref().is_some_and(|c| c != own) => {
+            return Err(AppError::Forbidden("customers list their own orders only".into()).into());
+        }
+        Some(own) => Some(own.clone()),
+        None => customer_id,
+    };
     let filter = OrderFilter {
         status,
         customer_id,
     };
     let found = app.list_orders(&filter, &page).await?;
     Ok(Json(OrderPage {
-        items: found.items.iter().map(OrderDto::from).collect(),
+        items: found
+            .items
+            .iter()
+            .map(|o| OrderDto::from(o).for_caller(&caller))
+            .collect(),
         next_cursor: found.next_cursor,
     }))
 }
@@ -202,11 +264,13 @@ pub async fn list_orders(
 )]
 pub async fn cancel_order(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> ApiResult<Json<OrderDto>> {
+    let order = visible_order(&app, &caller, &id, Permission::OrdersCancel).await?;
     let order = app
-        .cancel(order_id(&id)?, body.reason, Actor::api())
+        .cancel(order.id, body.reason, Actor::caller(&caller.actor()))
         .await?;
     Ok(Json(OrderDto::from(&order)))
 }
@@ -225,6 +289,7 @@ pub async fn cancel_order(
 )]
 pub async fn ship_order(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ShipRequest>,
 ) -> ApiResult<Json<OrderDto>> {
@@ -233,7 +298,7 @@ pub async fn ship_order(
             order_id(&id)?,
             body.carrier,
             body.tracking_number,
-            Actor::api(),
+            Actor::caller(&caller.actor()),
         )
         .await?;
     Ok(Json(OrderDto::from(&order)))
@@ -251,9 +316,12 @@ pub async fn ship_order(
 )]
 pub async fn deliver_order(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderDto>> {
-    let order = app.deliver(order_id(&id)?, Actor::api()).await?;
+    let order = app
+        .deliver(order_id(&id)?, Actor::caller(&caller.actor()))
+        .await?;
     Ok(Json(OrderDto::from(&order)))
 }
 
@@ -374,9 +442,14 @@ pub async fn create_customer(
 )]
 pub async fn get_customer(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerDto>> {
-    let id = CustomerId::parse(&id).map_err(|_| Problem::not_found("customer", &id))?;
+    let parsed = CustomerId::parse(&id).map_err(|_| Problem::not_found("customer", &id))?;
+    if !caller.may_touch(&parsed, Permission::CustomersRead) {
+        return Err(Problem::not_found("customer", &id).into());
+    }
+    let id = parsed;
     let customer = app.customer(&id).await?;
     Ok(Json(CustomerDto::from(&customer)))
 }
@@ -411,12 +484,13 @@ pub async fn get_stock(
 )]
 pub async fn adjust_stock(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AdjustmentRequest>,
 ) -> ApiResult<Response> {
     let id = product_id(&id)?;
     let level = app
-        .adjust_stock(&id, body.delta, body.reason, Actor::api())
+        .adjust_stock(&id, body.delta, body.reason, Actor::caller(&caller.actor()))
         .await?;
     let adjustments = app.adjustments(&id, 20).await?;
     Ok(with_location(

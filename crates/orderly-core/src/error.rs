@@ -41,6 +41,20 @@ pub enum AppError {
     /// A pagination cursor that was not issued by this server.
     #[error("invalid cursor")]
     InvalidCursor,
+    /// No credentials, or credentials that are not (or no longer) valid.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests of this kind from this caller; wait and try again.
+    #[error("{detail}")]
+    RateLimited {
+        /// What the limit is and when to come back.
+        detail: String,
+        /// Milliseconds until the caller may try again.
+        retry_after_ms: i64,
+    },
     /// The storage is down or overloaded; the client may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),

@@ -6,6 +6,8 @@
 //!   [`ports::JobQueue`], the [`ports::PaymentGateway`], the [`ports::Clock`] and id generator.
 //! - [`app`]: [`Orderly`], the use cases the API calls (place, read, list, cancel, ship, deliver,
 //!   catalog, stock).
+//! - [`accounts`]: customer accounts and profiles, staff users, sessions, API keys, rate limits
+//!   and the audit log.
 //! - [`carts`]: carts priced in the shopper's currency, checkout, the availability sweep.
 //! - [`saga`]: the consumers that carry an order from placed to paid, and the [`saga::Dispatcher`]
 //!   that runs queued jobs with retries.
@@ -20,6 +22,7 @@
 //! other way round.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod app;
 pub mod carts;
 pub mod error;

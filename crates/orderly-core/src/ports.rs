@@ -347,6 +347,20 @@ pub enum DocKind {
     Cart,
     /// An exchange rate from the base currency, by target currency code.
     Rate,
+    /// A customer's log-in account and profile, by normalised e-mail.
+    Account,
+    /// A staff user, by normalised e-mail.
+    Staff,
+    /// A log-in session, by id.
+    Session,
+    /// A refresh token, by its SHA-256.
+    Refresh,
+    /// An API key, by key id.
+    ApiKey,
+    /// An audit log entry, by time-ordered id.
+    Audit,
+    /// A server secret (the access-token signing key), by name.
+    Secret,
 }
 
 impl DocKind {
@@ -356,6 +370,13 @@ impl DocKind {
         match self {
             DocKind::Cart => "cart",
             DocKind::Rate => "rate",
+            DocKind::Account => "account",
+            DocKind::Staff => "staff",
+            DocKind::Session => "session",
+            DocKind::Refresh => "refresh",
+            DocKind::ApiKey => "api-key",
+            DocKind::Audit => "audit",
+            DocKind::Secret => "secret",
         }
     }
 }

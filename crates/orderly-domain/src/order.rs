@@ -221,6 +221,13 @@ impl Actor {
         Actor(format!("system:{step}"))
     }
 
+    /// An authenticated caller, as it names itself: `customer:001`, `staff:ana@shop.example`,
+    /// `key:3f9a…`.
+    #[must_use]
+    pub fn caller(label: &str) -> Self {
+        Actor(label.to_owned())
+    }
+
     /// A named member of staff.
     #[must_use]
     pub fn staff(name: &str) -> Self {

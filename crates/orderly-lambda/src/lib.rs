@@ -14,6 +14,9 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use orderly_aws::worker::Delivery;
 use orderly_core::ports::{Store, SystemClock, UuidV7};
+use orderly_auth::ExternalVerifier;
+use orderly_auth::jwks::{ExternalIssuer, ExternalSettings};
+use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::saga::Saga;
 use orderly_core::{AppSettings, Orderly, RetryPolicy};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
@@ -84,6 +87,36 @@ impl Functions {
             AppSettings::default(),
             Arc::new(tokio::sync::Notify::new()),
         )
+    }
+
+    /// Accounts and access. Tokens of an external identity provider (a Cognito user pool) are
+    /// accepted when `ORDERLY_JWT_ISSUER`, `ORDERLY_JWT_AUDIENCE` (the app client id) and
+    /// `ORDERLY_JWKS` (the pool's key set, as JSON) are all set.
+    ///
+    /// # Errors
+    /// A partial or invalid identity-provider setting; the table cannot be read.
+    pub async fn accounts(&self) -> Result<Arc<Accounts>, Error> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let external: Option<Arc<dyn ExternalVerifier>> =
+            match (var("ORDERLY_JWT_ISSUER"), var("ORDERLY_JWT_AUDIENCE"), var("ORDERLY_JWKS")) {
+                (None, None, None) => None,
+                (Some(issuer), Some(audience), Some(jwks)) => Some(Arc::new(
+                    ExternalIssuer::new(ExternalSettings::cognito(issuer, audience), &jwks)
+                        .map_err(|e| format!("ORDERLY_JWKS: {e}"))?,
+                )),
+                _ => {
+                    return Err("an external identity provider needs ORDERLY_JWT_ISSUER, ORDERLY_JWT_AUDIENCE and ORDERLY_JWKS".into());
+                }
+            };
+        let accounts = Accounts::open(
+            Arc::clone(&self.store),
+            Arc::new(SystemClock),
+            AuthSettings::default(),
+            external,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(Arc::new(accounts))
     }
 
     /// The saga's consumers, with the reference retry policy (5 s, 5 retries, ×2) and the

@@ -38,6 +38,8 @@ pub struct StorageArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub auth: crate::auth_config::AuthArgs,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "ORDERLY_BIND")]
     pub bind: Option<SocketAddr>,

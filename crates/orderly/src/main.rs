@@ -5,11 +5,14 @@
 //!   and the HTTP server, prints the URLs, and shuts down gracefully on SIGINT/SIGTERM.
 //! - `migrate`: applies the schema and exits.
 //! - `seed`: loads the demo data, or synthetic products and customers with a progress bar.
+//! - `user create`: makes a staff user (the first admin); `api-key create`: makes an API key.
+//! - `routes`: prints every route with who may call it.
 //!
 //! Wiring only: every rule lives in the library crates.
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
+mod auth_config;
 mod backend;
 mod config;
 mod webhooks;
@@ -22,6 +25,7 @@ use clap::{Parser, Subcommand};
 use orderly_core::metered::{Metered, StorageMetrics};
 use orderly_core::ports::{Clock, PageRequest, PaymentGateway, Store, SystemClock, UuidV7};
 use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
+use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::{AppSettings, CreateProduct, Orderly};
 use orderly_domain::{Currency, CustomerId, Email, Money, Name, ProductId};
 use orderly_payments::{SimulatedPayments, Stripe};
@@ -50,6 +54,54 @@ enum Command {
     Migrate(StorageArgs),
     /// Load demo data, or synthetic products and customers.
     Seed(SeedArgs),
+    /// Staff users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API keys for programs.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(KeyCommand),
+    /// Print every route and who may call it.
+    Routes {
+        /// As JSON lines: {"method", "path", "access"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Make a staff user; the password is read from standard input (one line).
+    Create {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Their log-in e-mail.
+        #[arg(long)]
+        email: String,
+        /// Their name (default: the e-mail).
+        #[arg(long)]
+        name: Option<String>,
+        /// support, manager, admin or engineer.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make an API key and print it (it is shown only this once).
+    Create {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// A scope it holds (repeat for more), e.g. --scope orders:place --scope orders:read.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Every scope a key may hold.
+        #[arg(long)]
+        all_scopes: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -85,6 +137,12 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(*args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Seed(args) => seed(args).await,
+            Command::User(command) => user_command(command).await,
+            Command::ApiKey(command) => key_command(command).await,
+            Command::Routes { json } => {
+                print_routes(json);
+                Ok(())
+            }
         }
     });
     match result {
@@ -150,6 +208,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             );
         }
     }
+    let auth = args.auth.resolve()?;
+    let accounts = Arc::new(
+        Accounts::open(
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+            auth.settings,
+            auth.external,
+        )
+        .await
+        .map_err(|e| format!("cannot open the accounts: {e}"))?,
+    );
     let work = Arc::new(Notify::new());
     let app = application(
         Arc::clone(&store),
@@ -213,17 +282,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     print_banner(&settings, addr, demo);
 
     let extra = match stripe {
-        Some(stripe) if stripe.has_webhook_secret() => webhooks::router(stripe),
+        Some(stripe) if stripe.has_webhook_secret() => vec![webhooks::route(stripe)],
         Some(_) => {
             tracing::warn!(
                 "Stripe webhooks are off: set ORDERLY_STRIPE_WEBHOOK_SECRET to receive them at /v1/webhooks/stripe"
             );
-            axum::Router::new()
+            Vec::new()
         }
-        None => axum::Router::new(),
+        None => Vec::new(),
     };
-    let router = orderly_api::router_with(app, extra).layer(axum::Extension(storage_metrics));
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    let router = orderly_api::router_with(app, accounts, extra)
+        .layer(axum::Extension(storage_metrics));
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
     if let Err(e) = server.await {
         tracing::error!(error = %e, "server error");
     }
@@ -317,6 +391,112 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutdown requested");
+}
+
+/// Accounts on the database `storage` names, for the commands that manage them.
+async fn open_accounts(storage: &StorageArgs) -> Result<(Backend, Accounts), String> {
+    let (database, tuning) = config::storage(storage).map_err(|e| e.to_string())?;
+    let backend = Backend::open(&database, &tuning).await?;
+    let accounts = Accounts::open(
+        backend.store(),
+        Arc::new(SystemClock),
+        AuthSettings::default(),
+        None,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((backend, accounts))
+}
+
+async fn user_command(command: UserCommand) -> Result<(), String> {
+    let UserCommand::Create {
+        storage,
+        email,
+        name,
+        role,
+    } = command;
+    let role = orderly_auth::Role::parse(&role)?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let (backend, accounts) = open_accounts(&storage).await?;
+    let created = accounts
+        .create_staff(&email, name.as_deref().unwrap_or(&email), role, password, "cli")
+        .await;
+    backend.close().await;
+    let user = created.map_err(|e| match e {
+        orderly_core::AppError::Invalid(errors) => errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    })?;
+    println!(
+        "created {} user {}; log in with POST /v1/auth/staff/login",
+        user.role, user.email
+    );
+    Ok(())
+}
+
+async fn key_command(command: KeyCommand) -> Result<(), String> {
+    let KeyCommand::Create {
+        storage,
+        name,
+        scopes,
+        all_scopes,
+    } = command;
+    let scopes: Vec<orderly_auth::Permission> = if all_scopes {
+        orderly_auth::Permission::ALL
+            .into_iter()
+            .filter(|p| p.grantable_to_keys())
+            .collect()
+    } else {
+        scopes
+            .iter()
+            .map(|s| orderly_auth::Permission::parse(s))
+            .collect::<Result<_, _>>()?
+    };
+    let (backend, accounts) = open_accounts(&storage).await?;
+    let created = accounts.create_key(&name, &scopes, "cli").await;
+    backend.close().await;
+    let (record, key) = created.map_err(|e| e.to_string())?;
+    eprintln!(
+        "API key {} ({}) with scopes {}; it is shown only now:",
+        record.id,
+        record.name,
+        record
+            .scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!("{key}");
+    Ok(())
+}
+
+fn print_routes(json: bool) {
+    for spec in orderly_api::route_table()
+        .iter()
+        .chain(std::iter::once(&webhooks::declared()))
+    {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"method": spec.method.as_str(), "path": spec.path, "access": spec.access.describe()})
+            );
+        } else {
+            println!(
+                "{:<7} {:<42} {}",
+                spec.method.as_str(),
+                spec.path,
+                spec.access.describe()
+            );
+        }
+    }
 }
 
 async fn migrate(args: StorageArgs) -> Result<(), String> {

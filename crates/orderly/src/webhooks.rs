@@ -9,23 +9,39 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::Extension;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use orderly_api::problem::Problem;
+use orderly_api::{Access, RouteSpec};
 use orderly_payments::{Stripe, WebhookError};
 use serde_json::json;
 
-/// The route, for an Orderly whose payments go through Stripe.
-pub fn router(stripe: Arc<Stripe>) -> Router {
-    Router::new()
-        .route("/v1/webhooks/stripe", post(receive))
-        .with_state(stripe)
+/// The route, for an Orderly whose payments go through Stripe. Public: the signature is its
+/// credential.
+pub fn route(stripe: Arc<Stripe>) -> RouteSpec {
+    RouteSpec::new(
+        Method::POST,
+        PATH,
+        Access::PUBLIC,
+        post(receive).layer(Extension(stripe)),
+    )
 }
 
-async fn receive(State(stripe): State<Arc<Stripe>>, headers: HeaderMap, body: Bytes) -> Response {
+const PATH: &str = "/v1/webhooks/stripe";
+
+/// The route as declared, for `orderly routes` (mounted only when a webhook secret is set).
+pub fn declared() -> RouteSpec {
+    RouteSpec::new(Method::POST, PATH, Access::PUBLIC, axum::routing::MethodRouter::new())
+}
+
+async fn receive(
+    Extension(stripe): Extension<Arc<Stripe>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())

@@ -6,6 +6,6 @@ use orderly_lambda::{Error, Functions, init_tracing};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let functions = Functions::load().await?;
-    let router = orderly_api::router(functions.app());
+    let router = orderly_api::router(functions.app(), functions.accounts().await?);
     lambda_http::run(router).await
 }

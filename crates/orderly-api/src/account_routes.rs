@@ -1,0 +1,366 @@
+//! Sign-up, log-in and tokens; a customer's profile; staff users, API keys and the audit log
+//! for admins. Thin: parse, call [`Accounts`], map the result.
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use orderly_auth::{Permission, Principal, Role};
+use orderly_core::accounts::{Accounts, ApiKey, AuditEntry, Profile, ProfileChange, StaffUser, Tokens};
+use orderly_core::AppError;
+use orderly_domain::{Address, Currency};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, Problem};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Sign-up of a customer.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The e-mail to log in with.
+    email: String,
+    /// At least 10 characters.
+    password: String,
+    /// Their name, any script.
+    name: String,
+    /// The currency their carts open in, e.g. `EUR`.
+    #[serde(default)]
+    default_currency: Option<String>,
+}
+
+/// A log-in.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The account's e-mail.
+    email: String,
+    /// Its password.
+    password: String,
+}
+
+/// A refresh token to trade or end.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// As given by log-in or the last refresh.
+    refresh_token: String,
+}
+
+/// The answer to sign-up.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    /// The new profile.
+    #[schema(value_type = Object)]
+    profile: Profile,
+    /// The customer is logged in.
+    #[schema(value_type = Object)]
+    tokens: Tokens,
+}
+
+fn currency(field: &str, code: Option<&str>) -> Result<Option<Currency>, AppError> {
+    code.map(|c| Currency::parse(c).map_err(|e| AppError::invalid(field, e.to_string())))
+        .transpose()
+}
+
+/// Registers a customer and logs them in.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "accounts", request_body = RegisterRequest, responses(
+    (status = 201, body = Registered),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn register(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> ApiResult<Response> {
+    let default_currency = currency("defaultCurrency", body.default_currency.as_deref())?;
+    let (profile, tokens) = accounts
+        .register(&body.email, &body.password, &body.name, default_currency, &caller.source)
+        .await?;
+    Ok((StatusCode::CREATED, Json(Registered { profile, tokens })).into_response())
+}
+
+/// Logs a customer in: an access token (minutes) and a refresh token (weeks, usable once).
+#[utoipa::path(post, path = "/v1/auth/login", tag = "accounts", request_body = LoginRequest, responses(
+    (status = 200, description = "accessToken, refreshToken, expiresIn"),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 429, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn login(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<Tokens>> {
+    Ok(Json(
+        accounts
+            .login_customer(&body.email, &body.password, &caller.source)
+            .await?,
+    ))
+}
+
+/// Logs a staff user in.
+#[utoipa::path(post, path = "/v1/auth/staff/login", tag = "accounts", request_body = LoginRequest, responses(
+    (status = 200, description = "accessToken, refreshToken, expiresIn"),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 429, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn staff_login(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<Tokens>> {
+    Ok(Json(
+        accounts
+            .login_staff(&body.email, &body.password, &caller.source)
+            .await?,
+    ))
+}
+
+/// Trades a refresh token for new tokens; the old refresh token is spent.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "accounts", request_body = RefreshRequest, responses(
+    (status = 200, description = "accessToken, refreshToken, expiresIn"),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn refresh(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<Tokens>> {
+    Ok(Json(accounts.refresh(&body.refresh_token).await?))
+}
+
+/// Ends the session of a refresh token.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts", request_body = RefreshRequest, responses(
+    (status = 204),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn logout(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    accounts.logout(&body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn customer_email(caller: &Caller) -> ApiResult<&str> {
+    match &caller.principal {
+        Principal::Customer { email, .. } if !email.is_empty() => Ok(email),
+        _ => Err(AppError::Forbidden("profiles belong to customer accounts".into()).into()),
+    }
+}
+
+/// The signed-in customer's profile.
+#[utoipa::path(get, path = "/v1/me", tag = "accounts", responses(
+    (status = 200, description = "customerId, email, name, addresses, defaultCurrency"),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn profile(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
+) -> ApiResult<Json<Profile>> {
+    Ok(Json(accounts.profile(customer_email(&caller)?).await?))
+}
+
+/// A change of profile; absent fields stay.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// A new name.
+    #[serde(default)]
+    name: Option<String>,
+    /// The new list of saved addresses (replaces the old).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    addresses: Option<Vec<Address>>,
+    /// A new default currency; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    default_currency: Option<Option<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Changes the signed-in customer's name, saved addresses or default currency.
+#[utoipa::path(patch, path = "/v1/me", tag = "accounts", request_body = ProfilePatch, responses(
+    (status = 200, description = "the profile"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn update_profile(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ProfilePatch>,
+) -> ApiResult<Json<Profile>> {
+    let default_currency = match body.default_currency {
+        None => None,
+        Some(code) => Some(currency("defaultCurrency", code.as_deref())?),
+    };
+    let change = ProfileChange {
+        name: body.name,
+        addresses: body.addresses,
+        default_currency,
+    };
+    Ok(Json(
+        accounts
+            .update_profile(customer_email(&caller)?, change)
+            .await?,
+    ))
+}
+
+/// A new staff user.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewStaff {
+    /// Their log-in e-mail (also their id).
+    email: String,
+    /// Their name.
+    name: String,
+    /// `support`, `manager`, `admin` or `engineer`.
+    role: String,
+    /// Their first password, at least 10 characters.
+    password: String,
+}
+
+/// A change of a staff user.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StaffPatch {
+    /// A new role.
+    #[serde(default)]
+    role: Option<String>,
+    /// Disable (or enable again).
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+fn role(text: &str) -> Result<Role, AppError> {
+    Role::parse(text).map_err(|m| AppError::invalid("role", m))
+}
+
+/// Every staff user.
+#[utoipa::path(get, path = "/v1/staff/users", tag = "accounts", responses((status = 200, description = "the users")))]
+pub async fn list_staff(Extension(accounts): Extension<Arc<Accounts>>) -> ApiResult<Json<Vec<StaffUser>>> {
+    Ok(Json(accounts.staff().await?))
+}
+
+/// Makes a staff user.
+#[utoipa::path(post, path = "/v1/staff/users", tag = "accounts", request_body = NewStaff, responses(
+    (status = 201, description = "the user"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn create_staff(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewStaff>,
+) -> ApiResult<Response> {
+    let user = accounts
+        .create_staff(&body.email, &body.name, role(&body.role)?, &body.password, &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+/// Changes a staff user's role, or disables them.
+#[utoipa::path(patch, path = "/v1/staff/users/{email}", tag = "accounts", request_body = StaffPatch, responses(
+    (status = 200, description = "the user"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn update_staff(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    Path(email): Path<String>,
+    ApiJson(body): ApiJson<StaffPatch>,
+) -> ApiResult<Json<StaffUser>> {
+    let role = body.role.as_deref().map(role).transpose()?;
+    Ok(Json(accounts.update_staff(&email, role, body.disabled).await?))
+}
+
+/// A new API key.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewKey {
+    /// What it is for (`warehouse`, `storefront`).
+    name: String,
+    /// What it may do, e.g. `["orders:place", "orders:read"]`.
+    scopes: Vec<String>,
+}
+
+/// A key just made: the only time the key itself is shown.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    /// The key; store it now, it cannot be shown again.
+    key: String,
+    /// Its record.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    record: ApiKey,
+}
+
+/// Every API key (never the keys themselves).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "accounts", responses((status = 200, description = "the keys")))]
+pub async fn list_keys(Extension(accounts): Extension<Arc<Accounts>>) -> ApiResult<Json<Vec<ApiKey>>> {
+    Ok(Json(accounts.keys().await?))
+}
+
+/// Makes an API key; the answer is the only time it is shown.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "accounts", request_body = NewKey, responses(
+    (status = 201, body = CreatedKey),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn create_key(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewKey>,
+) -> ApiResult<Response> {
+    let scopes = body
+        .scopes
+        .iter()
+        .map(|s| Permission::parse(s).map_err(|m| AppError::invalid("scopes", m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (record, key) = accounts.create_key(&body.name, &scopes, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, record })).into_response())
+}
+
+/// Revokes an API key.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "accounts", responses(
+    (status = 200, description = "the revoked key's record"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn revoke_key(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiKey>> {
+    Ok(Json(accounts.revoke_key(&id).await?))
+}
+
+/// Which audit entries.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Entries after this id (the last `id` of the previous page).
+    #[serde(default)]
+    after: Option<String>,
+    /// At most this many (1–500, default 100).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// The audit log, oldest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "accounts", responses((status = 200, description = "entries")))]
+pub async fn audit_log(
+    Extension(accounts): Extension<Arc<Accounts>>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    Ok(Json(
+        accounts
+            .audit_log(query.after.as_deref(), query.limit.unwrap_or(100))
+            .await?,
+    ))
+}

@@ -1,0 +1,1136 @@
+//! Accounts and access: customer accounts and their profiles, staff users, sessions with
+//! rotating refresh tokens, API keys, rate limits on log-in and ordering, and the audit log.
+//!
+//! Everything is kept through the [`DocumentStore`](crate::ports::DocumentStore) port, so the
+//! embedded, cluster and serverless runtimes share it unchanged:
+//! - `account` (customers) and `staff` documents by normalised e-mail, holding the argon2id
+//!   hash;
+//! - `session` documents by id (one per log-in) and `refresh` documents by the SHA-256 of the
+//!   refresh token; a refresh token is used once and replaced, and presenting a used one again
+//!   revokes its whole session (a stolen token and its thief are cut off together);
+//! - `api-key` documents by key id, with the SHA-256 of the key;
+//! - `audit` entries by a time-ordered id;
+//! - one `secret` document, the access-token signing key, made by the first node to start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use orderly_auth::limit::RateLimiter;
+use orderly_auth::token::{self, SubjectKind, TokenSigner};
+use orderly_auth::{AuthError, ExternalVerifier, Permission, Principal, Role, password};
+use orderly_domain::{Address, Currency, Customer, CustomerId, Email, Name, Timestamp, ValueError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::ports::{Clock, DocKind, Document, Store, StoreError};
+
+/// How long access tokens, sessions and cached keys live, and the rate limits.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthSettings {
+    /// Access token lifetime, seconds.
+    pub access_ttl_secs: i64,
+    /// Refresh token (and session) lifetime, seconds.
+    pub refresh_ttl_secs: i64,
+    /// Failed log-ins per account per window before it must wait.
+    pub login_failures_per_account: u32,
+    /// Log-in attempts per client address per window.
+    pub login_attempts_per_address: u32,
+    /// The log-in window, milliseconds.
+    pub login_window_ms: i64,
+    /// Orders a customer (or, for guest checkout, a client address) may place per minute; 0
+    /// turns the limit off. Staff and API keys are not limited.
+    pub orders_per_minute: u32,
+    /// How long a verified API key is trusted before it is read again, milliseconds (revoking
+    /// a key takes effect at once on the node that revokes it, and within this on others).
+    pub key_cache_ms: i64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            login_failures_per_account: 5,
+            login_attempts_per_address: 30,
+            login_window_ms: 15 * 60 * 1000,
+            orders_per_minute: 60,
+            key_cache_ms: 10_000,
+        }
+    }
+}
+
+/// What a successful log-in or refresh gives.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    /// The bearer token for `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Trade it for new tokens at `POST /v1/auth/refresh`; usable once.
+    pub refresh_token: String,
+    /// Seconds until the refresh token (and the session) expires.
+    pub refresh_expires_in: i64,
+}
+
+/// A customer's profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    /// Their customer record, which their orders name.
+    pub customer_id: CustomerId,
+    /// The e-mail they log in with.
+    pub email: String,
+    /// Their name as they write it.
+    pub name: String,
+    /// Saved addresses, any script, byte-exact.
+    pub addresses: Vec<Address>,
+    /// The currency their carts open in when they name none.
+    pub default_currency: Option<Currency>,
+}
+
+/// A change of profile; absent fields stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileChange {
+    /// A new name.
+    pub name: Option<String>,
+    /// The new list of addresses (replaces the old one).
+    pub addresses: Option<Vec<Address>>,
+    /// A new default currency (`Some(None)` clears it).
+    pub default_currency: Option<Option<Currency>>,
+}
+
+/// A staff user as shown to admins (no hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaffUser {
+    /// Their log-in e-mail, which is also their id.
+    pub email: String,
+    /// Their name.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// A disabled user cannot log in or refresh.
+    pub disabled: bool,
+    /// When the user was made.
+    pub created_at: Timestamp,
+    /// Who made it.
+    pub created_by: String,
+}
+
+/// An API key as shown after creation (never the key itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    /// The public id (part of the key).
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Permission>,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// Who made it.
+    pub created_by: String,
+    /// When it was revoked, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// One entry of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Time-ordered id; pages of the log continue after it.
+    pub id: String,
+    /// When.
+    pub at: Timestamp,
+    /// Who: `staff:…`, `key:…`, or for a failed log-in the e-mail tried.
+    pub actor: String,
+    /// What: `POST /v1/orders/{id}/cancel`, `login`, `login.failed`, `user.create`, …
+    pub action: String,
+    /// The thing acted on, if one: an order id, a user, a key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `ok`, or what went wrong (`401`, `wrong password`, …).
+    pub outcome: String,
+    /// From where: the client's address as the server saw it.
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountDoc {
+    customer_id: CustomerId,
+    email: String,
+    name: String,
+    password_hash: String,
+    #[serde(default)]
+    addresses: Vec<Address>,
+    #[serde(default)]
+    default_currency: Option<Currency>,
+    created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StaffDoc {
+    email: String,
+    name: String,
+    role: Role,
+    password_hash: String,
+    #[serde(default)]
+    disabled: bool,
+    created_at: Timestamp,
+    created_by: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionDoc {
+    kind: SubjectKind,
+    email: String,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    #[serde(default)]
+    revoked_at: Option<Timestamp>,
+    source: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshDoc {
+    session: String,
+    expires_at: Timestamp,
+    #[serde(default)]
+    used_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiKeyDoc {
+    #[serde(flatten)]
+    key: ApiKey,
+    digest: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SecretDoc {
+    secret: String,
+}
+
+/// The key of the access-token signing secret.
+const SIGNING_SECRET: &str = "access-token-signing";
+
+/// Accounts, sessions, keys and the audit log.
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    signer: TokenSigner,
+    external: Option<Arc<dyn ExternalVerifier>>,
+    settings: AuthSettings,
+    failures_per_account: RateLimiter,
+    attempts_per_address: RateLimiter,
+    orders: RateLimiter,
+    keys: Mutex<HashMap<String, (ApiKeyDoc, i64)>>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Normalises an e-mail for lookups: trimmed and lower-cased, after checking it is one.
+///
+/// # Errors
+/// A [`ValueError`] for `field` if it is not an e-mail address.
+pub fn normalise_email(field: &str, text: &str) -> Result<String, ValueError> {
+    let email = Email::parse(text.trim()).map_err(|e| ValueError::new(field, e.message))?;
+    Ok(email.as_str().to_lowercase())
+}
+
+fn check_password(password: &str) -> Result<(), AppError> {
+    password::check_new(password).map_err(|m| AppError::invalid("password", m))
+}
+
+async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+async fn verify_password(password: String, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => password::verify(&password, &stored),
+        None => {
+            password::verify_nothing(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn decode<T: DeserializeOwned>(doc: &Document) -> Result<T, AppError> {
+    serde_json::from_str(&doc.body)
+        .map_err(|e| AppError::Internal(format!("{} {}: {e}", doc.kind.as_str(), doc.key)))
+}
+
+fn encode<T: Serialize>(kind: DocKind, key: &str, version: u32, body: &T) -> Result<Document, AppError> {
+    Ok(Document {
+        kind,
+        key: key.to_owned(),
+        version,
+        body: serde_json::to_string(body).map_err(|e| AppError::Internal(e.to_string()))?,
+    })
+}
+
+fn unauthenticated(detail: &str) -> AppError {
+    AppError::Unauthenticated(detail.to_owned())
+}
+
+const WRONG_LOGIN: &str = "wrong e-mail or password";
+
+impl Accounts {
+    /// Accounts on `store`, signing tokens with the shared secret (made now if this is the
+    /// first node ever to start on the store), and trusting `external` tokens if given.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] if the store cannot be read.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: AuthSettings,
+        external: Option<Arc<dyn ExternalVerifier>>,
+    ) -> Result<Self, AppError> {
+        let secret = Self::signing_secret(&store).await?;
+        let signer = TokenSigner::new(secret.as_bytes(), settings.access_ttl_secs)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(Accounts {
+            store,
+            clock,
+            signer,
+            external,
+            settings,
+            failures_per_account: RateLimiter::new(
+                settings.login_failures_per_account,
+                settings.login_window_ms,
+            ),
+            attempts_per_address: RateLimiter::new(
+                settings.login_attempts_per_address,
+                settings.login_window_ms,
+            ),
+            orders: RateLimiter::new(settings.orders_per_minute, 60_000),
+            keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn signing_secret(store: &Arc<dyn Store>) -> Result<String, AppError> {
+        for _ in 0..3 {
+            if let Some(doc) = store.document(DocKind::Secret, SIGNING_SECRET).await? {
+                return Ok(decode::<SecretDoc>(&doc)?.secret);
+            }
+            let secret = token::random_secret(48).map_err(|e| AppError::Internal(e.to_string()))?;
+            let doc = encode(DocKind::Secret, SIGNING_SECRET, 1, &SecretDoc { secret })?;
+            match store.put_document(&doc, None).await {
+                Ok(()) | Err(StoreError::AlreadyExists) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Internal("the signing secret could not be stored".into()))
+    }
+
+    /// The settings in force.
+    #[must_use]
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    // ----- who is calling -------------------------------------------------------------------
+
+    /// The caller named by a bearer credential: an API key, an access token Orderly signed, or
+    /// a token of the configured external identity provider.
+    ///
+    /// # Errors
+    /// [`AppError::Unauthenticated`] saying what is wrong (expired, invalid, revoked).
+    pub async fn authenticate(&self, credential: &str) -> Result<Principal, AppError> {
+        let now = self.now();
+        if let Some(id) = token::api_key_id(credential) {
+            return self.authenticate_key(id, credential, now).await;
+        }
+        let result = match &self.external {
+            Some(external) if external.claims_to_be_mine(credential) => {
+                external.verify(credential, now.millis() / 1000)
+            }
+            _ => self
+                .signer
+                .verify(credential, now.millis() / 1000)
+                .and_then(|claims| claims.principal()),
+        };
+        result.map_err(|e| match e {
+            AuthError::Expired => unauthenticated(
+                "the access token has expired; get a new one at POST /v1/auth/refresh",
+            ),
+            AuthError::Invalid(_) | AuthError::Crypto(_) => {
+                unauthenticated("the access token is not valid; log in again")
+            }
+        })
+    }
+
+    async fn authenticate_key(
+        &self,
+        id: &str,
+        credential: &str,
+        now: Timestamp,
+    ) -> Result<Principal, AppError> {
+        let cached = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|(_, at)| now.millis() - at < self.settings.key_cache_ms)
+            .map(|(doc, _)| doc.clone());
+        let doc = match cached {
+            Some(doc) => doc,
+            None => {
+                let Some(stored) = self.store.document(DocKind::ApiKey, id).await? else {
+                    return Err(unauthenticated("this API key does not exist"));
+                };
+                let doc: ApiKeyDoc = decode(&stored)?;
+                self.keys
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_owned(), (doc.clone(), now.millis()));
+                doc
+            }
+        };
+        if !token::digests_match(&doc.digest, &token::digest(credential)) {
+            return Err(unauthenticated("this API key is not valid"));
+        }
+        if doc.key.revoked_at.is_some() {
+            return Err(unauthenticated("this API key was revoked"));
+        }
+        Ok(Principal::Service {
+            key_id: doc.key.id,
+            name: doc.key.name,
+            scopes: doc.key.scopes,
+        })
+    }
+
+    /// Counts one order placed by `who` (a customer, or a guest's address); staff and keys are
+    /// not limited.
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] with the wait.
+    pub fn count_order(&self, principal: &Principal, source: &str) -> Result<(), AppError> {
+        let key = match principal {
+            Principal::Customer { customer_id, .. } => format!("customer:{customer_id}"),
+            Principal::Anonymous => format!("address:{source}"),
+            Principal::Staff { .. } | Principal::Service { .. } => return Ok(()),
+        };
+        self.orders
+            .hit(&key, self.now().millis())
+            .map_err(|wait| AppError::RateLimited {
+                detail: format!(
+                    "at most {} orders a minute; try again in {} s",
+                    self.settings.orders_per_minute,
+                    (wait + 999) / 1000
+                ),
+                retry_after_ms: wait,
+            })
+    }
+
+    // ----- customers ------------------------------------------------------------------------
+
+    /// Registers a customer: a customer record, and an account to log in with. Logs them in.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for bad fields; [`AppError::AlreadyExists`] if the e-mail has an
+    /// account.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+        default_currency: Option<Currency>,
+        source: &str,
+    ) -> Result<(Profile, Tokens), AppError> {
+        let mut errors = Vec::new();
+        let email_key = normalise_email("email", email).map_err(|e| errors.push(e)).ok();
+        let parsed_name = Name::parse("name", name).map_err(|e| errors.push(e)).ok();
+        if let Err(m) = password::check_new(password) {
+            errors.push(ValueError::new("password", m));
+        }
+        let (Some(email_key), Some(parsed_name)) = (email_key, parsed_name) else {
+            return Err(AppError::Invalid(errors));
+        };
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        if self.store.document(DocKind::Account, &email_key).await?.is_some() {
+            return Err(AppError::AlreadyExists {
+                what: "account",
+                id: email_key,
+            });
+        }
+        let now = self.now();
+        let customer_id = CustomerId::parse(&format!("c-{}", uuid::Uuid::now_v7().simple()))?;
+        let customer = Customer {
+            id: customer_id.clone(),
+            email: Email::parse(email.trim())?,
+            name: parsed_name,
+            created_at: now,
+        };
+        let account = AccountDoc {
+            customer_id: customer_id.clone(),
+            email: email_key.clone(),
+            name: name.to_owned(),
+            password_hash: hash_password(password.to_owned()).await?,
+            addresses: Vec::new(),
+            default_currency,
+            created_at: now,
+        };
+        // The customer first: an account must never point at a customer that is not there. A
+        // failure in between leaves an unused customer record, which harms nobody.
+        self.store.create_customer(&customer).await?;
+        match self
+            .store
+            .put_document(&encode(DocKind::Account, &email_key, 1, &account)?, None)
+            .await
+        {
+            Err(StoreError::AlreadyExists) => {
+                return Err(AppError::AlreadyExists {
+                    what: "account",
+                    id: email_key,
+                });
+            }
+            other => other?,
+        }
+        let tokens = self
+            .start_session(SubjectKind::Customer, &email_key, customer_id.as_str(), None, source)
+            .await?;
+        Ok((profile_of(&account), tokens))
+    }
+
+    /// Logs a customer in.
+    ///
+    /// # Errors
+    /// [`AppError::Unauthenticated`] for a wrong e-mail or password (the same answer for
+    /// both); [`AppError::RateLimited`] after too many failures for the account or too many
+    /// attempts from the address.
+    pub async fn login_customer(
+        &self,
+        email: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<Tokens, AppError> {
+        let key = self.before_login(email, source)?;
+        let stored = match &key {
+            Some(key) => self.store.document(DocKind::Account, key).await?,
+            None => None,
+        };
+        let account = stored.map(|d| decode::<AccountDoc>(&d)).transpose()?;
+        let ok = verify_password(password.to_owned(), account.as_ref().map(|a| a.password_hash.clone())).await;
+        let (Some(key), Some(account), true) = (key, account, ok) else {
+            return Err(self.login_failed(email, source, "customer").await);
+        };
+        self.failures_per_account.clear(&key);
+        self.start_session(SubjectKind::Customer, &key, account.customer_id.as_str(), None, source)
+            .await
+    }
+
+    /// Logs a staff user in.
+    ///
+    /// # Errors
+    /// As [`Accounts::login_customer`]; a disabled user cannot log in.
+    pub async fn login_staff(
+        &self,
+        email: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<Tokens, AppError> {
+        let key = self.before_login(email, source)?;
+        let stored = match &key {
+            Some(key) => self.store.document(DocKind::Staff, key).await?,
+            None => None,
+        };
+        let user = stored.map(|d| decode::<StaffDoc>(&d)).transpose()?;
+        let ok = verify_password(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
+        let (Some(key), Some(user), true) = (key, user, ok) else {
+            return Err(self.login_failed(email, source, "staff").await);
+        };
+        if user.disabled {
+            self.audit(format!("staff:{key}"), "login.failed", None, "user disabled", source)
+                .await;
+            return Err(unauthenticated("this user is disabled; ask an admin"));
+        }
+        self.failures_per_account.clear(&key);
+        self.audit(format!("staff:{key}"), "login", None, "ok", source)
+            .await;
+        self.start_session(SubjectKind::Staff, &key, &key, Some(user.role), source)
+            .await
+    }
+
+    /// The rate-limit checks every log-in passes; the normalised e-mail if it is one.
+    fn before_login(&self, email: &str, source: &str) -> Result<Option<String>, AppError> {
+        let now = self.now().millis();
+        let limited = |wait: i64, what: &str| AppError::RateLimited {
+            detail: format!("too many log-in attempts {what}; try again in {} s", (wait + 999) / 1000),
+            retry_after_ms: wait,
+        };
+        self.attempts_per_address
+            .hit(&format!("address:{source}"), now)
+            .map_err(|w| limited(w, "from this address"))?;
+        let key = normalise_email("email", email).ok();
+        if let Some(key) = &key {
+            self.failures_per_account
+                .check(key, now)
+                .map_err(|w| limited(w, "for this account"))?;
+        }
+        Ok(key)
+    }
+
+    async fn login_failed(&self, email: &str, source: &str, realm: &str) -> AppError {
+        let key = normalise_email("email", email).unwrap_or_else(|_| email.chars().take(200).collect());
+        let _ = self.failures_per_account.hit(&key, self.now().millis());
+        self.audit(format!("{realm}:{key}"), "login.failed", None, WRONG_LOGIN, source)
+            .await;
+        unauthenticated(WRONG_LOGIN)
+    }
+
+    async fn start_session(
+        &self,
+        kind: SubjectKind,
+        email: &str,
+        subject: &str,
+        role: Option<Role>,
+        source: &str,
+    ) -> Result<Tokens, AppError> {
+        let now = self.now();
+        let session = uuid::Uuid::now_v7().to_string();
+        let doc = SessionDoc {
+            kind,
+            email: email.to_owned(),
+            created_at: now,
+            expires_at: now.plus_millis(self.settings.refresh_ttl_secs * 1000),
+            revoked_at: None,
+            source: source.to_owned(),
+        };
+        self.store
+            .put_document(&encode(DocKind::Session, &session, 1, &doc)?, None)
+            .await?;
+        self.tokens(kind, email, subject, role, &session, doc.expires_at)
+            .await
+    }
+
+    async fn tokens(
+        &self,
+        kind: SubjectKind,
+        email: &str,
+        subject: &str,
+        role: Option<Role>,
+        session: &str,
+        session_expires: Timestamp,
+    ) -> Result<Tokens, AppError> {
+        let now = self.now();
+        let (access, _) = self
+            .signer
+            .issue(kind, subject, email, role, session, now.millis() / 1000)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let refresh = token::random_secret(32).map_err(|e| AppError::Internal(e.to_string()))?;
+        let doc = RefreshDoc {
+            session: session.to_owned(),
+            expires_at: session_expires,
+            used_at: None,
+        };
+        self.store
+            .put_document(&encode(DocKind::Refresh, &token::digest(&refresh), 1, &doc)?, None)
+            .await?;
+        Ok(Tokens {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: self.signer.ttl_secs(),
+            refresh_token: refresh,
+            refresh_expires_in: ((session_expires.millis() - now.millis()) / 1000).max(0),
+        })
+    }
+
+    /// Trades a refresh token for new tokens. The old one is spent; presenting it again
+    /// revokes the session. A staff user's current role goes into the new token.
+    ///
+    /// # Errors
+    /// [`AppError::Unauthenticated`] if the token is unknown, spent, expired or its session
+    /// revoked or its user disabled.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AppError> {
+        let now = self.now();
+        let digest = token::digest(refresh_token);
+        let Some(stored) = self.store.document(DocKind::Refresh, &digest).await? else {
+            return Err(unauthenticated("this refresh token is not valid; log in again"));
+        };
+        let mut refresh: RefreshDoc = decode(&stored)?;
+        let Some(session_doc) = self.store.document(DocKind::Session, &refresh.session).await?
+        else {
+            return Err(unauthenticated("this session has ended; log in again"));
+        };
+        let session: SessionDoc = decode(&session_doc)?;
+        if refresh.used_at.is_some() {
+            // Replay of a spent token: someone else holds a copy. End the session for both.
+            self.revoke_session(&refresh.session).await?;
+            return Err(unauthenticated(
+                "this refresh token was already used; the session has been ended, log in again",
+            ));
+        }
+        if session.revoked_at.is_some() || session.expires_at <= now || refresh.expires_at <= now
+        {
+            return Err(unauthenticated("this session has ended; log in again"));
+        }
+        refresh.used_at = Some(now);
+        match self
+            .store
+            .put_document(
+                &encode(DocKind::Refresh, &digest, stored.version + 1, &refresh)?,
+                Some(stored.version),
+            )
+            .await
+        {
+            Err(StoreError::Conflict) => {
+                return Err(unauthenticated(
+                    "this refresh token was used by another request at the same time; log in again",
+                ));
+            }
+            other => other?,
+        }
+        let (subject, role) = match session.kind {
+            SubjectKind::Customer => {
+                let account = self.account(&session.email).await?;
+                (account.customer_id.to_string(), None)
+            }
+            SubjectKind::Staff => {
+                let user = self.staff_doc(&session.email).await?;
+                if user.disabled {
+                    return Err(unauthenticated("this user is disabled; ask an admin"));
+                }
+                (user.email, Some(user.role))
+            }
+        };
+        self.tokens(
+            session.kind,
+            &session.email,
+            &subject,
+            role,
+            &refresh.session,
+            session.expires_at,
+        )
+        .await
+    }
+
+    /// Ends the session a refresh token belongs to: none of its refresh tokens works again.
+    /// Access tokens already issued run out on their own (minutes).
+    ///
+    /// # Errors
+    /// [`AppError::Unauthenticated`] if the token is unknown.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), AppError> {
+        let Some(stored) = self
+            .store
+            .document(DocKind::Refresh, &token::digest(refresh_token))
+            .await?
+        else {
+            return Err(unauthenticated("this refresh token is not valid"));
+        };
+        let refresh: RefreshDoc = decode(&stored)?;
+        self.revoke_session(&refresh.session).await
+    }
+
+    async fn revoke_session(&self, id: &str) -> Result<(), AppError> {
+        for _ in 0..5 {
+            let Some(stored) = self.store.document(DocKind::Session, id).await? else {
+                return Ok(());
+            };
+            let mut session: SessionDoc = decode(&stored)?;
+            if session.revoked_at.is_some() {
+                return Ok(());
+            }
+            session.revoked_at = Some(self.now());
+            match self
+                .store
+                .put_document(
+                    &encode(DocKind::Session, id, stored.version + 1, &session)?,
+                    Some(stored.version),
+                )
+                .await
+            {
+                Err(StoreError::Conflict) => {}
+                other => return other.map_err(Into::into),
+            }
+        }
+        Err(AppError::Unavailable("the session is being changed; try again".into()))
+    }
+
+    async fn account(&self, email_key: &str) -> Result<AccountDoc, AppError> {
+        let doc = self
+            .store
+            .document(DocKind::Account, email_key)
+            .await?
+            .ok_or_else(|| unauthenticated("this account no longer exists"))?;
+        decode(&doc)
+    }
+
+    /// The profile of the signed-in customer.
+    ///
+    /// # Errors
+    /// [`AppError::Unauthenticated`] if the account is gone.
+    pub async fn profile(&self, email: &str) -> Result<Profile, AppError> {
+        Ok(profile_of(&self.account(&email.to_lowercase()).await?))
+    }
+
+    /// Changes the signed-in customer's profile.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for bad fields.
+    pub async fn update_profile(&self, email: &str, change: ProfileChange) -> Result<Profile, AppError> {
+        let key = email.to_lowercase();
+        let mut errors = Vec::new();
+        if let Some(name) = &change.name
+            && let Err(e) = Name::parse("name", name)
+        {
+            errors.push(e);
+        }
+        if let Some(addresses) = &change.addresses {
+            if addresses.len() > 20 {
+                errors.push(ValueError::new("addresses", "at most 20 addresses"));
+            }
+            for (i, a) in addresses.iter().enumerate() {
+                if let Err(es) = a.validate() {
+                    errors.extend(es.into_iter().map(|e| ValueError::new(&format!("addresses[{i}].{}", e.field), e.message)));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        for _ in 0..5 {
+            let stored = self
+                .store
+                .document(DocKind::Account, &key)
+                .await?
+                .ok_or_else(|| unauthenticated("this account no longer exists"))?;
+            let mut account: AccountDoc = decode(&stored)?;
+            if let Some(name) = &change.name {
+                account.name.clone_from(name);
+            }
+            if let Some(addresses) = &change.addresses {
+                account.addresses.clone_from(addresses);
+            }
+            if let Some(currency) = change.default_currency {
+                account.default_currency = currency;
+            }
+            match self
+                .store
+                .put_document(
+                    &encode(DocKind::Account, &key, stored.version + 1, &account)?,
+                    Some(stored.version),
+                )
+                .await
+            {
+                Err(StoreError::Conflict) => {}
+                other => {
+                    other?;
+                    return Ok(profile_of(&account));
+                }
+            }
+        }
+        Err(AppError::Unavailable("the profile is being changed; try again".into()))
+    }
+
+    // ----- staff ----------------------------------------------------------------------------
+
+    async fn staff_doc(&self, email_key: &str) -> Result<StaffDoc, AppError> {
+        let doc = self
+            .store
+            .document(DocKind::Staff, email_key)
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "user",
+                id: email_key.to_owned(),
+            })?;
+        decode(&doc)
+    }
+
+    /// Makes a staff user.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for bad fields; [`AppError::AlreadyExists`] if the e-mail has a
+    /// user.
+    pub async fn create_staff(
+        &self,
+        email: &str,
+        name: &str,
+        role: Role,
+        password: &str,
+        created_by: &str,
+    ) -> Result<StaffUser, AppError> {
+        let mut errors = Vec::new();
+        let key = normalise_email("email", email).map_err(|e| errors.push(e)).ok();
+        if let Err(e) = Name::parse("name", name) {
+            errors.push(e);
+        }
+        if let Err(AppError::Invalid(es)) = check_password(password) {
+            errors.extend(es);
+        }
+        let Some(key) = key.filter(|_| errors.is_empty()) else {
+            return Err(AppError::Invalid(errors));
+        };
+        let doc = StaffDoc {
+            email: key.clone(),
+            name: name.to_owned(),
+            role,
+            password_hash: hash_password(password.to_owned()).await?,
+            disabled: false,
+            created_at: self.now(),
+            created_by: created_by.to_owned(),
+        };
+        match self
+            .store
+            .put_document(&encode(DocKind::Staff, &key, 1, &doc)?, None)
+            .await
+        {
+            Err(StoreError::AlreadyExists) => Err(AppError::AlreadyExists { what: "user", id: key }),
+            other => {
+                other?;
+                Ok(staff_of(&doc))
+            }
+        }
+    }
+
+    /// Every staff user, by e-mail.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] if the store is down.
+    pub async fn staff(&self) -> Result<Vec<StaffUser>, AppError> {
+        let docs = self.all(DocKind::Staff).await?;
+        docs.iter().map(|d| decode::<StaffDoc>(d).map(|s| staff_of(&s))).collect()
+    }
+
+    /// Changes a staff user's role or disables them. Their access tokens keep the old role
+    /// until they expire (minutes); refreshing picks up the new one or, if disabled, fails.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown user.
+    pub async fn update_staff(
+        &self,
+        email: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<StaffUser, AppError> {
+        let key = email.to_lowercase();
+        for _ in 0..5 {
+            let stored = self.store.document(DocKind::Staff, &key).await?.ok_or_else(|| {
+                AppError::NotFound {
+                    what: "user",
+                    id: key.clone(),
+                }
+            })?;
+            let mut user: StaffDoc = decode(&stored)?;
+            if let Some(role) = role {
+                user.role = role;
+            }
+            if let Some(disabled) = disabled {
+                user.disabled = disabled;
+            }
+            match self
+                .store
+                .put_document(
+                    &encode(DocKind::Staff, &key, stored.version + 1, &user)?,
+                    Some(stored.version),
+                )
+                .await
+            {
+                Err(StoreError::Conflict) => {}
+                other => {
+                    other?;
+                    return Ok(staff_of(&user));
+                }
+            }
+        }
+        Err(AppError::Unavailable("the user is being changed; try again".into()))
+    }
+
+    // ----- API keys -------------------------------------------------------------------------
+
+    /// Makes an API key; the answer holds the key itself, which is not kept and never shown
+    /// again.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an empty name, no scopes or a scope keys may not hold.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        scopes: &[Permission],
+        created_by: &str,
+    ) -> Result<(ApiKey, String), AppError> {
+        let mut errors = Vec::new();
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            errors.push(ValueError::new("name", "must be 1 to 100 characters"));
+        }
+        if scopes.is_empty() {
+            errors.push(ValueError::new("scopes", "name at least one scope"));
+        }
+        for s in scopes {
+            if !s.grantable_to_keys() {
+                errors.push(ValueError::new(
+                    "scopes",
+                    format!("{s} stays with people; API keys cannot hold it"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        let (id, key) = token::new_api_key().map_err(|e| AppError::Internal(e.to_string()))?;
+        let doc = ApiKeyDoc {
+            key: ApiKey {
+                id: id.clone(),
+                name: name.trim().to_owned(),
+                scopes,
+                created_at: self.now(),
+                created_by: created_by.to_owned(),
+                revoked_at: None,
+            },
+            digest: token::digest(&key),
+        };
+        self.store
+            .put_document(&encode(DocKind::ApiKey, &id, 1, &doc)?, None)
+            .await?;
+        Ok((doc.key, key))
+    }
+
+    /// Every API key, revoked ones included.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] if the store is down.
+    pub async fn keys(&self) -> Result<Vec<ApiKey>, AppError> {
+        let docs = self.all(DocKind::ApiKey).await?;
+        docs.iter().map(|d| decode::<ApiKeyDoc>(d).map(|k| k.key)).collect()
+    }
+
+    /// Revokes a key; it stops working at once here and within the key cache time elsewhere.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown key.
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, AppError> {
+        for _ in 0..5 {
+            let stored = self.store.document(DocKind::ApiKey, id).await?.ok_or_else(|| {
+                AppError::NotFound {
+                    what: "API key",
+                    id: id.to_owned(),
+                }
+            })?;
+            let mut doc: ApiKeyDoc = decode(&stored)?;
+            if doc.key.revoked_at.is_none() {
+                doc.key.revoked_at = Some(self.now());
+            }
+            match self
+                .store
+                .put_document(
+                    &encode(DocKind::ApiKey, id, stored.version + 1, &doc)?,
+                    Some(stored.version),
+                )
+                .await
+            {
+                Err(StoreError::Conflict) => {}
+                other => {
+                    other?;
+                    self.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+                    return Ok(doc.key);
+                }
+            }
+        }
+        Err(AppError::Unavailable("the key is being changed; try again".into()))
+    }
+
+    // ----- audit ----------------------------------------------------------------------------
+
+    /// Records an entry; a failure to record is logged, never lost silently, and never fails
+    /// the action (which has already happened).
+    pub async fn audit(
+        &self,
+        actor: String,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        source: &str,
+    ) {
+        let entry = AuditEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: self.now(),
+            actor,
+            action: action.to_owned(),
+            target: target.map(ToOwned::to_owned),
+            outcome: outcome.to_owned(),
+            source: source.to_owned(),
+        };
+        let written = match encode(DocKind::Audit, &entry.id, 1, &entry) {
+            Ok(doc) => self.store.put_document(&doc, None).await.map_err(AppError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, actor = %entry.actor, action = %entry.action, target = ?entry.target, outcome = %entry.outcome, source = %entry.source, "could not record an audit entry");
+        }
+    }
+
+    /// Audit entries oldest first, after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] if the store is down.
+    pub async fn audit_log(&self, after: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
+        let docs = self.store.documents(DocKind::Audit, after, limit.clamp(1, 500)).await?;
+        docs.iter().map(decode).collect()
+    }
+
+    async fn all(&self, kind: DocKind) -> Result<Vec<Document>, AppError> {
+        let mut out: Vec<Document> = Vec::new();
+        loop {
+            let after = out.last().map(|d| d.key.clone());
+            let page = self.store.documents(kind, after.as_deref(), 100).await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+}
+
+fn profile_of(account: &AccountDoc) -> Profile {
+    Profile {
+        customer_id: account.customer_id.clone(),
+        email: account.email.clone(),
+        name: account.name.clone(),
+        addresses: account.addresses.clone(),
+        default_currency: account.default_currency,
+    }
+}
+
+fn staff_of(doc: &StaffDoc) -> StaffUser {
+    StaffUser {
+        email: doc.email.clone(),
+        name: doc.name.clone(),
+        role: doc.role,
+        disabled: doc.disabled,
+        created_at: doc.created_at,
+        created_by: doc.created_by.clone(),
+    }
+}
