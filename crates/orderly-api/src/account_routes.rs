@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Extension, Path};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use orderly_auth::{Permission, Principal, Role};
-use orderly_core::accounts::{Accounts, ApiKey, AuditEntry, Profile, ProfileChange, StaffUser, Tokens};
 use orderly_core::AppError;
+use orderly_core::accounts::{
+    Accounts, ApiKey, AuditEntry, Profile, ProfileChange, StaffUser, Tokens,
+};
 use orderly_domain::{Address, Currency};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -83,7 +85,13 @@ pub async fn register(
 ) -> ApiResult<Response> {
     let default_currency = currency("defaultCurrency", body.default_currency.as_deref())?;
     let (profile, tokens) = accounts
-        .register(&body.email, &body.password, &body.name, default_currency, &caller.source)
+        .register(
+            &body.email,
+            &body.password,
+            &body.name,
+            default_currency,
+            &caller.source,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(Registered { profile, tokens })).into_response())
 }
@@ -246,7 +254,9 @@ fn role(text: &str) -> Result<Role, AppError> {
 
 /// Every staff user.
 #[utoipa::path(get, path = "/v1/staff/users", tag = "accounts", responses((status = 200, description = "the users")))]
-pub async fn list_staff(Extension(accounts): Extension<Arc<Accounts>>) -> ApiResult<Json<Vec<StaffUser>>> {
+pub async fn list_staff(
+    Extension(accounts): Extension<Arc<Accounts>>,
+) -> ApiResult<Json<Vec<StaffUser>>> {
     Ok(Json(accounts.staff().await?))
 }
 
@@ -262,7 +272,13 @@ pub async fn create_staff(
     ApiJson(body): ApiJson<NewStaff>,
 ) -> ApiResult<Response> {
     let user = accounts
-        .create_staff(&body.email, &body.name, role(&body.role)?, &body.password, &caller.actor())
+        .create_staff(
+            &body.email,
+            &body.name,
+            role(&body.role)?,
+            &body.password,
+            &caller.actor(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
@@ -278,7 +294,9 @@ pub async fn update_staff(
     ApiJson(body): ApiJson<StaffPatch>,
 ) -> ApiResult<Json<StaffUser>> {
     let role = body.role.as_deref().map(role).transpose()?;
-    Ok(Json(accounts.update_staff(&email, role, body.disabled).await?))
+    Ok(Json(
+        accounts.update_staff(&email, role, body.disabled).await?,
+    ))
 }
 
 /// A new API key.
@@ -305,7 +323,9 @@ pub struct CreatedKey {
 
 /// Every API key (never the keys themselves).
 #[utoipa::path(get, path = "/v1/api-keys", tag = "accounts", responses((status = 200, description = "the keys")))]
-pub async fn list_keys(Extension(accounts): Extension<Arc<Accounts>>) -> ApiResult<Json<Vec<ApiKey>>> {
+pub async fn list_keys(
+    Extension(accounts): Extension<Arc<Accounts>>,
+) -> ApiResult<Json<Vec<ApiKey>>> {
     Ok(Json(accounts.keys().await?))
 }
 
@@ -324,7 +344,9 @@ pub async fn create_key(
         .iter()
         .map(|s| Permission::parse(s).map_err(|m| AppError::invalid("scopes", m)))
         .collect::<Result<Vec<_>, _>>()?;
-    let (record, key) = accounts.create_key(&body.name, &scopes, &caller.actor()).await?;
+    let (record, key) = accounts
+        .create_key(&body.name, &scopes, &caller.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, record })).into_response())
 }
 

@@ -119,7 +119,11 @@ impl Caller {
         if self.principal.can(permission) {
             Ok(())
         } else {
-            Err(denied(&self.principal, &format!("this needs the {permission} permission")).into())
+            Err(denied(
+                &self.principal,
+                &format!("this needs the {permission} permission"),
+            )
+            .into())
         }
     }
 
@@ -164,9 +168,9 @@ fn bearer(parts: &Parts) -> Result<Option<String>, AppError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| AppError::Unauthenticated("the Authorization header is not readable".into()))?;
+    let text = value.to_str().map_err(|_| {
+        AppError::Unauthenticated("the Authorization header is not readable".into())
+    })?;
     let (scheme, credential) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
         return Err(AppError::Unauthenticated(
@@ -192,10 +196,7 @@ pub async fn authenticate(
         },
         Err(e) => return Problem::from(e).into_response(),
     };
-    let caller = Caller {
-        principal,
-        source,
-    };
+    let caller = Caller { principal, source };
     parts.extensions.insert(caller.clone());
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
@@ -240,7 +241,12 @@ fn target_of(path: &str) -> Option<&str> {
 }
 
 /// The guard on one route: lets the caller through if `access` allows them.
-pub async fn guard(State(access): State<Access>, caller: Caller, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(access): State<Access>,
+    caller: Caller,
+    request: Request,
+    next: Next,
+) -> Response {
     if access.allows(&caller.principal) {
         return next.run(request).await;
     }

@@ -22,20 +22,20 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use orderly_core::ports::{OrderFilter, Page, PageRequest};
 use orderly_auth::{Permission, Principal};
 use orderly_core::accounts::Accounts;
+use orderly_core::ports::{OrderFilter, Page, PageRequest};
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed};
 use orderly_domain::{
     Actor, Currency, Customer, CustomerId, Order, OrderId, OrderLine, OrderStatus, Product,
     ProductId, ValueError,
 };
 
+use crate::auth::{Access, Caller, denied};
 use crate::dto::{
     AddressDto, AttentionDto, HistoryDto, MoneyDto, PaymentDto, PlaceOrderRequest, RateDto,
     ShipmentDto,
 };
-use crate::auth::{Access, Caller, denied};
 use crate::extract::ApiJson;
 use crate::problem::{ApiError, Problem};
 
@@ -332,7 +332,10 @@ impl Query {
     ) -> async_graphql::Result<Option<OrderNode>> {
         let caller = caller(ctx);
         if !Access::customers_or(Permission::OrdersRead).allows(&caller.principal) {
-            return Err(gql(denied(&caller.principal, "reading orders needs orders:read")));
+            return Err(gql(denied(
+                &caller.principal,
+                "reading orders needs orders:read",
+            )));
         }
         let Ok(id) = OrderId::parse(&id) else {
             return Ok(None);
@@ -362,7 +365,10 @@ impl Query {
             }
             Some(own) => filter.customer_id = Some(own.clone()),
             None if !caller.principal.can(Permission::OrdersRead) => {
-                return Err(gql(denied(&caller.principal, "listing orders needs orders:read")));
+                return Err(gql(denied(
+                    &caller.principal,
+                    "listing orders needs orders:read",
+                )));
             }
             None => {}
         }
@@ -418,7 +424,10 @@ impl Query {
     ) -> async_graphql::Result<Option<CustomerNode>> {
         let caller = caller(ctx);
         if !Access::customers_or(Permission::CustomersRead).allows(&caller.principal) {
-            return Err(gql(denied(&caller.principal, "reading customers needs customers:read")));
+            return Err(gql(denied(
+                &caller.principal,
+                "reading customers needs customers:read",
+            )));
         }
         let Ok(id) = CustomerId::parse(&id) else {
             return Ok(None);
@@ -450,10 +459,17 @@ fn api_gql(e: ApiError) -> async_graphql::Error {
 
 /// The order `id` if the caller may act on it with `permission` (its customer may); otherwise
 /// the same not-found as for an order that does not exist.
-async fn visible(ctx: &Context<'_>, id: &ID, permission: Permission) -> async_graphql::Result<Order> {
+async fn visible(
+    ctx: &Context<'_>,
+    id: &ID,
+    permission: Permission,
+) -> async_graphql::Result<Order> {
     let caller = caller(ctx);
     if !Access::customers_or(permission).allows(&caller.principal) {
-        return Err(gql(denied(&caller.principal, &format!("this needs {permission}"))));
+        return Err(gql(denied(
+            &caller.principal,
+            &format!("this needs {permission}"),
+        )));
     }
     let order = app(ctx).order(order_id(id)?).await.map_err(gql)?;
     if caller.may_touch(&order.customer_id, permission) {
@@ -554,7 +570,12 @@ impl Mutation {
         let caller = caller(ctx);
         caller.require(Permission::OrdersFulfil).map_err(api_gql)?;
         let order = app(ctx)
-            .ship(order_id(&id)?, carrier, tracking_number, Actor::caller(&caller.actor()))
+            .ship(
+                order_id(&id)?,
+                carrier,
+                tracking_number,
+                Actor::caller(&caller.actor()),
+            )
             .await
             .map_err(gql);
         audit(ctx, "shipOrder", &id, order.is_ok()).await;

@@ -238,7 +238,12 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     /// A route.
-    pub fn new(method: Method, path: &'static str, access: Access, handler: MethodRouter<Orderly>) -> Self {
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<Orderly>,
+    ) -> Self {
         RouteSpec {
             method,
             path,
@@ -257,52 +262,232 @@ pub fn route_table() -> Vec<RouteSpec> {
     let r = RouteSpec::new;
     let public = Access::PUBLIC;
     vec![
-        r(M::POST, "/v1/auth/register", public, post(account_routes::register)),
-        r(M::POST, "/v1/auth/login", public, post(account_routes::login)),
-        r(M::POST, "/v1/auth/staff/login", public, post(account_routes::staff_login)),
-        r(M::POST, "/v1/auth/refresh", public, post(account_routes::refresh)),
-        r(M::POST, "/v1/auth/logout", public, post(account_routes::logout)),
-        r(M::GET, "/v1/me", Access::CUSTOMERS, get(account_routes::profile)),
-        r(M::PATCH, "/v1/me", Access::CUSTOMERS, patch(account_routes::update_profile)),
-        r(M::GET, "/v1/staff/users", Access::staff(P::UsersManage), get(account_routes::list_staff)),
-        r(M::POST, "/v1/staff/users", Access::staff(P::UsersManage), post(account_routes::create_staff)),
-        r(M::PATCH, "/v1/staff/users/{email}", Access::staff(P::UsersManage), patch(account_routes::update_staff)),
-        r(M::GET, "/v1/api-keys", Access::staff(P::KeysManage), get(account_routes::list_keys)),
-        r(M::POST, "/v1/api-keys", Access::staff(P::KeysManage), post(account_routes::create_key)),
-        r(M::DELETE, "/v1/api-keys/{id}", Access::staff(P::KeysManage), delete(account_routes::revoke_key)),
-        r(M::GET, "/v1/audit", Access::staff(P::AuditRead), get(account_routes::audit_log)),
-        r(M::POST, "/v1/orders", Access::customers_or(P::OrdersPlace), post(routes::place_order)),
-        r(M::GET, "/v1/orders", Access::customers_or(P::OrdersRead), get(routes::list_orders)),
-        r(M::GET, "/v1/orders/{id}", Access::customers_or(P::OrdersRead), get(routes::get_order)),
-        r(M::GET, "/v1/orders/{id}/events", Access::customers_or(P::OrdersRead), get(routes::order_events)),
-        r(M::POST, "/v1/orders/{id}/cancel", Access::customers_or(P::OrdersCancel), post(routes::cancel_order)),
-        r(M::POST, "/v1/orders/{id}/ship", Access::staff(P::OrdersFulfil), post(routes::ship_order)),
-        r(M::POST, "/v1/orders/{id}/deliver", Access::staff(P::OrdersFulfil), post(routes::deliver_order)),
+        r(
+            M::POST,
+            "/v1/auth/register",
+            public,
+            post(account_routes::register),
+        ),
+        r(
+            M::POST,
+            "/v1/auth/login",
+            public,
+            post(account_routes::login),
+        ),
+        r(
+            M::POST,
+            "/v1/auth/staff/login",
+            public,
+            post(account_routes::staff_login),
+        ),
+        r(
+            M::POST,
+            "/v1/auth/refresh",
+            public,
+            post(account_routes::refresh),
+        ),
+        r(
+            M::POST,
+            "/v1/auth/logout",
+            public,
+            post(account_routes::logout),
+        ),
+        r(
+            M::GET,
+            "/v1/me",
+            Access::CUSTOMERS,
+            get(account_routes::profile),
+        ),
+        r(
+            M::PATCH,
+            "/v1/me",
+            Access::CUSTOMERS,
+            patch(account_routes::update_profile),
+        ),
+        r(
+            M::GET,
+            "/v1/staff/users",
+            Access::staff(P::UsersManage),
+            get(account_routes::list_staff),
+        ),
+        r(
+            M::POST,
+            "/v1/staff/users",
+            Access::staff(P::UsersManage),
+            post(account_routes::create_staff),
+        ),
+        r(
+            M::PATCH,
+            "/v1/staff/users/{email}",
+            Access::staff(P::UsersManage),
+            patch(account_routes::update_staff),
+        ),
+        r(
+            M::GET,
+            "/v1/api-keys",
+            Access::staff(P::KeysManage),
+            get(account_routes::list_keys),
+        ),
+        r(
+            M::POST,
+            "/v1/api-keys",
+            Access::staff(P::KeysManage),
+            post(account_routes::create_key),
+        ),
+        r(
+            M::DELETE,
+            "/v1/api-keys/{id}",
+            Access::staff(P::KeysManage),
+            delete(account_routes::revoke_key),
+        ),
+        r(
+            M::GET,
+            "/v1/audit",
+            Access::staff(P::AuditRead),
+            get(account_routes::audit_log),
+        ),
+        r(
+            M::POST,
+            "/v1/orders",
+            Access::customers_or(P::OrdersPlace),
+            post(routes::place_order),
+        ),
+        r(
+            M::GET,
+            "/v1/orders",
+            Access::customers_or(P::OrdersRead),
+            get(routes::list_orders),
+        ),
+        r(
+            M::GET,
+            "/v1/orders/{id}",
+            Access::customers_or(P::OrdersRead),
+            get(routes::get_order),
+        ),
+        r(
+            M::GET,
+            "/v1/orders/{id}/events",
+            Access::customers_or(P::OrdersRead),
+            get(routes::order_events),
+        ),
+        r(
+            M::POST,
+            "/v1/orders/{id}/cancel",
+            Access::customers_or(P::OrdersCancel),
+            post(routes::cancel_order),
+        ),
+        r(
+            M::POST,
+            "/v1/orders/{id}/ship",
+            Access::staff(P::OrdersFulfil),
+            post(routes::ship_order),
+        ),
+        r(
+            M::POST,
+            "/v1/orders/{id}/deliver",
+            Access::staff(P::OrdersFulfil),
+            post(routes::deliver_order),
+        ),
         r(M::GET, "/v1/products", public, get(routes::list_products)),
-        r(M::POST, "/v1/products", Access::staff(P::CatalogWrite), post(routes::create_product)),
-        r(M::GET, "/v1/products/{id}", public, get(routes::get_product)),
-        r(M::PATCH, "/v1/products/{id}", Access::staff(P::CatalogWrite), patch(routes::update_product)),
-        r(M::POST, "/v1/customers", Access::staff(P::CustomersWrite), post(routes::create_customer)),
-        r(M::GET, "/v1/customers/{id}", Access::customers_or(P::CustomersRead), get(routes::get_customer)),
-        r(M::GET, "/v1/inventory/{productId}", Access::staff(P::InventoryRead), get(routes::get_stock)),
-        r(M::POST, "/v1/inventory/{productId}/adjustments", Access::staff(P::InventoryWrite), post(routes::adjust_stock)),
+        r(
+            M::POST,
+            "/v1/products",
+            Access::staff(P::CatalogWrite),
+            post(routes::create_product),
+        ),
+        r(
+            M::GET,
+            "/v1/products/{id}",
+            public,
+            get(routes::get_product),
+        ),
+        r(
+            M::PATCH,
+            "/v1/products/{id}",
+            Access::staff(P::CatalogWrite),
+            patch(routes::update_product),
+        ),
+        r(
+            M::POST,
+            "/v1/customers",
+            Access::staff(P::CustomersWrite),
+            post(routes::create_customer),
+        ),
+        r(
+            M::GET,
+            "/v1/customers/{id}",
+            Access::customers_or(P::CustomersRead),
+            get(routes::get_customer),
+        ),
+        r(
+            M::GET,
+            "/v1/inventory/{productId}",
+            Access::staff(P::InventoryRead),
+            get(routes::get_stock),
+        ),
+        r(
+            M::POST,
+            "/v1/inventory/{productId}/adjustments",
+            Access::staff(P::InventoryWrite),
+            post(routes::adjust_stock),
+        ),
         r(M::POST, "/v1/carts", public, post(carts::open_cart)),
         r(M::GET, "/v1/carts/{id}", public, get(carts::get_cart)),
-        r(M::POST, "/v1/carts/{id}/lines", public, post(carts::add_line)),
-        r(M::PATCH, "/v1/carts/{id}/lines/{productId}", public, patch(carts::set_quantity)),
-        r(M::DELETE, "/v1/carts/{id}/lines/{productId}", public, delete(carts::remove_line)),
-        r(M::POST, "/v1/carts/{id}/checkout", public, post(carts::checkout)),
+        r(
+            M::POST,
+            "/v1/carts/{id}/lines",
+            public,
+            post(carts::add_line),
+        ),
+        r(
+            M::PATCH,
+            "/v1/carts/{id}/lines/{productId}",
+            public,
+            patch(carts::set_quantity),
+        ),
+        r(
+            M::DELETE,
+            "/v1/carts/{id}/lines/{productId}",
+            public,
+            delete(carts::remove_line),
+        ),
+        r(
+            M::POST,
+            "/v1/carts/{id}/checkout",
+            public,
+            post(carts::checkout),
+        ),
         r(M::GET, "/v1/rates", public, get(carts::list_rates)),
-        r(M::PUT, "/v1/rates/{currency}", Access::staff(P::RatesWrite), put(carts::set_rate)),
+        r(
+            M::PUT,
+            "/v1/rates/{currency}",
+            Access::staff(P::RatesWrite),
+            put(carts::set_rate),
+        ),
         r(M::GET, "/graphql", public, get(graphql::graphiql)),
         r(M::POST, "/graphql", public, post(graphql::execute)),
-        r(M::GET, "/graphql/assets/{file}", public, get(graphql::asset)),
-        r(M::GET, "/metrics", Access::staff(P::MetricsRead), get(metrics)),
+        r(
+            M::GET,
+            "/graphql/assets/{file}",
+            public,
+            get(graphql::asset),
+        ),
+        r(
+            M::GET,
+            "/metrics",
+            Access::staff(P::MetricsRead),
+            get(metrics),
+        ),
         r(M::GET, "/healthz", public, get(healthz)),
         r(M::GET, "/readyz", public, get(readyz)),
         r(M::GET, "/openapi.json", public, get(openapi_json)),
         r(M::GET, "/docs", public, get(docs_page)),
-        r(M::GET, "/", public, get(|| async { Redirect::temporary("/docs") })),
+        r(
+            M::GET,
+            "/",
+            public,
+            get(|| async { Redirect::temporary("/docs") }),
+        ),
     ]
 }
 
@@ -321,7 +506,10 @@ pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>)
     for spec in route_table().into_iter().chain(extra) {
         let guarded = spec
             .handler
-            .route_layer(axum::middleware::from_fn_with_state(spec.access, auth::guard));
+            .route_layer(axum::middleware::from_fn_with_state(
+                spec.access,
+                auth::guard,
+            ));
         router = router.route(spec.path, guarded);
     }
     router
@@ -332,7 +520,10 @@ pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>)
         .layer(Extension(Arc::clone(&accounts)))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn_with_state(accounts, auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            accounts,
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(axum::middleware::from_fn(request::context))
 }

@@ -227,12 +227,9 @@ impl From<AppError> for Problem {
                 "Log in first",
                 detail,
             ),
-            AppError::Forbidden(detail) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Not allowed",
-                detail,
-            ),
+            AppError::Forbidden(detail) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+            }
             AppError::RateLimited {
                 detail,
                 retry_after_ms,
@@ -243,7 +240,8 @@ impl From<AppError> for Problem {
                     "Too many requests",
                     detail,
                 );
-                p.retry_after_secs = Some(u64::try_from(retry_after_ms.max(0) + 999).unwrap_or(1) / 1000);
+                p.retry_after_secs =
+                    Some(u64::try_from(retry_after_ms.max(0) + 999).unwrap_or(1) / 1000);
                 p
             }
             AppError::Unavailable(cause) => {

@@ -6,20 +6,20 @@ use std::sync::Arc;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use orderly_core::ports::OrderFilter;
 use orderly_auth::Permission;
 use orderly_core::accounts::Accounts;
+use orderly_core::ports::OrderFilter;
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
 use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::auth::Caller;
 use crate::dto::{
     AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest, CustomerDto,
     EventDto, OrderDto, OrderPage, PlaceOrderRequest, ProductDto, ProductPage, ShipRequest,
     StockDto, UpdateProductRequest,
 };
-use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::problem::{ApiError, Problem};
 use crate::request::record_order_id;
@@ -84,7 +84,9 @@ pub async fn place_order(
 /// # Errors
 /// 403 for another customer; 401/403 for callers without the permission.
 pub fn may_order_for(caller: &Caller, customer: &CustomerId) -> Result<(), ApiError> {
-    if caller.principal.customer_id().is_some() && !caller.may_touch(customer, Permission::OrdersPlace) {
+    if caller.principal.customer_id().is_some()
+        && !caller.may_touch(customer, Permission::OrdersPlace)
+    {
         return Err(AppError::Forbidden(
             "customers place orders for themselves; customerId must be your own".into(),
         )

@@ -69,9 +69,7 @@ impl RateLimiter {
         }
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         match windows.get(key) {
-            Some((start, count))
-                if now_ms - start < self.window_ms && *count >= self.limit =>
-            {
+            Some((start, count)) if now_ms - start < self.window_ms && *count >= self.limit => {
                 Err(start + self.window_ms - now_ms)
             }
             _ => Ok(()),
@@ -99,8 +97,14 @@ mod tests {
         }
         assert_eq!(limiter.hit("a", 11_000), Err(50_000));
         assert_eq!(limiter.check("a", 11_000), Err(50_000));
-        assert!(limiter.hit("b", 11_000).is_ok(), "other keys are counted apart");
-        assert!(limiter.hit("a", 61_000).is_ok(), "a new window starts afresh");
+        assert!(
+            limiter.hit("b", 11_000).is_ok(),
+            "other keys are counted apart"
+        );
+        assert!(
+            limiter.hit("a", 61_000).is_ok(),
+            "a new window starts afresh"
+        );
     }
 
     #[test]

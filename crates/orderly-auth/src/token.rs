@@ -168,7 +168,9 @@ impl TokenSigner {
             return Err(AuthError::Expired);
         }
         if claims.iat > now_secs + LEEWAY_SECS {
-            return Err(AuthError::Invalid("the token was issued in the future".into()));
+            return Err(AuthError::Invalid(
+                "the token was issued in the future".into(),
+            ));
         }
         Ok(claims)
     }
@@ -233,7 +235,14 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_and_names_its_principal() {
         let (token, _) = signer()
-            .issue(SubjectKind::Staff, "u1", "ana@shop.example", Some(Role::Manager), "s1", 1_000)
+            .issue(
+                SubjectKind::Staff,
+                "u1",
+                "ana@shop.example",
+                Some(Role::Manager),
+                "s1",
+                1_000,
+            )
             .unwrap();
         let claims = signer().verify(&token, 1_100).unwrap();
         assert_eq!(
@@ -250,9 +259,20 @@ mod tests {
     #[test]
     fn tokens_expire_after_their_lifetime_and_leeway() {
         let (token, _) = signer()
-            .issue(SubjectKind::Customer, "001", "a@b.example", None, "s", 1_000)
+            .issue(
+                SubjectKind::Customer,
+                "001",
+                "a@b.example",
+                None,
+                "s",
+                1_000,
+            )
             .unwrap();
-        assert!(signer().verify(&token, 1_000 + 900 + LEEWAY_SECS - 1).is_ok());
+        assert!(
+            signer()
+                .verify(&token, 1_000 + 900 + LEEWAY_SECS - 1)
+                .is_ok()
+        );
         assert_eq!(
             signer().verify(&token, 1_000 + 900 + LEEWAY_SECS),
             Err(AuthError::Expired)
@@ -262,7 +282,14 @@ mod tests {
     #[test]
     fn a_tampered_or_foreign_token_is_refused() {
         let (token, _) = signer()
-            .issue(SubjectKind::Customer, "001", "a@b.example", None, "s", 1_000)
+            .issue(
+                SubjectKind::Customer,
+                "001",
+                "a@b.example",
+                None,
+                "s",
+                1_000,
+            )
             .unwrap();
         // Swap the payload for one naming another customer; the signature no longer fits.
         let parts: Vec<&str> = token.split('.').collect();
@@ -272,10 +299,19 @@ mod tests {
                 .replace("\"001\"", "\"002\""),
         );
         let forged = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
-        assert!(matches!(signer().verify(&forged, 1_000), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            signer().verify(&forged, 1_000),
+            Err(AuthError::Invalid(_))
+        ));
         let other = TokenSigner::new(&[8u8; 32], 900).unwrap();
-        assert!(matches!(other.verify(&token, 1_000), Err(AuthError::Invalid(_))));
-        assert!(matches!(signer().verify("not.a.token", 1_000), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            other.verify(&token, 1_000),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            signer().verify("not.a.token", 1_000),
+            Err(AuthError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -289,7 +325,10 @@ mod tests {
         assert_eq!(api_key_id(&key), Some(id.as_str()));
         assert!(key.starts_with(API_KEY_PREFIX));
         assert!(digests_match(&digest(&key), &digest(&key)));
-        assert!(!digests_match(&digest(&key), &digest("oak_0000000000000000_x")));
+        assert!(!digests_match(
+            &digest(&key),
+            &digest("oak_0000000000000000_x")
+        ));
         assert_eq!(api_key_id("oak_zz_short"), None);
         assert_eq!(api_key_id("Bearer something"), None);
     }

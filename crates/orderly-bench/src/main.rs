@@ -270,7 +270,15 @@ async fn place(client: &reqwest::Client, base: &str, key: &str) -> Option<String
 async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
     let server = Server::start(&args.server, &args.load.database, args.existing_orders).await?;
     let base = server.base.clone();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", server.api_key)
+            .parse()
+            .map_err(|_| "the API key is not a valid header value".to_owned())?,
+    );
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(args.load.clients)
         .build()
         .map_err(|e| e.to_string())?;

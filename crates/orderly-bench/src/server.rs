@@ -92,6 +92,8 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 pub struct Server {
     child: Child,
     pub base: String,
+    /// An API key with every scope keys may hold: the load generator is the shop's backend.
+    pub api_key: String,
     pid: u32,
     startup_ms: f64,
     idle_rss_mb: Arc<AtomicU64>,
@@ -130,6 +132,27 @@ impl Server {
                 ));
             }
         }
+        let key = Command::new(binary)
+            .args([
+                "api-key",
+                "create",
+                "--name",
+                "bench",
+                "--all-scopes",
+                "--database-url",
+                &fresh.url(),
+            ])
+            .env("ORDERLY_LOG", "warn")
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {binary} api-key create: {e}"))?;
+        if !key.status.success() {
+            return Err(format!(
+                "{binary} api-key create failed: {}",
+                String::from_utf8_lossy(&key.stderr)
+            ));
+        }
+        let api_key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args([
@@ -140,6 +163,9 @@ impl Server {
                 &fresh.url(),
             ])
             .env("ORDERLY_LOG", "warn")
+            // Guest checkouts all come from this one address: lift the per-address order
+            // limit, which is there for real shoppers.
+            .env("ORDERLY_ORDERS_PER_MINUTE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -188,6 +214,7 @@ impl Server {
         Ok(Server {
             child,
             base,
+            api_key,
             pid,
             startup_ms,
             idle_rss_mb: Arc::new(AtomicU64::new(0)),

@@ -283,7 +283,12 @@ fn decode<T: DeserializeOwned>(doc: &Document) -> Result<T, AppError> {
         .map_err(|e| AppError::Internal(format!("{} {}: {e}", doc.kind.as_str(), doc.key)))
 }
 
-fn encode<T: Serialize>(kind: DocKind, key: &str, version: u32, body: &T) -> Result<Document, AppError> {
+fn encode<T: Serialize>(
+    kind: DocKind,
+    key: &str,
+    version: u32,
+    body: &T,
+) -> Result<Document, AppError> {
     Ok(Document {
         kind,
         key: key.to_owned(),
@@ -344,7 +349,9 @@ impl Accounts {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(AppError::Internal("the signing secret could not be stored".into()))
+        Err(AppError::Internal(
+            "the signing secret could not be stored".into(),
+        ))
     }
 
     /// The settings in force.
@@ -467,7 +474,9 @@ impl Accounts {
         source: &str,
     ) -> Result<(Profile, Tokens), AppError> {
         let mut errors = Vec::new();
-        let email_key = normalise_email("email", email).map_err(|e| errors.push(e)).ok();
+        let email_key = normalise_email("email", email)
+            .map_err(|e| errors.push(e))
+            .ok();
         let parsed_name = Name::parse("name", name).map_err(|e| errors.push(e)).ok();
         if let Err(m) = password::check_new(password) {
             errors.push(ValueError::new("password", m));
@@ -478,7 +487,12 @@ impl Accounts {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        if self.store.document(DocKind::Account, &email_key).await?.is_some() {
+        if self
+            .store
+            .document(DocKind::Account, &email_key)
+            .await?
+            .is_some()
+        {
             return Err(AppError::AlreadyExists {
                 what: "account",
                 id: email_key,
@@ -518,7 +532,13 @@ impl Accounts {
             other => other?,
         }
         let tokens = self
-            .start_session(SubjectKind::Customer, &email_key, customer_id.as_str(), None, source)
+            .start_session(
+                SubjectKind::Customer,
+                &email_key,
+                customer_id.as_str(),
+                None,
+                source,
+            )
             .await?;
         Ok((profile_of(&account), tokens))
     }
@@ -541,13 +561,23 @@ impl Accounts {
             None => None,
         };
         let account = stored.map(|d| decode::<AccountDoc>(&d)).transpose()?;
-        let ok = verify_password(password.to_owned(), account.as_ref().map(|a| a.password_hash.clone())).await;
+        let ok = verify_password(
+            password.to_owned(),
+            account.as_ref().map(|a| a.password_hash.clone()),
+        )
+        .await;
         let (Some(key), Some(account), true) = (key, account, ok) else {
             return Err(self.login_failed(email, source, "customer").await);
         };
         self.failures_per_account.clear(&key);
-        self.start_session(SubjectKind::Customer, &key, account.customer_id.as_str(), None, source)
-            .await
+        self.start_session(
+            SubjectKind::Customer,
+            &key,
+            account.customer_id.as_str(),
+            None,
+            source,
+        )
+        .await
     }
 
     /// Logs a staff user in.
@@ -566,13 +596,23 @@ impl Accounts {
             None => None,
         };
         let user = stored.map(|d| decode::<StaffDoc>(&d)).transpose()?;
-        let ok = verify_password(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
+        let ok = verify_password(
+            password.to_owned(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await;
         let (Some(key), Some(user), true) = (key, user, ok) else {
             return Err(self.login_failed(email, source, "staff").await);
         };
         if user.disabled {
-            self.audit(format!("staff:{key}"), "login.failed", None, "user disabled", source)
-                .await;
+            self.audit(
+                format!("staff:{key}"),
+                "login.failed",
+                None,
+                "user disabled",
+                source,
+            )
+            .await;
             return Err(unauthenticated("this user is disabled; ask an admin"));
         }
         self.failures_per_account.clear(&key);
@@ -586,7 +626,10 @@ impl Accounts {
     fn before_login(&self, email: &str, source: &str) -> Result<Option<String>, AppError> {
         let now = self.now().millis();
         let limited = |wait: i64, what: &str| AppError::RateLimited {
-            detail: format!("too many log-in attempts {what}; try again in {} s", (wait + 999) / 1000),
+            detail: format!(
+                "too many log-in attempts {what}; try again in {} s",
+                (wait + 999) / 1000
+            ),
             retry_after_ms: wait,
         };
         self.attempts_per_address
@@ -602,10 +645,17 @@ impl Accounts {
     }
 
     async fn login_failed(&self, email: &str, source: &str, realm: &str) -> AppError {
-        let key = normalise_email("email", email).unwrap_or_else(|_| email.chars().take(200).collect());
+        let key =
+            normalise_email("email", email).unwrap_or_else(|_| email.chars().take(200).collect());
         let _ = self.failures_per_account.hit(&key, self.now().millis());
-        self.audit(format!("{realm}:{key}"), "login.failed", None, WRONG_LOGIN, source)
-            .await;
+        self.audit(
+            format!("{realm}:{key}"),
+            "login.failed",
+            None,
+            WRONG_LOGIN,
+            source,
+        )
+        .await;
         unauthenticated(WRONG_LOGIN)
     }
 
@@ -655,7 +705,10 @@ impl Accounts {
             used_at: None,
         };
         self.store
-            .put_document(&encode(DocKind::Refresh, &token::digest(&refresh), 1, &doc)?, None)
+            .put_document(
+                &encode(DocKind::Refresh, &token::digest(&refresh), 1, &doc)?,
+                None,
+            )
             .await?;
         Ok(Tokens {
             access_token: access,
@@ -676,10 +729,15 @@ impl Accounts {
         let now = self.now();
         let digest = token::digest(refresh_token);
         let Some(stored) = self.store.document(DocKind::Refresh, &digest).await? else {
-            return Err(unauthenticated("this refresh token is not valid; log in again"));
+            return Err(unauthenticated(
+                "this refresh token is not valid; log in again",
+            ));
         };
         let mut refresh: RefreshDoc = decode(&stored)?;
-        let Some(session_doc) = self.store.document(DocKind::Session, &refresh.session).await?
+        let Some(session_doc) = self
+            .store
+            .document(DocKind::Session, &refresh.session)
+            .await?
         else {
             return Err(unauthenticated("this session has ended; log in again"));
         };
@@ -691,8 +749,7 @@ impl Accounts {
                 "this refresh token was already used; the session has been ended, log in again",
             ));
         }
-        if session.revoked_at.is_some() || session.expires_at <= now || refresh.expires_at <= now
-        {
+        if session.revoked_at.is_some() || session.expires_at <= now || refresh.expires_at <= now {
             return Err(unauthenticated("this session has ended; log in again"));
         }
         refresh.used_at = Some(now);
@@ -774,7 +831,9 @@ impl Accounts {
                 other => return other.map_err(Into::into),
             }
         }
-        Err(AppError::Unavailable("the session is being changed; try again".into()))
+        Err(AppError::Unavailable(
+            "the session is being changed; try again".into(),
+        ))
     }
 
     async fn account(&self, email_key: &str) -> Result<AccountDoc, AppError> {
@@ -798,7 +857,11 @@ impl Accounts {
     ///
     /// # Errors
     /// [`AppError::Invalid`] for bad fields.
-    pub async fn update_profile(&self, email: &str, change: ProfileChange) -> Result<Profile, AppError> {
+    pub async fn update_profile(
+        &self,
+        email: &str,
+        change: ProfileChange,
+    ) -> Result<Profile, AppError> {
         let key = email.to_lowercase();
         let mut errors = Vec::new();
         if let Some(name) = &change.name
@@ -812,7 +875,9 @@ impl Accounts {
             }
             for (i, a) in addresses.iter().enumerate() {
                 if let Err(es) = a.validate() {
-                    errors.extend(es.into_iter().map(|e| ValueError::new(&format!("addresses[{i}].{}", e.field), e.message)));
+                    errors.extend(es.into_iter().map(|e| {
+                        ValueError::new(&format!("addresses[{i}].{}", e.field), e.message)
+                    }));
                 }
             }
         }
@@ -850,7 +915,9 @@ impl Accounts {
                 }
             }
         }
-        Err(AppError::Unavailable("the profile is being changed; try again".into()))
+        Err(AppError::Unavailable(
+            "the profile is being changed; try again".into(),
+        ))
     }
 
     // ----- staff ----------------------------------------------------------------------------
@@ -881,7 +948,9 @@ impl Accounts {
         created_by: &str,
     ) -> Result<StaffUser, AppError> {
         let mut errors = Vec::new();
-        let key = normalise_email("email", email).map_err(|e| errors.push(e)).ok();
+        let key = normalise_email("email", email)
+            .map_err(|e| errors.push(e))
+            .ok();
         if let Err(e) = Name::parse("name", name) {
             errors.push(e);
         }
@@ -905,7 +974,10 @@ impl Accounts {
             .put_document(&encode(DocKind::Staff, &key, 1, &doc)?, None)
             .await
         {
-            Err(StoreError::AlreadyExists) => Err(AppError::AlreadyExists { what: "user", id: key }),
+            Err(StoreError::AlreadyExists) => Err(AppError::AlreadyExists {
+                what: "user",
+                id: key,
+            }),
             other => {
                 other?;
                 Ok(staff_of(&doc))
@@ -919,7 +991,9 @@ impl Accounts {
     /// [`AppError::Unavailable`] if the store is down.
     pub async fn staff(&self) -> Result<Vec<StaffUser>, AppError> {
         let docs = self.all(DocKind::Staff).await?;
-        docs.iter().map(|d| decode::<StaffDoc>(d).map(|s| staff_of(&s))).collect()
+        docs.iter()
+            .map(|d| decode::<StaffDoc>(d).map(|s| staff_of(&s)))
+            .collect()
     }
 
     /// Changes a staff user's role or disables them. Their access tokens keep the old role
@@ -935,12 +1009,14 @@ impl Accounts {
     ) -> Result<StaffUser, AppError> {
         let key = email.to_lowercase();
         for _ in 0..5 {
-            let stored = self.store.document(DocKind::Staff, &key).await?.ok_or_else(|| {
-                AppError::NotFound {
+            let stored = self
+                .store
+                .document(DocKind::Staff, &key)
+                .await?
+                .ok_or_else(|| AppError::NotFound {
                     what: "user",
                     id: key.clone(),
-                }
-            })?;
+                })?;
             let mut user: StaffDoc = decode(&stored)?;
             if let Some(role) = role {
                 user.role = role;
@@ -963,7 +1039,9 @@ impl Accounts {
                 }
             }
         }
-        Err(AppError::Unavailable("the user is being changed; try again".into()))
+        Err(AppError::Unavailable(
+            "the user is being changed; try again".into(),
+        ))
     }
 
     // ----- API keys -------------------------------------------------------------------------
@@ -1024,7 +1102,9 @@ impl Accounts {
     /// [`AppError::Unavailable`] if the store is down.
     pub async fn keys(&self) -> Result<Vec<ApiKey>, AppError> {
         let docs = self.all(DocKind::ApiKey).await?;
-        docs.iter().map(|d| decode::<ApiKeyDoc>(d).map(|k| k.key)).collect()
+        docs.iter()
+            .map(|d| decode::<ApiKeyDoc>(d).map(|k| k.key))
+            .collect()
     }
 
     /// Revokes a key; it stops working at once here and within the key cache time elsewhere.
@@ -1033,12 +1113,14 @@ impl Accounts {
     /// [`AppError::NotFound`] for an unknown key.
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, AppError> {
         for _ in 0..5 {
-            let stored = self.store.document(DocKind::ApiKey, id).await?.ok_or_else(|| {
-                AppError::NotFound {
+            let stored = self
+                .store
+                .document(DocKind::ApiKey, id)
+                .await?
+                .ok_or_else(|| AppError::NotFound {
                     what: "API key",
                     id: id.to_owned(),
-                }
-            })?;
+                })?;
             let mut doc: ApiKeyDoc = decode(&stored)?;
             if doc.key.revoked_at.is_none() {
                 doc.key.revoked_at = Some(self.now());
@@ -1054,12 +1136,17 @@ impl Accounts {
                 Err(StoreError::Conflict) => {}
                 other => {
                     other?;
-                    self.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+                    self.keys
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(id);
                     return Ok(doc.key);
                 }
             }
         }
-        Err(AppError::Unavailable("the key is being changed; try again".into()))
+        Err(AppError::Unavailable(
+            "the key is being changed; try again".into(),
+        ))
     }
 
     // ----- audit ----------------------------------------------------------------------------
@@ -1084,7 +1171,11 @@ impl Accounts {
             source: source.to_owned(),
         };
         let written = match encode(DocKind::Audit, &entry.id, 1, &entry) {
-            Ok(doc) => self.store.put_document(&doc, None).await.map_err(AppError::from),
+            Ok(doc) => self
+                .store
+                .put_document(&doc, None)
+                .await
+                .map_err(AppError::from),
             Err(e) => Err(e),
         };
         if let Err(e) = written {
@@ -1096,8 +1187,15 @@ impl Accounts {
     ///
     /// # Errors
     /// [`AppError::Unavailable`] if the store is down.
-    pub async fn audit_log(&self, after: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
-        let docs = self.store.documents(DocKind::Audit, after, limit.clamp(1, 500)).await?;
+    pub async fn audit_log(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, AppError> {
+        let docs = self
+            .store
+            .documents(DocKind::Audit, after, limit.clamp(1, 500))
+            .await?;
         docs.iter().map(decode).collect()
     }
 

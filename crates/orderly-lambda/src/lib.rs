@@ -12,11 +12,11 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use orderly_aws::worker::Delivery;
-use orderly_core::ports::{Store, SystemClock, UuidV7};
 use orderly_auth::ExternalVerifier;
 use orderly_auth::jwks::{ExternalIssuer, ExternalSettings};
+use orderly_aws::worker::Delivery;
 use orderly_core::accounts::{Accounts, AuthSettings};
+use orderly_core::ports::{Store, SystemClock, UuidV7};
 use orderly_core::saga::Saga;
 use orderly_core::{AppSettings, Orderly, RetryPolicy};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
@@ -97,17 +97,20 @@ impl Functions {
     /// A partial or invalid identity-provider setting; the table cannot be read.
     pub async fn accounts(&self) -> Result<Arc<Accounts>, Error> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let external: Option<Arc<dyn ExternalVerifier>> =
-            match (var("ORDERLY_JWT_ISSUER"), var("ORDERLY_JWT_AUDIENCE"), var("ORDERLY_JWKS")) {
-                (None, None, None) => None,
-                (Some(issuer), Some(audience), Some(jwks)) => Some(Arc::new(
-                    ExternalIssuer::new(ExternalSettings::cognito(issuer, audience), &jwks)
-                        .map_err(|e| format!("ORDERLY_JWKS: {e}"))?,
-                )),
-                _ => {
-                    return Err("an external identity provider needs ORDERLY_JWT_ISSUER, ORDERLY_JWT_AUDIENCE and ORDERLY_JWKS".into());
-                }
-            };
+        let external: Option<Arc<dyn ExternalVerifier>> = match (
+            var("ORDERLY_JWT_ISSUER"),
+            var("ORDERLY_JWT_AUDIENCE"),
+            var("ORDERLY_JWKS"),
+        ) {
+            (None, None, None) => None,
+            (Some(issuer), Some(audience), Some(jwks)) => Some(Arc::new(
+                ExternalIssuer::new(ExternalSettings::cognito(issuer, audience), &jwks)
+                    .map_err(|e| format!("ORDERLY_JWKS: {e}"))?,
+            )),
+            _ => {
+                return Err("an external identity provider needs ORDERLY_JWT_ISSUER, ORDERLY_JWT_AUDIENCE and ORDERLY_JWKS".into());
+            }
+        };
         let accounts = Accounts::open(
             Arc::clone(&self.store),
             Arc::new(SystemClock),

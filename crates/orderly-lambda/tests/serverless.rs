@@ -382,7 +382,22 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     let mut reader_images = Vec::new();
 
     // The API, as API Gateway calls it: the reference order in an HTTP API proxy event.
-    let router = orderly_api::router(app.clone());
+    // The shop's backend calls with an API key.
+    let accounts = Arc::new(
+        orderly_core::accounts::Accounts::open(
+            Arc::clone(app.store()),
+            Arc::new(orderly_core::ports::SystemClock),
+            orderly_core::accounts::AuthSettings::default(),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let (_, api_key) = accounts
+        .create_key("backend", &[orderly_auth::Permission::OrdersPlace], "test")
+        .await
+        .unwrap();
+    let router = orderly_api::router(app.clone(), accounts);
     let event = proxy_event(
         "POST",
         "/v1/orders",
@@ -390,6 +405,8 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
             r#"{"customerId":"001","items":[{"productId":"001","quantity":1},{"productId":"002","quantity":1}]}"#,
         ),
     );
+    let mut event = event;
+    event["headers"]["authorization"] = json!(format!("Bearer {api_key}"));
     let request: http::Request<lambda_http::Body> = serde_json::from_value::<LambdaRequest>(event)
         .unwrap()
         .into();

@@ -84,7 +84,10 @@ impl AuthArgs {
             (None, None, None) => None,
             (Some(issuer), Some(audience), Some(file)) => {
                 let jwks = std::fs::read_to_string(file).map_err(|e| {
-                    format!("cannot read the key set {} (--jwks-file): {e}", file.display())
+                    format!(
+                        "cannot read the key set {} (--jwks-file): {e}",
+                        file.display()
+                    )
                 })?;
                 let issuer =
                     ExternalIssuer::new(ExternalSettings::cognito(issuer, audience), &jwks)

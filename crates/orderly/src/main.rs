@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::metered::{Metered, StorageMetrics};
 use orderly_core::ports::{Clock, PageRequest, PaymentGateway, Store, SystemClock, UuidV7};
 use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
-use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::{AppSettings, CreateProduct, Orderly};
 use orderly_domain::{Currency, CustomerId, Email, Money, Name, ProductId};
 use orderly_payments::{SimulatedPayments, Stripe};
@@ -291,8 +291,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => Vec::new(),
     };
-    let router = orderly_api::router_with(app, accounts, extra)
-        .layer(axum::Extension(storage_metrics));
+    let router =
+        orderly_api::router_with(app, accounts, extra).layer(axum::Extension(storage_metrics));
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -423,7 +423,13 @@ async fn user_command(command: UserCommand) -> Result<(), String> {
     let password = password.trim_end_matches(['\r', '\n']);
     let (backend, accounts) = open_accounts(&storage).await?;
     let created = accounts
-        .create_staff(&email, name.as_deref().unwrap_or(&email), role, password, "cli")
+        .create_staff(
+            &email,
+            name.as_deref().unwrap_or(&email),
+            role,
+            password,
+            "cli",
+        )
         .await;
     backend.close().await;
     let user = created.map_err(|e| match e {

@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Json;
 use orderly_api::problem::Problem;
 use orderly_api::{Access, RouteSpec};
 use orderly_payments::{Stripe, WebhookError};
@@ -34,7 +34,12 @@ const PATH: &str = "/v1/webhooks/stripe";
 
 /// The route as declared, for `orderly routes` (mounted only when a webhook secret is set).
 pub fn declared() -> RouteSpec {
-    RouteSpec::new(Method::POST, PATH, Access::PUBLIC, axum::routing::MethodRouter::new())
+    RouteSpec::new(
+        Method::POST,
+        PATH,
+        Access::PUBLIC,
+        axum::routing::MethodRouter::new(),
+    )
 }
 
 async fn receive(

@@ -26,6 +26,8 @@ pub struct TestServer {
     log_name: String,
     _owned: Option<TempDir>,
     pub client: reqwest::Client,
+    /// The database URL, for `orderly` commands run beside the server.
+    pub db: String,
 }
 
 impl TestServer {
@@ -46,6 +48,7 @@ impl TestServer {
 
     /// A server on database `db`, logging to `dir/log_name`.
     pub async fn start_node(dir: &Path, log_name: &str, db: &str, extra: &[&str]) -> TestServer {
+        let key = api_key(db).await;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -83,8 +86,14 @@ impl TestServer {
             dir: dir.to_path_buf(),
             log_name: log_name.to_owned(),
             _owned: None,
-            client: reqwest::Client::new(),
+            client: client_with(&key),
+            db: db.to_owned(),
         }
+    }
+
+    /// A client that sends no credentials.
+    pub fn anonymous(&self) -> reqwest::Client {
+        reqwest::Client::new()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -105,6 +114,39 @@ impl TestServer {
             .await
             .unwrap();
         status_and_json(r).await
+    }
+
+    /// GET with another caller's client.
+    pub async fn get_with(&self, client: &reqwest::Client, path: &str) -> (u16, Value) {
+        status_and_json(client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// POST JSON with another caller's client.
+    pub async fn post_with(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        status_and_json(client.post(self.url(path)).json(body).send().await.unwrap()).await
+    }
+
+    /// PATCH JSON with another caller's client.
+    pub async fn patch_with(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        status_and_json(
+            client
+                .patch(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn place(&self, body: &Value) -> Value {
@@ -196,6 +238,43 @@ impl TestServer {
 
 fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// An API key with every scope a key may hold, made with `orderly api-key create` on `db`.
+pub async fn api_key(db: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args([
+            "api-key",
+            "create",
+            "--database-url",
+            db,
+            "--name",
+            "tests",
+            "--all-scopes",
+        ])
+        .env_remove("ORDERLY_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "orderly api-key create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A client that sends `credential` as its bearer token.
+pub fn client_with(credential: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {credential}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 pub async fn status_and_json(r: reqwest::Response) -> (u16, Value) {

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod access;
 mod carts;
 mod catalog;
 mod cluster;
