@@ -53,6 +53,7 @@ use crate::problem::Problem;
     paths(
         routes::place_order, routes::list_orders, routes::get_order, routes::order_events,
         routes::cancel_order, routes::ship_order, routes::deliver_order,
+        routes::order_notes, routes::add_note, routes::change_address,
         routes::list_products, routes::get_product, routes::create_product, routes::update_product,
         routes::create_customer, routes::get_customer,
         routes::get_stock, routes::adjust_stock,
@@ -375,6 +376,24 @@ pub fn route_table() -> Vec<RouteSpec> {
             "/v1/orders/{id}/cancel",
             Access::customers_or(P::OrdersCancel),
             post(routes::cancel_order),
+        ),
+        r(
+            M::GET,
+            "/v1/orders/{id}/notes",
+            Access::staff(P::OrdersRead),
+            get(routes::order_notes),
+        ),
+        r(
+            M::POST,
+            "/v1/orders/{id}/notes",
+            Access::staff(P::OrdersNote),
+            post(routes::add_note),
+        ),
+        r(
+            M::PUT,
+            "/v1/orders/{id}/shipping-address",
+            Access::customers_or(P::OrdersEdit),
+            put(routes::change_address),
         ),
         r(
             M::POST,

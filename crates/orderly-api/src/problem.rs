@@ -189,6 +189,12 @@ impl From<AppError> for Problem {
                 "The order cannot do that now",
                 format!("{t}; see the order's status and history"),
             ),
+            AppError::NotNow(detail) => Problem::new(
+                StatusCode::CONFLICT,
+                "illegal-transition",
+                "The order cannot do that now",
+                detail,
+            ),
             AppError::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

@@ -9,16 +9,17 @@ use axum::response::{IntoResponse, Response};
 use orderly_auth::Permission;
 use orderly_core::accounts::Accounts;
 use orderly_core::ports::OrderFilter;
+use orderly_core::support::Note;
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
 use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::dto::{
-    AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest, CustomerDto,
-    EventDto, OrderDto, OrderPage, PlaceOrderRequest, ProductDto, ProductPage, ShipRequest,
-    StockDto, UpdateProductRequest,
+    AddressDto, AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest,
+    CustomerDto, EventDto, OrderDto, OrderPage, PlaceOrderRequest, ProductDto, ProductPage,
+    ShipRequest, StockDto, UpdateProductRequest,
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::problem::{ApiError, Problem};
@@ -500,4 +501,74 @@ pub async fn adjust_stock(
         &format!("/v1/inventory/{id}"),
         Json(StockDto::new(&id, level, &adjustments)),
     ))
+}
+
+/// A note to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    /// The note, any script, up to 4 000 characters.
+    pub text: String,
+}
+
+/// Staff notes on an order, oldest first (never shown to the customer).
+#[utoipa::path(
+    get, path = "/v1/orders/{id}/notes", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, description = "[{at, author, text}]"), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn order_notes(
+    State(app): State<Orderly>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Note>>> {
+    Ok(Json(app.notes(order_id(&id)?).await?))
+}
+
+/// Adds a staff note to an order.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/notes", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    request_body = NoteRequest,
+    responses(
+        (status = 201, description = "{at, author, text}"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn add_note(
+    State(app): State<Orderly>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NoteRequest>,
+) -> ApiResult<Response> {
+    let note = app
+        .add_note(order_id(&id)?, &caller.actor(), &body.text)
+        .await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
+}
+
+/// Corrects the shipping address of an order that has not shipped; the old one is kept in a
+/// note. Customers may correct their own.
+#[utoipa::path(
+    put, path = "/v1/orders/{id}/shipping-address", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    request_body = AddressDto,
+    responses(
+        (status = 200, body = OrderDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already shipped or ended", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_address(
+    State(app): State<Orderly>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AddressDto>,
+) -> ApiResult<Json<OrderDto>> {
+    let order = visible_order(&app, &caller, &id, Permission::OrdersEdit).await?;
+    let order = app
+        .change_shipping_address(order.id, body.into(), &Actor::caller(&caller.actor()))
+        .await?;
+    Ok(Json(OrderDto::from(&order).for_caller(&caller)))
 }

@@ -143,8 +143,8 @@ impl Default for AppSettings {
 /// The application: use cases over the ports.
 #[derive(Clone)]
 pub struct Orderly {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     settings: AppSettings,
     work: Arc<Notify>,

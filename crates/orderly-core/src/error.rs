@@ -21,6 +21,9 @@ pub enum AppError {
     /// The order's state machine does not allow it.
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
+    /// The order's state does not allow this change (answered like an illegal transition).
+    #[error("{0}")]
+    NotNow(String),
     /// An `Idempotency-Key` reused with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,

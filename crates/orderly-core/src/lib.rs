@@ -16,6 +16,7 @@
 //! - [`memory`]: an in-memory implementation of every storage port, for fast tests.
 //! - [`metered`]: a store wrapper that counts and times every storage call, for `/metrics`.
 //! - [`storage`]: what every storage adapter shares (document encoding, cursor pages).
+//! - [`support`]: staff notes on orders, and shipping-address corrections.
 //! - [`error`]: [`AppError`], what a use case answers instead of a result.
 //!
 //! This crate never sees SQL, HTTP or AWS types: adapters and entry points depend on it, not the
@@ -33,6 +34,7 @@ pub mod retry;
 pub mod saga;
 pub mod secret;
 pub mod storage;
+pub mod support;
 
 pub use app::{
     AppSettings, CreateProduct, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed,

@@ -361,6 +361,8 @@ pub enum DocKind {
     Audit,
     /// A server secret (the access-token signing key), by name.
     Secret,
+    /// Staff notes on an order, by order id.
+    Notes,
 }
 
 impl DocKind {
@@ -377,6 +379,7 @@ impl DocKind {
             DocKind::ApiKey => "api-key",
             DocKind::Audit => "audit",
             DocKind::Secret => "secret",
+            DocKind::Notes => "notes",
         }
     }
 }

@@ -98,6 +98,13 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/v1/orders/{id}", "customer|orders:read"),
     ("GET", "/v1/orders/{id}/events", "customer|orders:read"),
     ("POST", "/v1/orders/{id}/cancel", "customer|orders:cancel"),
+    ("GET", "/v1/orders/{id}/notes", "orders:read"),
+    ("POST", "/v1/orders/{id}/notes", "orders:note"),
+    (
+        "PUT",
+        "/v1/orders/{id}/shipping-address",
+        "customer|orders:edit",
+    ),
     ("POST", "/v1/orders/{id}/ship", "orders:fulfil"),
     ("POST", "/v1/orders/{id}/deliver", "orders:fulfil"),
     ("GET", "/v1/products", "public"),
@@ -663,4 +670,81 @@ async fn repeated_failed_log_ins_are_limited_and_audited() {
         .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_notes_an_order_and_corrects_its_address_until_it_ships() {
+    let server = TestServer::start(&[]).await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    let sam = client_with(&staff_token(&server, "sam@shop.example", "support password").await);
+    let (customer, tokens) = register(&server, "gus@example.com", "Gus").await;
+    let gus = bearer(&tokens);
+    let mut body = reference_body();
+    body["customerId"] = json!(customer);
+    let order = id_of(&server.post_with(&gus, "/v1/orders", &body).await.1);
+
+    let (code, note) = server
+        .post_with(
+            &sam,
+            &format!("/v1/orders/{order}/notes"),
+            &json!({"text": "Kunde rief an – bitte klingeln 🔔"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{note}");
+    assert_eq!(note["author"], "staff:sam@shop.example");
+    // Notes are for staff: the customer cannot read them.
+    assert_eq!(
+        server
+            .get_with(&gus, &format!("/v1/orders/{order}/notes"))
+            .await
+            .0,
+        403
+    );
+    let (code, _) = server
+        .post_with(
+            &sam,
+            &format!("/v1/orders/{order}/notes"),
+            &json!({"text": "  "}),
+        )
+        .await;
+    assert_eq!(code, 422);
+
+    let address = json!({"name": "Gus Grünwald", "line1": "Straße 1", "city": "Köln", "postalCode": "50667", "country": "DE"});
+    let r = sam
+        .put(server.url(&format!("/v1/orders/{order}/shipping-address")))
+        .json(&address)
+        .send()
+        .await
+        .unwrap();
+    let (code, changed) = status_and_json(r).await;
+    assert_eq!(code, 200, "{changed}");
+    assert_eq!(changed["shippingAddress"], address);
+    let (_, notes) = server
+        .get_with(&sam, &format!("/v1/orders/{order}/notes"))
+        .await;
+    assert_eq!(notes[0]["text"], "Kunde rief an – bitte klingeln 🔔");
+    assert!(
+        notes[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Straße 1, Köln, 50667, DE"),
+        "{notes}"
+    );
+
+    // Once shipped, the address is settled.
+    server.wait_for(&order, "paid").await;
+    let (code, _) = server
+        .post(
+            &format!("/v1/orders/{order}/ship"),
+            &json!({"carrier": "DHL", "trackingNumber": "1"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let r = gus
+        .put(server.url(&format!("/v1/orders/{order}/shipping-address")))
+        .json(&address)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
 }
