@@ -342,6 +342,20 @@ pub struct AttentionDto {
     pub since: String,
 }
 
+impl HistoryDto {
+    /// A step's give-up entry quotes its raw error after the attempt count: only callers
+    /// with `errors:read` see that part.
+    #[must_use]
+    pub fn redacted(mut self, raw_errors: bool) -> Self {
+        if !raw_errors && self.event == "OrderNeedsAttention" {
+            self.detail = self
+                .detail
+                .map(|d| d.split(": ").next().unwrap_or_default().to_owned());
+        }
+        self
+    }
+}
+
 impl AttentionDto {
     /// The raw error text may quote internals (SQL, provider messages): only callers with
     /// `errors:read` see it; others see that there is one.
@@ -446,6 +460,7 @@ impl OrderDto {
     pub fn for_caller(mut self, caller: &crate::auth::Caller) -> Self {
         let raw = caller.principal.can(orderly_auth::Permission::RawErrors);
         self.needs_attention = self.needs_attention.map(|a| a.redacted(raw));
+        self.history = self.history.into_iter().map(|h| h.redacted(raw)).collect();
         self
     }
 }

@@ -684,8 +684,16 @@ impl OrderNode {
     }
 
     /// Every change, oldest first.
-    async fn history(&self) -> Vec<HistoryDto> {
-        self.0.history.iter().map(Into::into).collect()
+    async fn history(&self, ctx: &Context<'_>) -> Vec<HistoryDto> {
+        let raw = caller(ctx).principal.can(Permission::RawErrors);
+        self.0
+            .history
+            .iter()
+            .map(|h| {
+                let entry: HistoryDto = h.into();
+                entry.redacted(raw)
+            })
+            .collect()
     }
 
     /// +1 on every change.

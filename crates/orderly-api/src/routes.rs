@@ -572,3 +572,28 @@ pub async fn change_address(
         .await?;
     Ok(Json(OrderDto::from(&order).for_caller(&caller)))
 }
+
+/// Runs the saga step that gave up on an order once more, with fresh retries.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/retry", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 202, description = "The step is queued again; the order no longer needs attention", body = OrderDto),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order does not need attention", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry_order(
+    State(app): State<Orderly>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let order = app
+        .retry(order_id(&id)?, Actor::caller(&caller.actor()))
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(OrderDto::from(&order).for_caller(&caller)),
+    )
+        .into_response())
+}

@@ -185,7 +185,7 @@ impl Orderly {
         self.clock.now()
     }
 
-    fn stamp(&self, actor: Actor) -> Stamp {
+    pub(crate) fn stamp(&self, actor: Actor) -> Stamp {
         Stamp {
             event_id: self.ids.event_id(),
             at: self.clock.now(),
@@ -193,7 +193,7 @@ impl Orderly {
         }
     }
 
-    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    pub(crate) async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let queues = commit.queues_jobs();
         self.store.commit(commit).await?;
         if queues {

@@ -224,6 +224,15 @@ impl Saga {
             (Consumer::Inventory, EventKind::OrderPlaced) => self.reserve(job).await,
             (Consumer::Payment, EventKind::InventoryReserved) => self.capture(job).await,
             (Consumer::Payment, EventKind::OrderCanceled) => self.refund(job).await,
+            // A retry staff asked for: the step does what the order's state still needs.
+            (Consumer::Inventory, EventKind::RetryRequested) => self.reserve(job).await,
+            (Consumer::Payment, EventKind::RetryRequested) => {
+                if self.load(job).await?.status == OrderStatus::Canceled {
+                    self.refund(job).await
+                } else {
+                    self.capture(job).await
+                }
+            }
             (consumer, kind) => {
                 tracing::warn!(consumer = consumer.as_str(), %kind, "no handler; marking handled");
                 self.settle(job, |_, _| Ok(Commit::default()))

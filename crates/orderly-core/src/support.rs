@@ -1,12 +1,14 @@
-//! What support staff do for a customer: notes on an order, and correcting its shipping address
-//! before it ships.
+//! What support staff do for a customer: notes on an order, correcting its shipping address
+//! before it ships, and running a stuck step again.
 
 use orderly_domain::{Actor, Address, OrderId, OrderStatus, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Orderly;
 use crate::error::AppError;
-use crate::ports::{Commit, CommitError, DocKind, Document, OrderWrite, StoreError};
+use crate::ports::{
+    Commit, CommitError, Consumer, DocKind, Document, OrderWrite, Outgoing, StoreError,
+};
 
 /// Longest note, in characters.
 pub const MAX_NOTE: usize = 4000;
@@ -165,6 +167,52 @@ impl Orderly {
                     .await?;
                     return Ok(order);
                 }
+                Err(CommitError::VersionConflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Unavailable(
+            "the order kept changing; try again".into(),
+        ))
+    }
+}
+
+impl Orderly {
+    /// Runs the saga step that gave up on an order once more, with a fresh set of retries. The
+    /// step keeps its idempotency keys, so a payment that did go through is not taken twice.
+    ///
+    /// # Errors
+    /// [`AppError::NotNow`] if the order does not need attention; [`AppError::NotFound`].
+    pub async fn retry(
+        &self,
+        id: OrderId,
+        actor: Actor,
+    ) -> Result<orderly_domain::Order, AppError> {
+        for _ in 0..ATTEMPTS {
+            let mut order = self.order(id).await?;
+            let expected_version = order.version;
+            let stamp = self.stamp(actor.clone());
+            let Some((step, event)) = order.request_retry(&stamp) else {
+                return Err(AppError::NotNow(format!(
+                    "order {id} does not need attention; there is nothing to retry"
+                )));
+            };
+            let consumer = Consumer::parse(&step).ok_or_else(|| {
+                AppError::Internal(format!("order {id} names an unknown step {step:?}"))
+            })?;
+            let commit = Commit {
+                order: Some(OrderWrite::Update {
+                    order: order.clone(),
+                    expected_version,
+                }),
+                events: vec![Outgoing {
+                    event,
+                    consumers: vec![consumer],
+                }],
+                ..Commit::default()
+            };
+            match self.commit(commit).await {
+                Ok(()) => return Ok(order),
                 Err(CommitError::VersionConflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }

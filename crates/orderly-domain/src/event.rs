@@ -36,11 +36,13 @@ pub enum EventKind {
     RefundIssued,
     /// A step ran out of retries; staff must look.
     OrderNeedsAttention,
+    /// Staff asked for the step that gave up to run again.
+    RetryRequested,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::OrderPlaced,
         EventKind::InventoryReserved,
         EventKind::InventoryRejected,
@@ -51,6 +53,7 @@ impl EventKind {
         EventKind::OrderCanceled,
         EventKind::RefundIssued,
         EventKind::OrderNeedsAttention,
+        EventKind::RetryRequested,
     ];
 
     /// The `detail-type` name.
@@ -67,6 +70,7 @@ impl EventKind {
             EventKind::OrderCanceled => "OrderCanceled",
             EventKind::RefundIssued => "RefundIssued",
             EventKind::OrderNeedsAttention => "OrderNeedsAttention",
+            EventKind::RetryRequested => "RetryRequested",
         }
     }
 

@@ -599,6 +599,18 @@ impl Order {
         )
     }
 
+    /// Clears the attention flag so the step that gave up can run again; `None` if the order
+    /// does not need attention. Returns the step's name and the event that records the request.
+    pub fn request_retry(&mut self, stamp: &Stamp) -> Option<(String, Event)> {
+        let attention = self.needs_attention.take()?;
+        let detail = Some(format!(
+            "{} to run again (it gave up after {} attempts)",
+            attention.step, attention.attempts
+        ));
+        let event = self.record(EventKind::RetryRequested, Some(self.status), stamp, detail);
+        Some((attention.step, event))
+    }
+
     /// True if part of a captured payment has not been refunded yet.
     #[must_use]
     pub fn has_unrefunded_payment(&self) -> bool {

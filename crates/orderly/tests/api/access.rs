@@ -105,6 +105,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "/v1/orders/{id}/shipping-address",
         "customer|orders:edit",
     ),
+    ("POST", "/v1/orders/{id}/retry", "orders:retry"),
     ("POST", "/v1/orders/{id}/ship", "orders:fulfil"),
     ("POST", "/v1/orders/{id}/deliver", "orders:fulfil"),
     ("GET", "/v1/products", "public"),
@@ -747,4 +748,65 @@ async fn support_notes_an_order_and_corrects_its_address_until_it_ships() {
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_retries_a_stuck_order_and_only_engineers_read_its_raw_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every payment call fails transiently: the order runs out of retries and needs attention.
+    let mut server = TestServer::start_in(
+        dir.path(),
+        &[
+            "--payment-transient-rate",
+            "1",
+            "--payment-recovery-delay-ms",
+            "0",
+        ],
+    )
+    .await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    create_staff(&server, "ian@shop.example", "engineer", "engineer password").await;
+    let order = id_of(&server.place_reference().await);
+    server
+        .wait_until(
+            &order,
+            |o| !o["needsAttention"].is_null(),
+            "needs attention",
+        )
+        .await;
+    let sam = client_with(&staff_token(&server, "sam@shop.example", "support password").await);
+    let ian = client_with(&staff_token(&server, "ian@shop.example", "engineer password").await);
+    let (_, seen_by_support) = server.get_with(&sam, &format!("/v1/orders/{order}")).await;
+    let (_, seen_by_engineer) = server.get_with(&ian, &format!("/v1/orders/{order}")).await;
+    let raw = seen_by_engineer["needsAttention"]["error"]
+        .as_str()
+        .unwrap();
+    assert!(raw.contains("simulated"), "{seen_by_engineer}");
+    assert!(
+        !seen_by_support.to_string().contains(raw),
+        "support does not see the raw error: {seen_by_support}"
+    );
+    // An engineer may look but not retry.
+    let (code, _) = server
+        .post_with(&ian, &format!("/v1/orders/{order}/retry"), &json!({}))
+        .await;
+    assert_eq!(code, 403);
+
+    // The provider recovers (the server restarts without the fault); support retries.
+    server.terminate().await;
+    let server = TestServer::start_in(dir.path(), &[]).await;
+    let sam = client_with(&staff_token(&server, "sam@shop.example", "support password").await);
+    let (code, retried) = server
+        .post_with(&sam, &format!("/v1/orders/{order}/retry"), &json!({}))
+        .await;
+    assert_eq!(code, 202, "{retried}");
+    assert!(retried["needsAttention"].is_null());
+    let paid = server.wait_for(&order, "paid").await;
+    let events = crate::common::history_events(&paid);
+    assert_eq!(events.iter().filter(|e| *e == "PaymentCaptured").count(), 1);
+    assert!(events.contains(&"RetryRequested".to_owned()), "{events:?}");
+    let (code, _) = server
+        .post_with(&sam, &format!("/v1/orders/{order}/retry"), &json!({}))
+        .await;
+    assert_eq!(code, 409, "nothing to retry any more");
 }
