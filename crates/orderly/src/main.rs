@@ -279,7 +279,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}\n  is another Orderly running? choose another address with --bind 127.0.0.1:PORT", settings.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    print_banner(&settings, addr, demo);
+    let staff = accounts.staff().await.map(|s| s.len()).unwrap_or(0);
+    print_banner(&settings, addr, demo, staff);
 
     let extra = match stripe {
         Some(stripe) if stripe.has_webhook_secret() => vec![webhooks::route(stripe)],
@@ -351,7 +352,7 @@ async fn catalog_is_empty(store: &Arc<dyn Store>) -> Result<bool, String> {
     Ok(first.items.is_empty())
 }
 
-fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool) {
+fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool, staff: usize) {
     let base = format!("http://{addr}");
     println!("Orderly {} listening on {base}", env!("CARGO_PKG_VERSION"));
     println!("  storage   {}", settings.database.describe());
@@ -361,6 +362,13 @@ fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool) {
     println!("  GraphQL   {base}/graphql  (GraphiQL in a browser)");
     println!("  metrics   {base}/metrics");
     println!("  health    {base}/healthz  {base}/readyz");
+    if staff == 0 {
+        println!(
+            "  accounts  no staff users yet: make the first admin with\n            orderly user create --role admin --email you@your-shop.example   (reads the password from stdin)"
+        );
+    } else {
+        println!("  accounts  {staff} staff users; log in at {base}/v1/auth/staff/login");
+    }
     if demo {
         println!(
             "  demo data loaded: products 001 Wireless Headphones, 002 Smartwatch; customers 001, 002"
@@ -485,22 +493,26 @@ async fn key_command(command: KeyCommand) -> Result<(), String> {
 }
 
 fn print_routes(json: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     for spec in orderly_api::route_table()
         .iter()
         .chain(std::iter::once(&webhooks::declared()))
     {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({"method": spec.method.as_str(), "path": spec.path, "access": spec.access.describe()})
-            );
+        let line = if json {
+            serde_json::json!({"method": spec.method.as_str(), "path": spec.path, "access": spec.access.describe()})
+                .to_string()
         } else {
-            println!(
+            format!(
                 "{:<7} {:<42} {}",
                 spec.method.as_str(),
                 spec.path,
                 spec.access.describe()
-            );
+            )
+        };
+        // A closed pipe (`orderly routes | head`) ends the listing quietly.
+        if writeln!(out, "{line}").is_err() {
+            return;
         }
     }
 }
