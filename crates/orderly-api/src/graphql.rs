@@ -532,7 +532,12 @@ impl Mutation {
         accounts(ctx)
             .count_order(&caller.principal, &caller.source)
             .map_err(gql)?;
-        let (order, replayed) = match app(ctx).place_order(request, key).await.map_err(gql)? {
+        let actor = Actor::caller(&caller.actor());
+        let placed = app(ctx)
+            .place_order_by(request, key, actor)
+            .await
+            .map_err(gql)?;
+        let (order, replayed) = match placed {
             Placed::New(o) => (o, false),
             Placed::Replay(o) => (o, true),
         };

@@ -76,7 +76,10 @@ pub async fn place_order(
     let request = body.parse()?;
     may_order_for(&caller, &request.customer_id)?;
     accounts.count_order(&caller.principal, &caller.source)?;
-    Ok(placed_response(app.place_order(request, key).await?))
+    let actor = Actor::caller(&caller.actor());
+    Ok(placed_response(
+        app.place_order_by(request, key, actor).await?,
+    ))
 }
 
 /// `Ok` if the caller may place an order for `customer`: that customer, or staff and keys with

@@ -209,11 +209,24 @@ impl Orderly {
     /// # Errors
     /// [`AppError::Invalid`] for unknown customers or products and unpriced currencies,
     /// [`AppError::IdempotencyKeyReused`], or a storage failure.
-    #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id))]
     pub async fn place_order(
         &self,
         request: PlaceOrder,
         key: Option<IdempotencyKey>,
+    ) -> Result<Placed, AppError> {
+        self.place_order_by(request, key, Actor::api()).await
+    }
+
+    /// [`Orderly::place_order`] on behalf of `actor`, whom the order's history names.
+    ///
+    /// # Errors
+    /// As [`Orderly::place_order`].
+    #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id))]
+    pub async fn place_order_by(
+        &self,
+        request: PlaceOrder,
+        key: Option<IdempotencyKey>,
+        actor: Actor,
     ) -> Result<Placed, AppError> {
         let hash = request_hash(&request)?;
         if let Some(key) = &key
@@ -222,7 +235,7 @@ impl Orderly {
             return Ok(found);
         }
         let order = self.price(request).await?;
-        let (order, event) = Order::place(order, self.stamp(Actor::api()))
+        let (order, event) = Order::place(order, self.stamp(actor))
             .map_err(|e| AppError::invalid("items", e.to_string()))?;
         let commit = Commit {
             order: Some(OrderWrite::Insert(order.clone())),
