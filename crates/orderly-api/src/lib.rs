@@ -54,6 +54,7 @@ use crate::problem::Problem;
         routes::place_order, routes::list_orders, routes::get_order, routes::order_events,
         routes::cancel_order, routes::ship_order, routes::deliver_order,
         routes::order_notes, routes::add_note, routes::change_address, routes::retry_order,
+        routes::escalations,
         routes::list_products, routes::get_product, routes::create_product, routes::update_product,
         routes::create_customer, routes::get_customer,
         routes::get_stock, routes::adjust_stock,
@@ -388,6 +389,12 @@ pub fn route_table() -> Vec<RouteSpec> {
             "/v1/orders/{id}/notes",
             Access::staff(P::OrdersNote),
             post(routes::add_note),
+        ),
+        r(
+            M::GET,
+            "/v1/escalations",
+            Access::staff(P::Escalations),
+            get(routes::escalations),
         ),
         r(
             M::POST,

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use orderly_auth::Permission;
 use orderly_core::accounts::Accounts;
 use orderly_core::ports::OrderFilter;
-use orderly_core::support::Note;
+use orderly_core::support::{Escalation, Note};
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
 use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
@@ -599,4 +599,35 @@ pub async fn retry_order(
         Json(OrderDto::from(&order).for_caller(&caller)),
     )
         .into_response())
+}
+
+/// Which escalations.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EscalationQuery {
+    /// `true` (default): only those not retried yet; `false`: all.
+    open: Option<bool>,
+}
+
+/// The "needs attention" queue: orders a saga step gave up on, oldest first. The raw error is
+/// shown only to callers with `errors:read`.
+#[utoipa::path(
+    get, path = "/v1/escalations", tag = "orders",
+    params(EscalationQuery),
+    responses((status = 200, description = "[{orderId, customerId, status, step, error, attempts, since, resolvedAt?, resolvedBy?}]"))
+)]
+pub async fn escalations(
+    State(app): State<Orderly>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<EscalationQuery>,
+) -> ApiResult<Json<Vec<Escalation>>> {
+    let raw = caller.principal.can(Permission::RawErrors);
+    let mut found = app.escalations(q.open.unwrap_or(true)).await?;
+    if !raw {
+        for e in &mut found {
+            e.error = "the step failed; the error is shown to engineers and admins".to_owned();
+        }
+    }
+    Ok(Json(found))
 }

@@ -363,6 +363,8 @@ pub enum DocKind {
     Secret,
     /// Staff notes on an order, by order id.
     Notes,
+    /// An order a saga step gave up on, by order id: the staff's "needs attention" queue.
+    Escalation,
 }
 
 impl DocKind {
@@ -380,6 +382,7 @@ impl DocKind {
             DocKind::Audit => "audit",
             DocKind::Secret => "secret",
             DocKind::Notes => "notes",
+            DocKind::Escalation => "escalation",
         }
     }
 }

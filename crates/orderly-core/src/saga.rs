@@ -187,12 +187,16 @@ impl Saga {
                 since: stamp.at,
             };
             let event = order.flag_attention(attention, &stamp);
+            let flagged = order.clone();
             let commit = Commit {
                 handled: Some(handled(job)),
                 ..order_change(order, expected_version, event, Vec::new())
             };
             match self.store.commit(commit).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    crate::support::record_escalation(self.store.as_ref(), &flagged).await;
+                    return Ok(());
+                }
                 Err(CommitError::AlreadyHandled) => return self.store.delete_job(job).await,
                 Err(CommitError::VersionConflict(_)) => {}
                 Err(CommitError::Store(e)) => return Err(e),

@@ -212,7 +212,10 @@ impl Orderly {
                 ..Commit::default()
             };
             match self.commit(commit).await {
-                Ok(()) => return Ok(order),
+                Ok(()) => {
+                    self.resolve_escalation(id, &actor).await;
+                    return Ok(order);
+                }
                 Err(CommitError::VersionConflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -220,6 +223,128 @@ impl Orderly {
         Err(AppError::Unavailable(
             "the order kept changing; try again".into(),
         ))
+    }
+}
+
+/// An order a saga step gave up on: an entry of the staff's "needs attention" queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Escalation {
+    /// The order.
+    pub order_id: OrderId,
+    /// Its buyer.
+    pub customer_id: orderly_domain::CustomerId,
+    /// Its status when the step gave up.
+    pub status: OrderStatus,
+    /// The step (`inventory`, `payment`).
+    pub step: String,
+    /// The step's last error (raw: shown only with `errors:read`).
+    pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was flagged.
+    pub since: Timestamp,
+    /// When staff had it retried, if they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    /// Who had it retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+}
+
+/// Writes or rewrites the escalation of `order`, which was just flagged. Kept beside the order
+/// (which is the truth: its `needsAttention`); a failure here is logged, and the flagged order
+/// is still found by reading it.
+pub(crate) async fn record_escalation(
+    store: &dyn crate::ports::Store,
+    order: &orderly_domain::Order,
+) {
+    let Some(attention) = &order.needs_attention else {
+        return;
+    };
+    let entry = Escalation {
+        order_id: order.id,
+        customer_id: order.customer_id.clone(),
+        status: order.status,
+        step: attention.step.clone(),
+        error: attention.error.clone(),
+        attempts: attention.attempts,
+        since: attention.since,
+        resolved_at: None,
+        resolved_by: None,
+    };
+    if let Err(e) = put_escalation(store, &entry).await {
+        tracing::error!(order_id = %order.id, error = %e, "could not record the escalation");
+    }
+}
+
+async fn put_escalation(
+    store: &dyn crate::ports::Store,
+    entry: &Escalation,
+) -> Result<(), AppError> {
+    let key = entry.order_id.to_string();
+    let body = serde_json::to_string(entry).map_err(|e| AppError::Internal(e.to_string()))?;
+    for _ in 0..ATTEMPTS {
+        let current = store.document(DocKind::Escalation, &key).await?;
+        let expected = current.as_ref().map(|d| d.version);
+        let doc = Document {
+            kind: DocKind::Escalation,
+            key: key.clone(),
+            version: expected.map_or(1, |v| v + 1),
+            body: body.clone(),
+        };
+        match store.put_document(&doc, expected).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict | StoreError::AlreadyExists) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::Unavailable("the escalation kept changing".into()))
+}
+
+impl Orderly {
+    /// The staff's "needs attention" queue: orders a saga step gave up on, oldest first; with
+    /// `open_only`, those not yet retried.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn escalations(&self, open_only: bool) -> Result<Vec<Escalation>, AppError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .documents(DocKind::Escalation, after.as_deref(), 100)
+                .await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.key.clone());
+            for doc in &page {
+                let entry: Escalation = serde_json::from_str(&doc.body)
+                    .map_err(|e| AppError::Internal(format!("escalation {}: {e}", doc.key)))?;
+                if !open_only || entry.resolved_at.is_none() {
+                    out.push(entry);
+                }
+            }
+        }
+        out.sort_by_key(|e| e.since);
+        Ok(out)
+    }
+
+    async fn resolve_escalation(&self, id: OrderId, actor: &Actor) {
+        let key = id.to_string();
+        let found = match self.store.document(DocKind::Escalation, &key).await {
+            Ok(Some(doc)) => serde_json::from_str::<Escalation>(&doc.body).ok(),
+            _ => None,
+        };
+        if let Some(mut entry) = found {
+            entry.resolved_at = Some(self.now());
+            entry.resolved_by = Some(actor.as_str().to_owned());
+            if let Err(e) = put_escalation(self.store.as_ref(), &entry).await {
+                tracing::error!(order_id = %id, error = %e, "could not mark the escalation resolved");
+            }
+        }
     }
 }
 

@@ -106,6 +106,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "customer|orders:edit",
     ),
     ("POST", "/v1/orders/{id}/retry", "orders:retry"),
+    ("GET", "/v1/escalations", "escalations:read"),
     ("POST", "/v1/orders/{id}/ship", "orders:fulfil"),
     ("POST", "/v1/orders/{id}/deliver", "orders:fulfil"),
     ("GET", "/v1/products", "public"),
@@ -786,6 +787,13 @@ async fn support_retries_a_stuck_order_and_only_engineers_read_its_raw_error() {
         !seen_by_support.to_string().contains(raw),
         "support does not see the raw error: {seen_by_support}"
     );
+    // The queue shows it; only the engineer reads the raw error there too.
+    let (_, queue) = server.get_with(&sam, "/v1/escalations").await;
+    assert_eq!(queue[0]["orderId"], order.as_str(), "{queue}");
+    assert_eq!(queue[0]["step"], "payment");
+    assert!(!queue.to_string().contains(raw));
+    let (_, queue) = server.get_with(&ian, "/v1/escalations").await;
+    assert_eq!(queue[0]["error"], raw);
     // An engineer may look but not retry.
     let (code, _) = server
         .post_with(&ian, &format!("/v1/orders/{order}/retry"), &json!({}))
@@ -809,4 +817,8 @@ async fn support_retries_a_stuck_order_and_only_engineers_read_its_raw_error() {
         .post_with(&sam, &format!("/v1/orders/{order}/retry"), &json!({}))
         .await;
     assert_eq!(code, 409, "nothing to retry any more");
+    let (_, open) = server.get_with(&sam, "/v1/escalations").await;
+    assert_eq!(open, json!([]), "retried escalations leave the open queue");
+    let (_, all) = server.get_with(&sam, "/v1/escalations?open=false").await;
+    assert_eq!(all[0]["resolvedBy"], "staff:sam@shop.example", "{all}");
 }
