@@ -242,6 +242,7 @@ fn currency(text: Option<&str>) -> ApiResult<Option<Currency>> {
 )]
 pub async fn open_cart(
     State(app): State<Orderly>,
+    Extension(accounts): Extension<Arc<Accounts>>,
     caller: Caller,
     OptionalJson(body): OptionalJson<OpenCartRequest>,
 ) -> ApiResult<Response> {
@@ -259,9 +260,19 @@ pub async fn open_cart(
         }
         None => caller.principal.customer_id().cloned(),
     };
-    let opened = app
-        .open_cart(customer, currency(body.currency.as_deref())?)
-        .await?;
+    // A signed-in customer's cart opens in their profile's currency unless they name one.
+    let cart_currency = match currency(body.currency.as_deref())? {
+        Some(c) => Some(c),
+        None => match &caller.principal {
+            orderly_auth::Principal::Customer { email, .. } if !email.is_empty() => accounts
+                .profile(email)
+                .await
+                .ok()
+                .and_then(|p| p.default_currency),
+            _ => None,
+        },
+    };
+    let opened = app.open_cart(customer, cart_currency).await?;
     let dto = CartDto::new(&opened.view, Some(opened.token));
     let mut response = (StatusCode::CREATED, Json(dto)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/carts/{}", opened.view.cart.id)) {
