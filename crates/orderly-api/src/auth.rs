@@ -145,7 +145,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The client's address as a runtime in front of the router saw it (API Gateway's source IP),
+/// for runtimes where the socket's peer is not the client.
+#[derive(Clone, Debug)]
+pub struct ClientAddress(pub String);
+
 fn source_of(parts: &Parts) -> String {
+    if let Some(ClientAddress(address)) = parts.extensions.get::<ClientAddress>() {
+        return address.clone();
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

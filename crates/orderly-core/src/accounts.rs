@@ -259,7 +259,21 @@ fn check_password(password: &str) -> Result<(), AppError> {
     password::check_new(password).map_err(|m| AppError::invalid("password", m))
 }
 
+/// Hashings at once: each takes 19 MiB and tens of milliseconds of a core, so a flood of
+/// log-ins queues here instead of taking all memory.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        tokio::sync::Semaphore::new(cores.clamp(1, 8))
+    })
+}
+
 async fn hash_password(password: String) -> Result<String, AppError> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
@@ -267,6 +281,9 @@ async fn hash_password(password: String) -> Result<String, AppError> {
 }
 
 async fn verify_password(password: String, stored: Option<String>) -> bool {
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || match stored {
         Some(stored) => password::verify(&password, &stored),
         None => {

@@ -182,3 +182,23 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
             .collect(),
     }
 }
+
+/// Marks a request with the client's address from API Gateway's request context, for the
+/// rate limits and the audit log.
+pub fn with_client_address<B>(
+    mut request: lambda_http::http::Request<B>,
+) -> lambda_http::http::Request<B> {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let address = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
+        _ => None,
+    };
+    if let Some(address) = address {
+        request
+            .extensions_mut()
+            .insert(orderly_api::auth::ClientAddress(address));
+    }
+    request
+}

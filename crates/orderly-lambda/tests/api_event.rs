@@ -59,6 +59,8 @@ fn proxy_event_as(
 async fn call(router: &axum::Router, event: Value) -> (u16, Value) {
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
     let request: http::Request<lambda_http::Body> = request.into();
+    // As the `api` binary's layer does.
+    let request = orderly_lambda::with_client_address(request);
     let (parts, body) = request.into_parts();
     let request = http::Request::from_parts(parts, axum::body::Body::from(body.as_ref().to_vec()));
     let response = router.clone().oneshot(request).await.unwrap();
@@ -175,7 +177,8 @@ async fn an_api_gateway_event_places_the_reference_order_on_dynamodb() {
     )
     .await
     .unwrap();
-    let router = orderly_api::router(app, Arc::new(accounts));
+    let accounts = Arc::new(accounts);
+    let router = orderly_api::router(app, Arc::clone(&accounts));
     let alice = pool.id_token("001", 600);
     let body = r#"{"customerId":"001","items":[{"productId":"001","quantity":1},{"productId":"002","quantity":1}]}"#;
 
