@@ -4,6 +4,7 @@
 //! - [`router`]: every route, the body limit, the request context and the problem+json fallbacks.
 //! - `routes`: the REST handlers under `/v1` — thin: parse, call one use case, map the result.
 //! - `carts`: carts, checkout and exchange rates under `/v1`.
+//! - `notifications`: failed notifications (list, retry) and notification preferences.
 //! - [`graphql`]: the same use cases as a GraphQL schema at `/graphql`, with GraphiQL.
 //! - `dto`: the wire format (camelCase JSON) and its parsing into domain values.
 //! - [`problem`]: RFC 9457 errors with stable `type`s; the one error shape of the API.
@@ -18,6 +19,7 @@ pub mod carts;
 pub mod dto;
 pub mod extract;
 pub mod graphql;
+pub mod notifications;
 pub mod problem;
 pub mod request;
 pub mod routes;
@@ -51,6 +53,7 @@ use crate::problem::Problem;
         routes::get_stock, routes::adjust_stock,
         carts::open_cart, carts::get_cart, carts::add_line, carts::set_quantity,
         carts::remove_line, carts::checkout, carts::list_rates, carts::set_rate,
+        notifications::list_notifications, notifications::retry_notification, notifications::get_preferences, notifications::put_preferences,
         healthz, readyz,
     ),
     components(schemas(Problem, problem::FieldError)),
@@ -61,6 +64,7 @@ use crate::problem::Problem;
         (name = "inventory", description = "Stock levels and manual adjustments"),
         (name = "carts", description = "Carts priced in the shopper's currency, and checkout; every call but the first carries the cart's `Cart-Token`"),
         (name = "rates", description = "Exchange rates from the base currency, for products without a price in the buyer's currency"),
+        (name = "notifications", description = "Failed notifications for staff, and customers' notification preferences"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -259,7 +263,7 @@ pub fn router_with(app: Orderly, extra: Router) -> Router {
         .route("/rates", get(carts::list_rates))
         .route("/rates/{currency}", axum::routing::put(carts::set_rate));
     Router::new()
-        .nest("/v1", v1)
+        .nest("/v1", v1.merge(notifications::routes()))
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/assets/{file}", get(graphql::asset))
         .route("/metrics", get(metrics))

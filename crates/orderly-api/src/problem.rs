@@ -139,6 +139,21 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
         400,
         "The webhook signature does not verify",
     ),
+    (
+        "notification-not-failed",
+        409,
+        "The notification is not failed",
+    ),
+    (
+        "notification-no-longer-applies",
+        409,
+        "The notification no longer applies",
+    ),
+    (
+        "notification-not-sent",
+        502,
+        "The channel refused the notification again",
+    ),
     ("payload-too-large", 413, "The body is too large"),
     ("unsupported-media-type", 415, "Send JSON"),
     (
