@@ -245,6 +245,7 @@ async fn a_notify_job_that_runs_twice_sends_each_message_once() {
     shop.place().await;
     let now = orderly_core::ports::Clock::now(&SystemClock);
     let jobs = shop.store.claim_jobs(now, 100, 60_000).await.unwrap();
+    shop.store.release_leases().await.unwrap();
     let job = jobs
         .into_iter()
         .find(|j| j.consumer == Consumer::Notify)
