@@ -104,6 +104,8 @@ impl FileTemplates {
         // Block tags on their own line leave no blank line behind in plain text.
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        // An included part ends with its newline, as its file does.
+        env.set_keep_trailing_newline(true);
         // `.html` names are escaped for HTML (minijinja's default by file name); `.txt` not.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, source) in FILES {
@@ -216,6 +218,90 @@ mod tests {
             message_id("e2/shipped/email:a@example.com", "shop.example")
         );
         assert!(a.starts_with('<') && a.ends_with("@shop.example>"));
+    }
+
+    fn view() -> View {
+        View {
+            shop_name: "Orderly Shop".into(),
+            order_id: "0193".into(),
+            status: "placed".into(),
+            event: "OrderPlaced".into(),
+            customer_id: "001".into(),
+            customer_name: "Zoë <b>山田</b> 👩\u{200d}👩\u{200d}👧".into(),
+            customer_email: "zoe@example.com".into(),
+            lines: vec![orderly_core::notify::ViewLine {
+                name: "Kopfhörer & Co".into(),
+                quantity: 2,
+                unit_price: "¥1,000".into(),
+                line_total: "¥2,000".into(),
+            }],
+            total: "¥2,000".into(),
+            currency: "JPY".into(),
+            address: Some(orderly_core::notify::ViewAddress {
+                name: "山田 花子".into(),
+                line1: "神南1-2-3".into(),
+                line2: None,
+                city: "渋谷区".into(),
+                region: Some("東京都".into()),
+                postal_code: Some("150-0041".into()),
+                country: "JP".into(),
+            }),
+            carrier: None,
+            tracking_number: None,
+            detail: None,
+            refunded: None,
+        }
+    }
+
+    #[test]
+    fn the_confirmation_reads_as_written_with_user_text_byte_exact() {
+        let t = FileTemplates::load().unwrap();
+        let r = t
+            .render(Template::OrderConfirmation, Form::Mail, &view())
+            .unwrap();
+        assert_eq!(r.subject, "Your Orderly Shop order is confirmed");
+        assert_eq!(
+            r.text,
+            "Hello Zoë <b>山田</b> 👩\u{200d}👩\u{200d}👧,\n\n\
+             thank you for your order 0193. We have it and are getting it ready.\n\n\
+             \x20 2 × Kopfhörer & Co — ¥2,000\n\
+             \x20 Total: ¥2,000\n\n\
+             Shipping to:\n\
+             \x20 山田 花子\n\
+             \x20 神南1-2-3\n\
+             \x20 150-0041 渋谷区, 東京都\n\
+             \x20 JP\n\n\
+             We will write again when it ships.\n\n\
+             Orderly Shop\n"
+        );
+        assert!(
+            r.html
+                .contains("Zoë &lt;b&gt;山田&lt;&#x2f;b&gt; 👩\u{200d}👩\u{200d}👧")
+        );
+        assert!(r.html.contains("Kopfhörer &amp; Co"));
+        assert!(!r.html.contains("<b>"));
+    }
+
+    #[test]
+    fn an_optional_reason_leaves_no_gap_when_absent() {
+        let t = FileTemplates::load().unwrap();
+        let mut v = view();
+        let without = t.render(Template::Canceled, Form::Mail, &v).unwrap();
+        assert!(
+            without
+                .text
+                .contains("was canceled.\n\nIf you were charged"),
+            "{}",
+            without.text
+        );
+        v.detail = Some("customer asked".into());
+        let with = t.render(Template::Canceled, Form::Mail, &v).unwrap();
+        assert!(
+            with.text
+                .contains("was canceled.\n\nReason: customer asked\n\nIf you were"),
+            "{}",
+            with.text
+        );
     }
 
     #[test]

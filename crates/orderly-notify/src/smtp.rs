@@ -74,6 +74,27 @@ pub struct SmtpSettings {
     pub timeout: Duration,
 }
 
+impl SmtpSettings {
+    /// Checks the sender is a mailbox and TLS can be set up for the host, without connecting
+    /// (and without a runtime: configuration is checked before one runs).
+    ///
+    /// # Errors
+    /// A message naming the bad setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("SMTP sender {:?} is not a mailbox: {e}", self.from))?;
+        if self.tls != TlsMode::None {
+            TlsParameters::new(self.host.clone())
+                .map_err(|e| format!("SMTP TLS for {}: {e}", self.host))?;
+        }
+        if self.host.trim().is_empty() {
+            return Err("SMTP host is empty".into());
+        }
+        Ok(())
+    }
+}
+
 /// Sends e-mail through one SMTP server, keeping a small pool of connections.
 #[derive(Clone)]
 pub struct SmtpNotifier {
@@ -95,7 +116,11 @@ impl SmtpNotifier {
     ///
     /// # Errors
     /// A sender that is not a mailbox, or TLS that cannot be set up for the host.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (the connection pool starts a task).
     pub fn new(settings: &SmtpSettings) -> Result<Self, String> {
+        settings.validate()?;
         let from: Mailbox = settings
             .from
             .parse()

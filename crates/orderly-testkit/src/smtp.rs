@@ -44,9 +44,9 @@ pub struct Parsed {
     pub from: String,
     /// The top-level content type (`multipart/alternative`).
     pub content_type: String,
-    /// The text/plain part, transfer encoding undone.
+    /// The text/plain part, transfer encoding undone, SMTP's CRLF line ends as LF.
     pub text: String,
-    /// The text/html part, transfer encoding undone.
+    /// The text/html part, transfer encoding undone, SMTP's CRLF line ends as LF.
     pub html: String,
 }
 
@@ -84,11 +84,11 @@ impl Captured {
             content_type,
             text: message
                 .body_text(0)
-                .map(|t| t.into_owned())
+                .map(|t| t.replace("\r\n", "\n"))
                 .unwrap_or_default(),
             html: message
                 .body_html(0)
-                .map(|t| t.into_owned())
+                .map(|t| t.replace("\r\n", "\n"))
                 .unwrap_or_default(),
         }
     }

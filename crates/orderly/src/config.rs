@@ -268,7 +268,7 @@ fn notify_config(args: &ServeArgs, file: FileNotify) -> Result<NotifyConfig, Con
                 timeout: Duration::from_secs(30),
             };
             // Checks the sender and the TLS setup now, not at the first order.
-            orderly_notify::smtp::SmtpNotifier::new(&settings).map_err(ConfigError)?;
+            settings.validate().map_err(ConfigError)?;
             Channel::Smtp(settings)
         }
         other => {

@@ -96,7 +96,9 @@ async fn place_and_ship_delivers_the_right_messages(server: &TestServer, smtp: &
     assert!(
         confirmation
             .text
-            .contains("  Алиса Джонсон 🎁\n  東京都渋谷区神南1-2-3\n")
+            .contains("  Алиса Джонсон 🎁\n  東京都渋谷区神南1-2-3\n"),
+        "{:?}",
+        confirmation.text
     );
     assert!(confirmation.text.contains("Total: $279.98"));
     assert!(confirmation.html.contains("Алиса Джонсон 🎁<br>"));
