@@ -176,9 +176,11 @@ async fn infrastructure(config: &aws_config::SdkConfig) -> Aws {
             .await,
         );
     }
+    // The bus rule's queue, where the notification detail types arrive as events (the notify
+    // jobs have their own queue above).
     let notify_queue = queue(
         &sqs,
-        &format!("orderly-{suffix}-notify.fifo"),
+        &format!("orderly-{suffix}-bus-notify.fifo"),
         true,
         Some(&dlq_arn),
     )
@@ -465,7 +467,7 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     assert_eq!(paid.status, OrderStatus::Paid);
     relay.relay(&stream.inserted().await).await.unwrap();
 
-    // The bus rule delivered OrderPlaced to the notification queue; the admin got an alert.
+    // The bus rule delivered OrderPlaced to the rule's queue.
     let kinds: Vec<String> = drain(&aws.sqs, &aws.notify_queue)
         .await
         .iter()

@@ -1111,11 +1111,14 @@ impl JobQueue for DynamoStore {
             }
             let (pk, sk, lsk) = (text(&item, "pk")?, text(&item, "sk")?, text(&item, "lsk")?);
             let lane = job_lane(&item)?;
-            if !orders.insert((pk.clone(), lane))
+            // A job behind its lane's head may sort before the head (the head is waiting for a
+            // retry): it is skipped without taking the head's place in this claim.
+            if orders.contains(&(pk.clone(), lane))
                 || !self.job_is_head(pk.clone(), &sk, lane).await?
             {
                 continue;
             }
+            orders.insert((pk.clone(), lane));
             let id = number(&item, "job_id")?;
             let lease_until = now.millis() + lease_ms;
             // The condition makes the claim exclusive: whoever moves the job first wins.
