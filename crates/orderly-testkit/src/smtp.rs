@@ -109,7 +109,15 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts on a free port of 127.0.0.1.
     pub async fn start() -> SmtpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on("127.0.0.1:0".parse().expect("an address")).await
+    }
+
+    /// Starts on `addr`.
+    ///
+    /// # Panics
+    /// If it cannot listen there.
+    pub async fn start_on(addr: SocketAddr) -> SmtpServer {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             messages: Mutex::new(Vec::new()),

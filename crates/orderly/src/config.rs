@@ -202,7 +202,14 @@ impl NotifyConfig {
         let channel = match &self.channel {
             Channel::Log(None) => "log".to_owned(),
             Channel::Log(Some(dir)) => format!("files in {}", dir.display()),
-            Channel::Smtp(s) => format!("SMTP {}:{} ({:?})", s.host, s.port, s.tls),
+            Channel::Smtp(s) => {
+                let tls = match s.tls {
+                    orderly_notify::smtp::TlsMode::None => "no TLS",
+                    orderly_notify::smtp::TlsMode::StartTls => "STARTTLS",
+                    orderly_notify::smtp::TlsMode::Tls => "TLS",
+                };
+                format!("SMTP {}:{}, {tls}", s.host, s.port)
+            }
         };
         match &self.admin_email {
             Some(admin) => format!("{channel}; staff alerts to {admin}"),
