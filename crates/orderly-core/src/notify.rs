@@ -703,9 +703,10 @@ impl Notifications {
     /// it today.
     ///
     /// # Errors
-    /// [`AppError::NotFound`] for an unknown key; [`AppError::CartClosed`]-like conflicts are
-    /// [`RetryError::NotFailed`] / [`RetryError::NoLongerApplies`]; a send failure is
-    /// [`RetryError::NotSent`].
+    /// [`RetryError::App`] with [`AppError::NotFound`] for an unknown key (or a storage
+    /// failure); [`RetryError::NotFailed`] if it was sent since; [`RetryError::NoLongerApplies`]
+    /// if the message is not wanted any more; [`RetryError::NotSent`] if the channel refused it
+    /// again (the record keeps the new error).
     pub async fn retry(&self, key: &str) -> Result<NotificationRecord, RetryError> {
         let Some((version, failure)) = self.read(DocKind::NotificationFailure, key).await? else {
             return Err(RetryError::App(AppError::NotFound {
