@@ -7,6 +7,7 @@
 //! - `account_routes`: sign-up, log-in, tokens, profile, staff users, API keys, audit log.
 //! - `routes`: the REST handlers under `/v1` — thin: parse, call one use case, map the result.
 //! - `carts`: carts, checkout and exchange rates under `/v1`.
+//! - `notifications`: failed notifications (list, retry) and notification preferences.
 //! - [`graphql`]: the same use cases as a GraphQL schema at `/graphql`, with GraphiQL.
 //! - `dto`: the wire format (camelCase JSON) and its parsing into domain values.
 //! - [`problem`]: RFC 9457 errors with stable `type`s; the one error shape of the API.
@@ -23,6 +24,7 @@ pub mod carts;
 pub mod dto;
 pub mod extract;
 pub mod graphql;
+pub mod notifications;
 pub mod problem;
 pub mod request;
 pub mod routes;
@@ -65,6 +67,7 @@ use crate::problem::Problem;
         account_routes::update_profile, account_routes::list_staff, account_routes::create_staff,
         account_routes::update_staff, account_routes::list_keys, account_routes::create_key,
         account_routes::revoke_key, account_routes::audit_log,
+        notifications::list_notifications, notifications::retry_notification, notifications::get_preferences, notifications::put_preferences,
         healthz, readyz,
     ),
     components(schemas(Problem, problem::FieldError)),
@@ -76,6 +79,7 @@ use crate::problem::Problem;
         (name = "carts", description = "Carts priced in the shopper's currency, and checkout; every call but the first carries the cart's `Cart-Token`"),
         (name = "rates", description = "Exchange rates from the base currency, for products without a price in the buyer's currency"),
         (name = "accounts", description = "Sign-up, log-in and tokens, profiles, staff users, API keys and the audit log. Every other route says who may call it; send `Authorization: Bearer <access token or API key>`"),
+        (name = "notifications", description = "Failed notifications for staff, and customers' notification preferences"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -488,6 +492,30 @@ pub fn route_table() -> Vec<RouteSpec> {
             "/v1/carts/{id}/checkout",
             public,
             post(carts::checkout),
+        ),
+        r(
+            M::GET,
+            "/v1/notifications",
+            Access::staff(P::Escalations),
+            get(notifications::list_notifications),
+        ),
+        r(
+            M::POST,
+            "/v1/notifications/retry",
+            Access::staff(P::OrdersRetry),
+            post(notifications::retry_notification),
+        ),
+        r(
+            M::GET,
+            "/v1/customers/{id}/notification-preferences",
+            Access::customers_or(P::CustomersRead),
+            get(notifications::get_preferences),
+        ),
+        r(
+            M::PUT,
+            "/v1/customers/{id}/notification-preferences",
+            Access::customers_or(P::CustomersWrite),
+            put(notifications::put_preferences),
         ),
         r(M::GET, "/v1/rates", public, get(carts::list_rates)),
         r(

@@ -147,6 +147,21 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
     ("unauthenticated", 401, "Log in first"),
     ("forbidden", 403, "Not allowed"),
     ("rate-limited", 429, "Too many requests"),
+    (
+        "notification-not-failed",
+        409,
+        "The notification is not failed",
+    ),
+    (
+        "notification-no-longer-applies",
+        409,
+        "The notification no longer applies",
+    ),
+    (
+        "notification-not-sent",
+        502,
+        "The channel refused the notification again",
+    ),
     ("payload-too-large", 413, "The body is too large"),
     ("unsupported-media-type", 415, "Send JSON"),
     (

@@ -6,9 +6,10 @@
 //!   payload as `detail`), ten entries per call, failed entries retried.
 //! - [`queues`]: sends saga jobs to each consumer's SQS FIFO queue, `MessageGroupId` = order id
 //!   (one order's steps in order), `MessageDeduplicationId` = event id and consumer.
-//! - [`alerts`]: the admin SNS topic: new orders and orders that need attention.
-//! - [`relay`]: the outbox relay — from the table's stream of new items, events go to the bus
-//!   (and alerts), jobs to their queues.
+//! - [`notify`]: [`notify::SnsNotifier`], the notifier port on SNS — staff alerts to a topic,
+//!   customers' text messages to their phones.
+//! - [`relay`]: the outbox relay — from the table's stream of new items, events go to the bus,
+//!   jobs to their queues (notify jobs to the notifier's).
 //! - [`worker`]: runs the saga step of each SQS message, reporting the messages that must be
 //!   delivered again (batch item failures), with backoff as data and the "needs attention" flag
 //!   when retries run out — or hands each job to the `ProcessOrder` state machine.
@@ -19,8 +20,8 @@
 //! carries every event for everything else (notifications, other services), through its rules.
 #![forbid(unsafe_code)]
 
-pub mod alerts;
 pub mod bus;
+pub mod notify;
 pub mod process_order;
 pub mod queues;
 pub mod relay;

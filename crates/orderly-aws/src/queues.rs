@@ -46,7 +46,7 @@ pub struct JobQueues {
 }
 
 impl JobQueues {
-    /// Queues by consumer (`inventory`, `payment`) → queue URL.
+    /// Queues by consumer (`inventory`, `payment`, `notify`) → queue URL.
     #[must_use]
     pub fn new(config: &aws_config::SdkConfig, urls: HashMap<&'static str, String>) -> Self {
         JobQueues {

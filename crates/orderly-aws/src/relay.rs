@@ -1,10 +1,10 @@
-//! The outbox relay: what the table's stream says was committed goes out — events to the bus
-//! (and the admin topic), jobs to their consumers' queues.
+//! The outbox relay: what the table's stream says was committed goes out — events to the bus,
+//! jobs to their consumers' queues (the notifier's included: staff alerts and customer messages
+//! are notify jobs like any other, see `orderly_core::notify`).
 
 use serde_json::Value;
 
 use crate::AwsError;
-use crate::alerts::AdminAlerts;
 use crate::bus::EventBus;
 use crate::queues::{JobMessage, JobQueues};
 
@@ -22,7 +22,6 @@ pub struct Relayed {
 pub struct Relay {
     bus: EventBus,
     queues: JobQueues,
-    alerts: Option<AdminAlerts>,
 }
 
 fn text<'a>(image: &'a Value, name: &str) -> Option<&'a str> {
@@ -36,12 +35,8 @@ fn number(image: &Value, name: &str) -> Option<i64> {
 impl Relay {
     /// A relay to these destinations.
     #[must_use]
-    pub fn new(bus: EventBus, queues: JobQueues, alerts: Option<AdminAlerts>) -> Self {
-        Relay {
-            bus,
-            queues,
-            alerts,
-        }
+    pub fn new(bus: EventBus, queues: JobQueues) -> Self {
+        Relay { bus, queues }
     }
 
     /// Relays the new images of a stream batch (DynamoDB JSON, as Lambda delivers them), in
@@ -74,11 +69,6 @@ impl Relay {
             }
         }
         self.bus.publish(&events).await?;
-        if let Some(alerts) = &self.alerts {
-            for event in &events {
-                alerts.publish(event).await?;
-            }
-        }
         for job in &jobs {
             self.queues.send(job).await?;
         }

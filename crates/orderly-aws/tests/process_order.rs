@@ -6,7 +6,7 @@ use std::sync::Arc;
 use orderly_aws::process_order::{CaughtError, TaskInput, run_task};
 use orderly_aws::queues::JobMessage;
 use orderly_core::memory::MemoryStore;
-use orderly_core::ports::{Clock, Store, SystemClock, UuidV7};
+use orderly_core::ports::{Clock, Consumer, Store, SystemClock, UuidV7};
 use orderly_core::saga::Saga;
 use orderly_core::{AppSettings, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy};
 use orderly_domain::{CustomerId, OrderId, OrderStatus, ProductId, Quantity};
@@ -89,17 +89,21 @@ async fn payment_job(transient_rate: f64) -> (Orderly, Saga, OrderId, JobMessage
     let Placed::New(order) = app.place_order(request, None).await.unwrap() else {
         panic!()
     };
-    let reserve = store
-        .claim_jobs(SystemClock.now(), 1, 60_000)
-        .await
-        .unwrap()
-        .remove(0);
+    // The order's next saga step; its notify jobs wait in their own lane.
+    let saga_job = |consumer: Consumer| {
+        let store = Arc::clone(&store);
+        async move {
+            let jobs = store
+                .claim_jobs(SystemClock.now(), 64, 60_000)
+                .await
+                .unwrap();
+            store.release_leases().await.unwrap();
+            jobs.into_iter().find(|j| j.consumer == consumer).unwrap()
+        }
+    };
+    let reserve = saga_job(Consumer::Inventory).await;
     saga.run(&reserve).await;
-    let job = store
-        .claim_jobs(SystemClock.now(), 1, 60_000)
-        .await
-        .unwrap()
-        .remove(0);
+    let job = saga_job(Consumer::Payment).await;
     let message = JobMessage {
         job_id: job.id,
         consumer: job.consumer.as_str().to_owned(),

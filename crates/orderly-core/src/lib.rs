@@ -11,6 +11,8 @@
 //! - [`carts`]: carts priced in the shopper's currency, checkout, the availability sweep.
 //! - [`saga`]: the consumers that carry an order from placed to paid, and the [`saga::Dispatcher`]
 //!   that runs queued jobs with retries.
+//! - [`notify`]: which messages an event produces and sending each once, through the
+//!   [`ports::Notifier`] port and the [`notify::Templates`] port.
 //! - [`retry`]: the backoff policy, as data.
 //! - [`secret`]: [`secret::Secret`], a string that never reaches a log.
 //! - [`memory`]: an in-memory implementation of every storage port, for fast tests.
@@ -29,6 +31,7 @@ pub mod carts;
 pub mod error;
 pub mod memory;
 pub mod metered;
+pub mod notify;
 pub mod ports;
 pub mod retry;
 pub mod saga;

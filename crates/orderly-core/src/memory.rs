@@ -410,8 +410,8 @@ impl JobQueue for MemoryStore {
         let mut seen_orders = HashSet::new();
         let mut claimed = Vec::new();
         for queued in s.jobs.values_mut() {
-            // Only the first outstanding job of each order may run.
-            if !seen_orders.insert(queued.job.event.order_id) {
+            // Only the first outstanding job of each order in each lane may run.
+            if !seen_orders.insert((queued.job.event.order_id, queued.job.consumer.lane())) {
                 continue;
             }
             let leased = queued.lease_until.is_some_and(|l| l > now);
@@ -461,7 +461,7 @@ impl JobQueue for MemoryStore {
         let mut seen_orders = HashSet::new();
         Ok(s.jobs
             .values()
-            .filter(|q| seen_orders.insert(q.job.event.order_id))
+            .filter(|q| seen_orders.insert((q.job.event.order_id, q.job.consumer.lane())))
             .map(|q| q.next_at.max(q.lease_until.unwrap_or(q.next_at)))
             .min())
     }

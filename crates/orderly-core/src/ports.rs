@@ -58,18 +58,42 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
-/// The saga steps that consume events.
+/// The steps that consume events: the saga's and the notifier's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Consumer {
     /// Reserves stock for placed orders.
     Inventory,
     /// Captures payment for reserved orders; refunds canceled ones.
     Payment,
+    /// Tells customers and staff what happened (e-mail, SMS, topic).
+    Notify,
+}
+
+/// Which line of work a job waits in. One order's jobs run strictly in order *within* a lane;
+/// the lanes are independent, so a notification retrying with backoff never holds back the
+/// order's saga, and a slow saga step never delays an e-mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// Stock and payment: the steps that change the order.
+    Saga,
+    /// Messages about the order; they never change it.
+    Notify,
+}
+
+impl Lane {
+    /// The name stored with jobs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Saga => "saga",
+            Lane::Notify => "notify",
+        }
+    }
 }
 
 impl Consumer {
     /// Every consumer.
-    pub const ALL: [Consumer; 2] = [Consumer::Inventory, Consumer::Payment];
+    pub const ALL: [Consumer; 3] = [Consumer::Inventory, Consumer::Payment, Consumer::Notify];
 
     /// The name stored with jobs and handled-event records.
     #[must_use]
@@ -77,6 +101,16 @@ impl Consumer {
         match self {
             Consumer::Inventory => "inventory",
             Consumer::Payment => "payment",
+            Consumer::Notify => "notify",
+        }
+    }
+
+    /// The lane its jobs wait in.
+    #[must_use]
+    pub fn lane(self) -> Lane {
+        match self {
+            Consumer::Inventory | Consumer::Payment => Lane::Saga,
+            Consumer::Notify => Lane::Notify,
         }
     }
 
@@ -314,7 +348,8 @@ pub trait UnitOfWork: Send + Sync {
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Leases up to `limit` due jobs until `now + lease_ms`: only the first outstanding job of
-    /// each order, so one order's events are handled in order.
+    /// each order in each [`Lane`] (see [`Consumer::lane`]), so one order's events are handled
+    /// in order by its saga and, separately, by its notifier.
     async fn claim_jobs(
         &self,
         now: Timestamp,
@@ -365,6 +400,13 @@ pub enum DocKind {
     Notes,
     /// An order a saga step gave up on, by order id: the staff's "needs attention" queue.
     Escalation,
+    /// One message about one event to one recipient, sent or failed, by its dedupe key
+    /// (`{event id}/{template}/{recipient}`): what makes a redelivered event send nothing twice.
+    Notification,
+    /// A notification that ran out of retries, by the same key, for staff to see and retry.
+    NotificationFailure,
+    /// A customer's notification preferences (marketing opt-out, SMS number), by customer id.
+    NotificationPreferences,
 }
 
 impl DocKind {
@@ -383,6 +425,9 @@ impl DocKind {
             DocKind::Secret => "secret",
             DocKind::Notes => "notes",
             DocKind::Escalation => "escalation",
+            DocKind::Notification => "notification",
+            DocKind::NotificationFailure => "notification-failure",
+            DocKind::NotificationPreferences => "notification-preferences",
         }
     }
 }
@@ -422,6 +467,91 @@ pub trait DocumentStore: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Document>, StoreError>;
+}
+
+/// A channel that delivers messages: SMTP, SNS, a log file.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends one message. Sending the same [`Message::dedupe_key`] twice must be harmless
+    /// (adapters pass it on, e.g. as the e-mail's Message-ID), but the caller avoids it.
+    ///
+    /// # Errors
+    /// [`NotifyError::Transient`] (retry later) or [`NotifyError::Permanent`] (never will).
+    async fn send(&self, message: &Message) -> Result<(), NotifyError>;
+
+    /// Which recipients this notifier can reach; messages for others are not planned.
+    fn reaches(&self, recipient: &Recipient) -> bool;
+}
+
+/// Why a message was not sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// The server or service could not take it now (4xx SMTP reply, timeout, throttling).
+    #[error("not sent, will retry: {0}")]
+    Transient(String),
+    /// It will never go (no such mailbox, invalid number, no channel for the recipient).
+    #[error("not sent: {0}")]
+    Permanent(String),
+}
+
+/// Who a message is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "channel", content = "address", rename_all = "camelCase")]
+pub enum Recipient {
+    /// An e-mail address.
+    Email(String),
+    /// A phone number in E.164 form (`+15551234567`), for SMS.
+    Sms(String),
+    /// A topic staff subscribe to (an SNS topic ARN).
+    Topic(String),
+}
+
+impl Recipient {
+    /// The address alone.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        match self {
+            Recipient::Email(a) | Recipient::Sms(a) | Recipient::Topic(a) => a,
+        }
+    }
+
+    /// `email`, `sms` or `topic`.
+    #[must_use]
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Recipient::Email(_) => "email",
+            Recipient::Sms(_) => "sms",
+            Recipient::Topic(_) => "topic",
+        }
+    }
+}
+
+/// Whether a message may be refused by the customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Category {
+    /// About an order the customer placed; always sent.
+    Transactional,
+    /// Promotion; not sent to customers who opted out.
+    Marketing,
+}
+
+/// One rendered message to one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// `{event id}/{template}/{recipient}`: the same for every attempt, so the message is sent
+    /// once and receivers can recognise a repeat.
+    pub dedupe_key: String,
+    /// Where it goes.
+    pub recipient: Recipient,
+    /// The subject line (SMS: unused).
+    pub subject: String,
+    /// The plain-text body (the whole SMS).
+    pub text: String,
+    /// The HTML body, user text escaped (empty for SMS and topics).
+    pub html: String,
+    /// Transactional or marketing.
+    pub category: Category,
 }
 
 /// Every storage port: what a backend provides.

@@ -7,6 +7,9 @@
 //! OrderCanceled     ──payment────▶ RefundIssued (if a payment was captured)
 //! ```
 //!
+//! Events that tell somebody something also get a [`Consumer::Notify`] job, which runs in its
+//! own lane (see [`crate::ports::Lane`]) and is handed to [`crate::notify::Notifications`].
+//!
 //! Each consumer commits its effect together with the mark that it handled the event, so a
 //! redelivered event changes nothing. A transient failure (storage, payment provider) is retried
 //! with the [`RetryPolicy`]'s backoff; when retries run out the order is flagged as needing
@@ -25,19 +28,29 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::app::{order_change, stock_moves};
+use crate::notify::Notifications;
 use crate::ports::{
     Clock, Commit, CommitError, Consumer, Handled, IdGenerator, Job, PaymentError, PaymentGateway,
     PaymentRequest, Store, StoreError,
 };
 use crate::retry::RetryPolicy;
 
-/// Which consumers handle which events.
+/// Which consumers handle which events: the saga's steps, and the notifier for every event
+/// that produces a message ([`Template::for_event`]).
 #[must_use]
 pub fn consumers_of(kind: EventKind) -> &'static [Consumer] {
     match kind {
-        EventKind::OrderPlaced => &[Consumer::Inventory],
-        EventKind::InventoryReserved | EventKind::OrderCanceled => &[Consumer::Payment],
-        _ => &[],
+        EventKind::OrderPlaced => &[Consumer::Inventory, Consumer::Notify],
+        EventKind::InventoryReserved => &[Consumer::Payment],
+        EventKind::OrderCanceled => &[Consumer::Payment, Consumer::Notify],
+        EventKind::PaymentFailed
+        | EventKind::OrderShipped
+        | EventKind::OrderDelivered
+        | EventKind::RefundIssued
+        | EventKind::OrderNeedsAttention => &[Consumer::Notify],
+        EventKind::InventoryRejected | EventKind::PaymentCaptured => &[],
+        // A retry names the step it re-queues itself (see `Orderly::retry`).
+        EventKind::RetryRequested => &[],
     }
 }
 
@@ -73,6 +86,8 @@ pub struct Saga {
     /// Stage-1 recovery: when a capture still fails transiently after the fast retries, one
     /// more try this much later before the order needs attention (`None`: no such try).
     payment_recovery: Option<Duration>,
+    /// Runs [`Consumer::Notify`] jobs; `None`: they are marked handled and nothing is sent.
+    notifications: Option<Arc<Notifications>>,
 }
 
 /// Default wait before the stage-1 recovery try of a capture.
@@ -98,7 +113,15 @@ impl Saga {
             retry,
             payment_timeout: Duration::from_secs(30),
             payment_recovery: Some(PAYMENT_RECOVERY_DELAY),
+            notifications: None,
         }
+    }
+
+    /// Sends notifications for the events that produce them (without, notify jobs are dropped).
+    #[must_use]
+    pub fn with_notifications(mut self, notifications: Arc<Notifications>) -> Self {
+        self.notifications = Some(notifications);
+        self
     }
 
     /// Changes the stage-1 recovery delay of captures (default 5 minutes; `None` turns it off).
@@ -153,12 +176,12 @@ impl Saga {
                     tracing::warn!(%error, retry_in_ms = delay.as_millis(), "step failed; will retry");
                     self.store.retry_job(job, attempts, next_at, &error).await
                 } else {
-                    tracing::error!(%error, attempts, "step out of retries; order needs attention");
+                    tracing::error!(%error, attempts, "step out of retries; giving up");
                     self.give_up(job, attempts, error).await
                 }
             }
             Err(StepError::Permanent(error)) => {
-                tracing::error!(%error, "step failed permanently; order needs attention");
+                tracing::error!(%error, "step failed permanently; giving up");
                 self.give_up(job, job.attempts + 1, error).await
             }
         };
@@ -169,11 +192,18 @@ impl Saga {
     }
 
     /// Flags the job's order as needing attention after `attempts` tries ending in `error`, and
-    /// marks the job done. For runtimes whose queue does the retrying (SQS).
+    /// marks the job done; a notify job instead records its unsent messages as failed and
+    /// leaves the order alone. For runtimes whose queue does the retrying (SQS), too.
     ///
     /// # Errors
     /// A storage failure; the job then stays to be retried.
     pub async fn give_up(&self, job: &Job, attempts: u32, error: String) -> Result<(), StoreError> {
+        if job.consumer == Consumer::Notify {
+            return match &self.notifications {
+                Some(n) => n.give_up(job, attempts, error).await,
+                None => self.store.delete_job(job).await,
+            };
+        }
         for _ in 0..CONFLICT_RETRIES {
             let Some(mut order) = self.store.order(job.event.order_id).await? else {
                 return self.store.delete_job(job).await;
@@ -224,6 +254,11 @@ impl Saga {
     }
 
     async fn handle(&self, job: &Job) -> Result<(), StepError> {
+        if job.consumer == Consumer::Notify
+            && let Some(notifications) = &self.notifications
+        {
+            return notifications.deliver(job).await;
+        }
         match (job.consumer, job.event.kind) {
             (Consumer::Inventory, EventKind::OrderPlaced) => self.reserve(job).await,
             (Consumer::Payment, EventKind::InventoryReserved) => self.capture(job).await,
@@ -526,7 +561,8 @@ impl Default for DispatcherSettings {
     }
 }
 
-/// Claims due jobs and runs them, one order's jobs strictly in order, different orders at once.
+/// Claims due jobs and runs them, one order's jobs strictly in order within each lane, different
+/// orders and lanes at once.
 pub struct Dispatcher {
     saga: Arc<Saga>,
     settings: DispatcherSettings,
@@ -565,11 +601,11 @@ impl Dispatcher {
                     Ok(jobs) if !jobs.is_empty() => {
                         debug_assert_eq!(
                             jobs.iter()
-                                .map(|j| j.event.order_id)
+                                .map(|j| (j.event.order_id, j.consumer.lane()))
                                 .collect::<HashSet<_>>()
                                 .len(),
                             jobs.len(),
-                            "at most one job per order per claim"
+                            "at most one job per order and lane per claim"
                         );
                         for job in jobs {
                             let saga = Arc::clone(&self.saga);
@@ -607,6 +643,20 @@ impl Dispatcher {
                 Duration::from_millis(u64::try_from(ms).unwrap_or(1)).min(self.settings.idle_poll)
             }
             _ => self.settings.idle_poll,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Template;
+
+    #[test]
+    fn every_event_with_a_message_queues_a_notify_job_and_no_other_does() {
+        for kind in EventKind::ALL {
+            let notifies = consumers_of(kind).contains(&Consumer::Notify);
+            assert_eq!(notifies, !Template::for_event(kind).is_empty(), "{kind}");
         }
     }
 }

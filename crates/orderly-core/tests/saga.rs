@@ -154,6 +154,16 @@ impl World {
         }
     }
 
+    /// The order's next saga step (inventory or payment), leaving its notify jobs, which wait
+    /// in their own lane, unclaimed.
+    async fn saga_job(&self, now: orderly_domain::Timestamp) -> orderly_core::ports::Job {
+        let jobs = self.store.claim_jobs(now, 64, 60_000).await.unwrap();
+        self.store.release_leases().await.unwrap();
+        jobs.into_iter()
+            .find(|j| j.consumer.lane() == orderly_core::ports::Lane::Saga)
+            .expect("a saga job")
+    }
+
     /// Runs queued jobs until none is left (waiting out retry delays).
     async fn drain(&self) {
         for _ in 0..1000 {
@@ -292,7 +302,7 @@ async fn a_redelivered_event_changes_nothing() {
     let w = world(vec![], fast()).await;
     let id = w.place().await;
     let now = orderly_core::ports::Clock::now(&SystemClock);
-    let job = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    let job = w.saga_job(now).await;
     w.saga.run(&job).await;
     w.saga.run(&job).await; // delivered again
     w.drain().await;
@@ -341,7 +351,7 @@ async fn a_cancel_before_the_payment_step_means_no_charge_at_all() {
     let id = w.place().await;
     // Run only the inventory step, then cancel before the payment step runs.
     let now = orderly_core::ports::Clock::now(&SystemClock);
-    let job = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    let job = w.saga_job(now).await;
     w.saga.run(&job).await;
     w.app.cancel(id, None, Actor::api()).await.unwrap();
     w.drain().await;
@@ -380,9 +390,9 @@ async fn a_cancel_that_lands_while_the_provider_charges_is_recorded_and_refunded
     let w = Arc::new(world_with(payments, fast()).await);
     let id = w.place().await;
     let now = orderly_core::ports::Clock::now(&SystemClock);
-    let reserve = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    let reserve = w.saga_job(now).await;
     w.saga.run(&reserve).await;
-    let capture = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    let capture = w.saga_job(now).await;
     let runner = {
         let w = Arc::clone(&w);
         tokio::spawn(async move { w.saga.run(&capture).await })
@@ -408,7 +418,7 @@ async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_cancele
     let w = world(vec![], fast()).await;
     let id = w.place().await;
     let now = orderly_core::ports::Clock::now(&SystemClock);
-    let reserve = w.store.claim_jobs(now, 1, 60_000).await.unwrap().remove(0);
+    let reserve = w.saga_job(now).await;
     w.saga.run(&reserve).await;
     // A run that charged and died before it could record the charge.
     let order = w.app.order(id).await.unwrap();

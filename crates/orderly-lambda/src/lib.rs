@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`Config`]: the environment a function runs with (table, bus, queues, topic).
-//! - [`Functions`]: the adapters, built once per cold start outside the handler.
+//! - [`Functions`]: the adapters, built once per cold start outside the handler, and the
+//!   notifier (SNS, optionally SMTP) the notify worker adds to the saga.
 //! - [`deliveries`] / [`batch_response`]: SQS events in, batch item failures out.
 //! - `src/bin/*`: one tiny binary per function — `api`, `outbox-relay`, `inventory-worker`,
 //!   `payment-worker`, `notify-worker`.
@@ -14,11 +15,16 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use orderly_auth::ExternalVerifier;
 use orderly_auth::jwks::{ExternalIssuer, ExternalSettings};
+use orderly_aws::notify::SnsNotifier;
 use orderly_aws::worker::Delivery;
 use orderly_core::accounts::{Accounts, AuthSettings};
-use orderly_core::ports::{Store, SystemClock, UuidV7};
+use orderly_core::notify::{Notifications, NotifySettings};
+use orderly_core::ports::{Notifier, Recipient, Store, SystemClock, UuidV7};
 use orderly_core::saga::Saga;
+use orderly_core::secret::Secret;
 use orderly_core::{AppSettings, Orderly, RetryPolicy};
+use orderly_notify::smtp::{SmtpNotifier, SmtpSettings, TlsMode};
+use orderly_notify::{FileTemplates, Routes};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
 use orderly_store_dynamodb::DynamoStore;
 
@@ -122,10 +128,77 @@ impl Functions {
         Ok(Arc::new(accounts))
     }
 
+    /// The notifier from the environment: staff alerts to the topic `ORDERLY_ADMIN_TOPIC_ARN`
+    /// and customers' text messages through SNS; customer e-mail through SMTP when
+    /// `ORDERLY_SMTP_HOST` is set (`ORDERLY_SMTP_PORT`, `ORDERLY_SMTP_TLS`,
+    /// `ORDERLY_SMTP_USERNAME`, `ORDERLY_SMTP_PASSWORD`, `ORDERLY_NOTIFY_FROM`, as for
+    /// `orderly serve`). `ORDERLY_SHOP_NAME` names the shop in messages.
+    ///
+    /// # Errors
+    /// A bad SMTP setting.
+    pub fn notifications(&self) -> Result<Arc<Notifications>, Error> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let sns: Arc<dyn Notifier> = Arc::new(SnsNotifier::new(&self.aws));
+        let email: Option<Arc<dyn Notifier>> = match var("ORDERLY_SMTP_HOST") {
+            None => None,
+            Some(host) => {
+                let tls =
+                    TlsMode::parse(&var("ORDERLY_SMTP_TLS").unwrap_or_else(|| "starttls".into()))?;
+                let port = match var("ORDERLY_SMTP_PORT") {
+                    Some(p) => p
+                        .parse()
+                        .map_err(|_| format!("ORDERLY_SMTP_PORT {p:?} is not a port"))?,
+                    None => tls.default_port(),
+                };
+                Some(Arc::new(SmtpNotifier::new(&SmtpSettings {
+                    host,
+                    port,
+                    tls,
+                    username: var("ORDERLY_SMTP_USERNAME"),
+                    password: var("ORDERLY_SMTP_PASSWORD").map(Secret::new),
+                    from: required("ORDERLY_NOTIFY_FROM")?,
+                    timeout: std::time::Duration::from_secs(20),
+                })?))
+            }
+        };
+        let routes = Routes {
+            email,
+            sms: Some(Arc::clone(&sns)),
+            topic: Some(sns),
+        };
+        Ok(Arc::new(Notifications::new(
+            Arc::clone(&self.store),
+            Arc::new(routes),
+            Arc::new(FileTemplates::load()?),
+            Arc::new(SystemClock),
+            NotifySettings {
+                shop_name: var("ORDERLY_SHOP_NAME").unwrap_or_else(|| "Orderly".into()),
+                staff: var("ORDERLY_ADMIN_TOPIC_ARN")
+                    .map(Recipient::Topic)
+                    .into_iter()
+                    .collect(),
+            },
+        )))
+    }
+
+    /// The saga with the notifier: what the notify worker runs.
+    ///
+    /// # Errors
+    /// As for [`Functions::notifications`].
+    pub fn notifier_saga(&self) -> Result<Arc<Saga>, Error> {
+        Ok(Arc::new(
+            self.build_saga().with_notifications(self.notifications()?),
+        ))
+    }
+
     /// The saga's consumers, with the reference retry policy (5 s, 5 retries, ×2) and the
     /// simulated payment provider (`ORDERLY_PAYMENT_DECLINE_RATE` etc. tune it).
     #[must_use]
     pub fn saga(&self) -> Arc<Saga> {
+        Arc::new(self.build_saga())
+    }
+
+    fn build_saga(&self) -> Saga {
         let rate = |name: &str| {
             std::env::var(name)
                 .ok()
@@ -137,13 +210,13 @@ impl Functions {
             transient_rate: rate("ORDERLY_PAYMENT_TRANSIENT_RATE"),
             ..SimulatedSettings::default()
         });
-        Arc::new(Saga::new(
+        Saga::new(
             Arc::clone(&self.store),
             Arc::new(payments),
             Arc::new(SystemClock),
             Arc::new(UuidV7),
             RetryPolicy::default(),
-        ))
+        )
     }
 }
 

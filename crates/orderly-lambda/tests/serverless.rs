@@ -11,12 +11,13 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use lambda_http::request::LambdaRequest;
 use orderly_aws::AwsSettings;
-use orderly_aws::alerts::AdminAlerts;
 use orderly_aws::bus::EventBus;
+use orderly_aws::notify::SnsNotifier;
 use orderly_aws::queues::JobQueues;
 use orderly_aws::relay::Relay;
 use orderly_aws::worker::{Delivery, Worker};
-use orderly_core::ports::{Store, SystemClock, UuidV7};
+use orderly_core::notify::{Notifications, NotifySettings};
+use orderly_core::ports::{Recipient, Store, SystemClock, UuidV7};
 use orderly_core::saga::Saga;
 use orderly_core::{AppSettings, Orderly, RetryPolicy};
 use orderly_domain::{Actor, EventKind, OrderStatus, ProductId};
@@ -163,7 +164,7 @@ async fn infrastructure(config: &aws_config::SdkConfig) -> Aws {
     let dlq = queue(&sqs, &format!("orderly-{suffix}-dlq.fifo"), true, None).await;
     let dlq_arn = arn_of(&sqs, &dlq).await;
     let mut queues = HashMap::new();
-    for consumer in ["inventory", "payment"] {
+    for consumer in ["inventory", "payment", "notify"] {
         queues.insert(
             consumer,
             queue(
@@ -175,9 +176,11 @@ async fn infrastructure(config: &aws_config::SdkConfig) -> Aws {
             .await,
         );
     }
+    // The bus rule's queue, where the notification detail types arrive as events (the notify
+    // jobs have their own queue above).
     let notify_queue = queue(
         &sqs,
-        &format!("orderly-{suffix}-notify.fifo"),
+        &format!("orderly-{suffix}-bus-notify.fifo"),
         true,
         Some(&dlq_arn),
     )
@@ -374,7 +377,36 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     let relay = Relay::new(
         EventBus::new(&config, aws.bus.clone()),
         JobQueues::new(&config, aws.queues.clone()),
-        Some(AdminAlerts::new(&config, aws.topic.clone())),
+    );
+    // The notify worker: the same templates as `orderly serve`, staff alerts to the SNS topic.
+    let sns = Arc::new(SnsNotifier::new(&config));
+    let notifications = Arc::new(Notifications::new(
+        Arc::clone(&store),
+        Arc::new(orderly_notify::Routes {
+            email: None,
+            sms: Some(sns.clone()),
+            topic: Some(sns),
+        }),
+        Arc::new(orderly_notify::FileTemplates::load().unwrap()),
+        Arc::new(SystemClock),
+        NotifySettings {
+            shop_name: "Orderly".into(),
+            staff: vec![Recipient::Topic(aws.topic.clone())],
+        },
+    ));
+    let notifier = Worker::new(
+        Arc::new(
+            Saga::new(
+                Arc::clone(&store),
+                Arc::new(SimulatedPayments::new(SimulatedSettings::default())),
+                Arc::new(SystemClock),
+                Arc::new(UuidV7),
+                RetryPolicy::default(),
+            )
+            .with_notifications(notifications),
+        ),
+        &config,
+        aws.queues["notify"].clone(),
     );
     let inventory = Worker::new(Arc::clone(&saga), &config, aws.queues["inventory"].clone());
     let payment = Worker::new(Arc::clone(&saga), &config, aws.queues["payment"].clone());
@@ -432,7 +464,11 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     let images = stream.inserted().await;
     reader_images.extend(images.clone());
     let sent = relay.relay(&images).await.unwrap();
-    assert_eq!((sent.events, sent.jobs), (1, 1));
+    assert_eq!(
+        (sent.events, sent.jobs),
+        (1, 2),
+        "inventory and notify jobs"
+    );
     assert_eq!(
         work(&aws.sqs, &aws.queues["inventory"], &inventory).await,
         1
@@ -448,7 +484,7 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     assert_eq!(paid.status, OrderStatus::Paid);
     relay.relay(&stream.inserted().await).await.unwrap();
 
-    // The bus rule delivered OrderPlaced to the notification queue; the admin got an alert.
+    // The bus rule delivered OrderPlaced to the rule's queue.
     let kinds: Vec<String> = drain(&aws.sqs, &aws.notify_queue)
         .await
         .iter()
@@ -464,10 +500,13 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
         ["OrderPlaced"],
         "only the rule's detail types reach the notification queue"
     );
+    // The notify job of OrderPlaced: the staff alert from the new-order template, on the topic.
+    assert_eq!(work(&aws.sqs, &aws.queues["notify"], &notifier).await, 1);
     let alerts = drain(&aws.sqs, &aws.admin_inbox).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(
-        alerts[0].contains("placed order") && alerts[0].contains("279.98 USD"),
+        alerts[0].starts_with(&format!("New order {}: $279.98\n", order.id))
+            && alerts[0].contains("Customer: Alice Johnson <alice.johnson@example.com> (id 001)"),
         "{alerts:?}"
     );
 
@@ -484,7 +523,7 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     );
     let images = stream.inserted().await;
     let sent = relay.relay(&images).await.unwrap();
-    assert_eq!(sent.jobs, 1, "{images:#?}");
+    assert_eq!(sent.jobs, 2, "payment and notify: {images:#?}");
     assert_eq!(work(&aws.sqs, &aws.queues["payment"], &payment).await, 1);
     relay.relay(&stream.inserted().await).await.unwrap();
     let events: Vec<EventKind> = app
@@ -504,6 +543,14 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
             EventKind::RefundIssued
         ]
     );
+    // The canceled and refunded messages are for the customer's e-mail, which this notifier
+    // does not reach: their jobs complete without sending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store.pending_jobs().await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "notify jobs left");
+        work(&aws.sqs, &aws.queues["notify"], &notifier).await;
+    }
+    assert!(drain(&aws.sqs, &aws.admin_inbox).await.is_empty());
     assert_eq!(
         store.pending_jobs().await.unwrap(),
         0,

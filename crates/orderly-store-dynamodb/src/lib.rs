@@ -8,7 +8,8 @@
 //!   handled event). Conflicting transactions are retried with backoff.
 //! - `impl JobQueue`: jobs live beside their order and in a due-time index; a claim leases a job
 //!   by moving it in that index to the lease's end, with a condition so two claimers never both
-//!   win.
+//!   win. Only the first job of an order in each lane (saga, notify; from the job's consumer)
+//!   may be claimed.
 //! - [`testing`]: a fresh table per test on the local AWS emulator.
 //!
 //! # Table design (single table, keys `pk`/`sk`)
@@ -40,7 +41,7 @@ use aws_sdk_dynamodb::types::{
 };
 use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
-    IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
+    IdempotencyRecord, Job, JobQueue, Lane, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
     StockStore, StoreError, UnitOfWork,
 };
 use orderly_core::storage::{self, decode, encode};
@@ -592,12 +593,21 @@ impl DynamoStore {
         Ok(items)
     }
 
-    async fn job_is_head(&self, order_pk: String, sk: &str) -> Result<bool, StoreError> {
-        let first = self.partition(order_pk, "JOB#", true, Some(1)).await?;
-        Ok(first
-            .first()
-            .and_then(|item| text(item, "sk").ok())
-            .is_some_and(|first_sk| first_sk == sk))
+    /// True if the job `sk` is the first outstanding job of its order in its lane: the
+    /// only one of that lane that may run.
+    async fn job_is_head(
+        &self,
+        order_pk: String,
+        sk: &str,
+        lane: Lane,
+    ) -> Result<bool, StoreError> {
+        // An order has a handful of jobs at most; read them all and find the lane's first.
+        for item in self.partition(order_pk, "JOB#", true, None).await? {
+            if job_lane(&item)? == lane {
+                return Ok(text(&item, "sk")? == sk);
+            }
+        }
+        Ok(false)
     }
 
     /// Every job item in due-index order (leased ones sorted by their lease's end).
@@ -1062,6 +1072,14 @@ impl UnitOfWork for DynamoStore {
     }
 }
 
+/// The lane of a job item, from its consumer.
+fn job_lane(item: &Item) -> Result<Lane, StoreError> {
+    let consumer = text(item, "consumer")?;
+    Consumer::parse(&consumer)
+        .map(Consumer::lane)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown consumer {consumer:?}")))
+}
+
 fn job_from_item(item: &Item) -> Result<Job, StoreError> {
     let consumer = text(item, "consumer")?;
     Ok(Job {
@@ -1092,9 +1110,15 @@ impl JobQueue for DynamoStore {
                 break;
             }
             let (pk, sk, lsk) = (text(&item, "pk")?, text(&item, "sk")?, text(&item, "lsk")?);
-            if !orders.insert(pk.clone()) || !self.job_is_head(pk.clone(), &sk).await? {
+            let lane = job_lane(&item)?;
+            // A job behind its lane's head may sort before the head (the head is waiting for a
+            // retry): it is skipped without taking the head's place in this claim.
+            if orders.contains(&(pk.clone(), lane))
+                || !self.job_is_head(pk.clone(), &sk, lane).await?
+            {
                 continue;
             }
+            orders.insert((pk.clone(), lane));
             let id = number(&item, "job_id")?;
             let lease_until = now.millis() + lease_ms;
             // The condition makes the claim exclusive: whoever moves the job first wins.
@@ -1190,10 +1214,10 @@ impl JobQueue for DynamoStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        // The first job in the index that heads its order; others wait behind their head.
+        // The first job in the index that heads its order's lane; others wait behind their head.
         for item in self.all_jobs(None, usize::MAX).await? {
             let (pk, sk) = (text(&item, "pk")?, text(&item, "sk")?);
-            if self.job_is_head(pk, &sk).await? {
+            if self.job_is_head(pk, &sk, job_lane(&item)?).await? {
                 let lsk = text(&item, "lsk")?;
                 let due = lsk
                     .split('#')

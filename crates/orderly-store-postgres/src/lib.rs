@@ -204,11 +204,12 @@ pub mod sql {
          WHERE customer_id = $1 AND status = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4";
     /// An order's events.
     pub const EVENTS_OF_ORDER: &str = "SELECT payload FROM events WHERE order_id = $1 ORDER BY seq";
-    /// Claims due jobs: the first outstanding job of each order, not leased by another node.
+    /// Claims due jobs: the first outstanding job of each order in each lane, not leased by
+    /// another node.
     pub const CLAIM_JOBS: &str = "WITH picked AS ( \
            SELECT j.id FROM jobs j \
            WHERE j.next_at <= $1 AND (j.lease_until IS NULL OR j.lease_until <= $1) \
-             AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id) \
+             AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.lane = j.lane AND p.id < j.id) \
            ORDER BY j.next_at, j.id LIMIT $2 \
            FOR UPDATE OF j SKIP LOCKED) \
          UPDATE jobs SET lease_until = $1 + $3 \
@@ -667,10 +668,11 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, commit: &Commit) -> Resu
         .await?;
         for consumer in &out.consumers {
             sqlx::query(
-                "INSERT INTO jobs (order_id, consumer, event_seq, next_at) VALUES ($1, $2, $3, 0)",
+                "INSERT INTO jobs (order_id, consumer, lane, event_seq, next_at) VALUES ($1, $2, $3, $4, 0)",
             )
             .bind(event.order_id.uuid())
             .bind(consumer.as_str())
+            .bind(consumer.lane().as_str())
             .bind(seq)
             .execute(&mut **tx)
             .await?;
@@ -826,7 +828,7 @@ impl JobQueue for PgStore {
         // the later of its due time and its lease's end.
         let row: (Option<i64>,) = sqlx::query_as(
             "SELECT MIN(GREATEST(next_at, COALESCE(lease_until, 0))) FROM jobs j \
-             WHERE NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id)",
+             WHERE NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.lane = j.lane AND p.id < j.id)",
         )
         .fetch_one(&self.pool)
         .await

@@ -309,11 +309,11 @@ pub mod sql {
     /// A customer's newest orders.
     pub const ORDERS_BY_CUSTOMER: &str =
         "SELECT seq, doc FROM orders WHERE customer_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
-    /// Leases due jobs: the first outstanding job of each order.
+    /// Leases due jobs: the first outstanding job of each order in each lane.
     pub const CLAIM_JOBS: &str = "UPDATE jobs SET lease_until = ?1 + ?3 WHERE id IN ( \
            SELECT j.id FROM jobs j \
            WHERE j.next_at <= ?1 AND (j.lease_until IS NULL OR j.lease_until <= ?1) \
-             AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id) \
+             AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.lane = j.lane AND p.id < j.id) \
            ORDER BY j.next_at, j.id LIMIT ?2) \
          RETURNING id";
     /// One order.
@@ -614,10 +614,11 @@ async fn apply(tx: &mut SqliteConnection, commit: Commit) -> Result<(), CommitEr
         .map_err(db)?;
         for consumer in &out.consumers {
             sqlx::query(
-                "INSERT INTO jobs (order_id, consumer, event_seq, next_at) VALUES (?, ?, ?, 0)",
+                "INSERT INTO jobs (order_id, consumer, lane, event_seq, next_at) VALUES (?, ?, ?, ?, 0)",
             )
             .bind(event.order_id.to_string())
             .bind(consumer.as_str())
+            .bind(consumer.lane().as_str())
             .bind(seq)
             .execute(&mut *tx)
             .await
@@ -889,7 +890,7 @@ impl JobQueue for SqliteStore {
         // the later of its due time and its lease's end.
         let row: (Option<i64>,) = sqlx::query_as(
             "SELECT MIN(MAX(next_at, COALESCE(lease_until, 0))) FROM jobs j \
-             WHERE NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.id < j.id)",
+             WHERE NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.lane = j.lane AND p.id < j.id)",
         )
         .fetch_one(&self.reader)
         .await

@@ -724,3 +724,100 @@ pub async fn orders_import_in_bulk_without_saga_work(store: Arc<dyn Store>) {
         Err(StoreError::AlreadyExists)
     );
 }
+
+pub async fn a_waiting_notification_never_holds_back_the_saga(store: Arc<dyn Store>) {
+    // Lanes: one order's saga jobs wait only for its saga jobs, its notify jobs only for its
+    // notify jobs.
+    let order = fixtures::order("001", &[("001", 1)]);
+    let placed = Event::about(&order, EventKind::OrderPlaced, &stamp(), None);
+    store
+        .commit(Commit {
+            order: Some(OrderWrite::Insert(order.clone())),
+            events: vec![Outgoing {
+                event: placed,
+                consumers: vec![Consumer::Notify, Consumer::Inventory],
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let claimed = store.claim_jobs(at(0), 10, 60_000).await.unwrap();
+    let mut consumers: Vec<_> = claimed.iter().map(|j| j.consumer.as_str()).collect();
+    consumers.sort_unstable();
+    assert_eq!(consumers, ["inventory", "notify"], "both lanes run at once");
+    // The notification fails and waits a long time to retry.
+    let notify = claimed
+        .iter()
+        .find(|j| j.consumer == Consumer::Notify)
+        .unwrap();
+    store
+        .retry_job(notify, 1, at(3_600_000), "smtp: 451 try later")
+        .await
+        .unwrap();
+    // The saga's job completes and queues the next saga step and another notification.
+    let inventory = claimed
+        .iter()
+        .find(|j| j.consumer == Consumer::Inventory)
+        .unwrap();
+    let mut reserved = order.clone();
+    let next = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
+    let mut canceled = reserved.clone();
+    let cancel = canceled.apply(Transition::Cancel, &stamp(), None).unwrap();
+    store
+        .commit(Commit {
+            events: vec![
+                Outgoing {
+                    event: next,
+                    consumers: vec![Consumer::Payment],
+                },
+                Outgoing {
+                    event: cancel,
+                    consumers: vec![Consumer::Notify],
+                },
+            ],
+            handled: Some(Handled {
+                job_id: inventory.id,
+                order_id: order.id,
+                consumer: Consumer::Inventory,
+                event_id: inventory.event.id,
+            }),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    // The payment step runs although the order's older notification is still waiting, and the
+    // newer notification waits behind the older one.
+    let claimed = store.claim_jobs(at(1), 10, 100_000_000).await.unwrap();
+    let got: Vec<_> = claimed.iter().map(|j| (j.consumer, j.event.kind)).collect();
+    assert_eq!(got, [(Consumer::Payment, EventKind::InventoryReserved)]);
+    // When the notification falls due, it runs before the one behind it.
+    let claimed = store.claim_jobs(at(3_600_000), 10, 60_000).await.unwrap();
+    let got: Vec<_> = claimed.iter().map(|j| (j.consumer, j.event.kind)).collect();
+    assert_eq!(got, [(Consumer::Notify, EventKind::OrderPlaced)]);
+    assert_eq!(store.pending_jobs().await.unwrap(), 3);
+}
+
+pub async fn notification_documents_are_kept_like_any_other(store: Arc<dyn Store>) {
+    for kind in [
+        DocKind::Notification,
+        DocKind::NotificationFailure,
+        DocKind::NotificationPreferences,
+    ] {
+        let key = "0193a0a0-0000-7000-8000-000000000001/shipped/email:山田@example.com";
+        let doc = Document {
+            kind,
+            key: key.to_owned(),
+            version: 1,
+            body: "{\"subject\":\"Your order shipped 📦\"}".to_owned(),
+        };
+        store.put_document(&doc, None).await.unwrap();
+        assert_eq!(
+            store.put_document(&doc, None).await,
+            Err(StoreError::AlreadyExists),
+            "{kind:?}: a second record of one message is refused"
+        );
+        assert_eq!(store.document(kind, key).await.unwrap(), Some(doc));
+        assert_eq!(store.documents(kind, None, 10).await.unwrap().len(), 1);
+    }
+    assert!(store.document(DocKind::Cart, "x").await.unwrap().is_none());
+}

@@ -8,11 +8,14 @@
 //!   tests.
 //! - [`stripe_double`]: a local double of Stripe's API (PaymentIntents, refunds, search,
 //!   idempotency, errors, test cards) that records every request and can be told to fail.
+//! - [`smtp`]: a real SMTP server on loopback that captures messages, decodes them, can be
+//!   stopped and restarted on its port, and can be told to answer 4xx.
 #![forbid(unsafe_code)]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod contract;
 pub mod fixtures;
+pub mod smtp;
 pub mod stripe_double;
 
 pub use orderly_core::ports::Store;
@@ -47,6 +50,8 @@ macro_rules! store_contract_tests {
             a_handled_event_is_recognised_and_its_job_removed,
             events_are_kept_per_order_in_order,
             only_the_first_job_of_each_order_is_claimed,
+            a_waiting_notification_never_holds_back_the_saga,
+            notification_documents_are_kept_like_any_other,
             a_claimed_job_is_leased_until_it_expires_or_is_released,
             a_retried_job_waits_until_due,
             orders_are_listed_newest_first_with_filters_and_cursors,

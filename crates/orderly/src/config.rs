@@ -106,6 +106,36 @@ pub struct ServeArgs {
     /// How often the availability sweep checks open carts, in milliseconds.
     #[arg(long, env = "ORDERLY_CART_SWEEP_INTERVAL_MS")]
     pub cart_sweep_interval_ms: Option<u64>,
+    /// Where notifications go: `log` (the default: the log, or files in --notify-dir) or `smtp`.
+    #[arg(long, env = "ORDERLY_NOTIFIER")]
+    pub notifier: Option<String>,
+    /// Log notifier: write each message as a file into this directory instead of the log.
+    #[arg(long, env = "ORDERLY_NOTIFY_DIR")]
+    pub notify_dir: Option<PathBuf>,
+    /// The shop's name, as messages print it.
+    #[arg(long, env = "ORDERLY_SHOP_NAME")]
+    pub shop_name: Option<String>,
+    /// Staff address for new-order and needs-attention alerts (none: no staff e-mail).
+    #[arg(long, env = "ORDERLY_NOTIFY_ADMIN_EMAIL")]
+    pub notify_admin_email: Option<String>,
+    /// The sender of e-mail, e.g. "Shop <orders@shop.example>" (required with smtp).
+    #[arg(long, env = "ORDERLY_NOTIFY_FROM")]
+    pub notify_from: Option<String>,
+    /// SMTP server host.
+    #[arg(long, env = "ORDERLY_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP server port (default by TLS mode: 25, 587 or 465).
+    #[arg(long, env = "ORDERLY_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// SMTP connection protection: `starttls` (the default), `tls`, or `none` (local relays).
+    #[arg(long, env = "ORDERLY_SMTP_TLS")]
+    pub smtp_tls: Option<String>,
+    /// SMTP login name.
+    #[arg(long, env = "ORDERLY_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password; better given by environment than by flag.
+    #[arg(long, env = "ORDERLY_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
 }
 
 /// The TOML file's shape.
@@ -122,6 +152,145 @@ pub struct FileConfig {
     retry: FileRetry,
     #[serde(default)]
     payments: FilePayments,
+    #[serde(default)]
+    notify: FileNotify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileNotify {
+    notifier: Option<String>,
+    dir: Option<PathBuf>,
+    shop_name: Option<String>,
+    admin_email: Option<String>,
+    from: Option<String>,
+    #[serde(default)]
+    smtp: FileSmtp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// Where notifications go.
+#[derive(Clone, Debug)]
+pub enum Channel {
+    /// The log, or one file per message in a directory.
+    Log(Option<PathBuf>),
+    /// An SMTP server (the password is masked in every log).
+    Smtp(orderly_notify::smtp::SmtpSettings),
+}
+
+/// Validated notification settings.
+#[derive(Clone, Debug)]
+pub struct NotifyConfig {
+    /// How messages leave.
+    pub channel: Channel,
+    /// Printed in messages.
+    pub shop_name: String,
+    /// Staff's address for alerts.
+    pub admin_email: Option<String>,
+}
+
+impl NotifyConfig {
+    /// For the banner.
+    pub fn describe(&self) -> String {
+        let channel = match &self.channel {
+            Channel::Log(None) => "log".to_owned(),
+            Channel::Log(Some(dir)) => format!("files in {}", dir.display()),
+            Channel::Smtp(s) => {
+                let tls = match s.tls {
+                    orderly_notify::smtp::TlsMode::None => "no TLS",
+                    orderly_notify::smtp::TlsMode::StartTls => "STARTTLS",
+                    orderly_notify::smtp::TlsMode::Tls => "TLS",
+                };
+                format!("SMTP {}:{}, {tls}", s.host, s.port)
+            }
+        };
+        match &self.admin_email {
+            Some(admin) => format!("{channel}; staff alerts to {admin}"),
+            None => format!("{channel}; no staff alerts"),
+        }
+    }
+}
+
+fn notify_config(args: &ServeArgs, file: FileNotify) -> Result<NotifyConfig, ConfigError> {
+    let admin_email = args.notify_admin_email.clone().or(file.admin_email);
+    if let Some(admin) = &admin_email {
+        orderly_domain::Email::parse(admin)
+            .map_err(|e| ConfigError(format!("notify admin e-mail: {e}")))?;
+    }
+    let shop_name = args
+        .shop_name
+        .clone()
+        .or(file.shop_name)
+        .unwrap_or_else(|| "Orderly".to_owned());
+    let channel = match args
+        .notifier
+        .clone()
+        .or(file.notifier)
+        .as_deref()
+        .unwrap_or("log")
+    {
+        "log" => Channel::Log(args.notify_dir.clone().or(file.dir)),
+        "smtp" => {
+            let smtp = file.smtp;
+            let host = args.smtp_host.clone().or(smtp.host).ok_or_else(|| {
+                ConfigError("the smtp notifier needs a server: set --smtp-host".into())
+            })?;
+            let tls_text = args
+                .smtp_tls
+                .clone()
+                .or(smtp.tls)
+                .unwrap_or_else(|| "starttls".to_owned());
+            let tls = orderly_notify::smtp::TlsMode::parse(&tls_text).map_err(ConfigError)?;
+            let from = args.notify_from.clone().or(file.from).ok_or_else(|| {
+                ConfigError(
+                    "the smtp notifier needs a sender: set --notify-from \"Shop <orders@shop.example>\""
+                        .into(),
+                )
+            })?;
+            let username = args.smtp_username.clone().or(smtp.username);
+            let password = args
+                .smtp_password
+                .clone()
+                .or(smtp.password)
+                .map(orderly_core::secret::Secret::new);
+            if password.is_some() && username.is_none() {
+                return Err(ConfigError(
+                    "an SMTP password needs a user name: set --smtp-username".into(),
+                ));
+            }
+            let settings = orderly_notify::smtp::SmtpSettings {
+                port: args.smtp_port.or(smtp.port).unwrap_or(tls.default_port()),
+                host,
+                tls,
+                username,
+                password,
+                from,
+                timeout: Duration::from_secs(30),
+            };
+            // Checks the sender and the TLS setup now, not at the first order.
+            settings.validate().map_err(ConfigError)?;
+            Channel::Smtp(settings)
+        }
+        other => {
+            return Err(ConfigError(format!(
+                "notifier must be log or smtp, got {other:?}"
+            )));
+        }
+    };
+    Ok(NotifyConfig {
+        channel,
+        shop_name,
+        admin_email,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,6 +426,7 @@ pub struct Settings {
     pub provider: Provider,
     pub cart_idle: Duration,
     pub cart_sweep_interval: Duration,
+    pub notify: NotifyConfig,
 }
 
 /// A configuration mistake, phrased for the person who made it.
@@ -507,7 +677,9 @@ impl Settings {
                 )));
             }
         };
+        let notify = notify_config(args, file.notify)?;
         Ok(Settings {
+            notify,
             provider,
             payment_recovery: (recovery_ms > 0).then(|| Duration::from_millis(recovery_ms)),
             cart_idle: Duration::from_secs(cart_idle_secs),
@@ -583,6 +755,32 @@ mod tests {
     }
 
     #[test]
+    fn smtp_settings_come_from_the_file_and_the_password_is_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orderly.toml");
+        std::fs::write(
+            &path,
+            "[notify]\nnotifier = \"smtp\"\nfrom = \"Shop <orders@shop.example>\"\nadmin_email = \"staff@shop.example\"\n[notify.smtp]\nhost = \"mail.shop.example\"\ntls = \"tls\"\nusername = \"orders\"\npassword = \"hunter2-very-secret\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            storage: StorageArgs {
+                config: Some(path),
+                ..StorageArgs::default()
+            },
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        let Channel::Smtp(smtp) = &s.notify.channel else {
+            panic!("expected smtp, got {:?}", s.notify.channel);
+        };
+        assert_eq!(smtp.port, 465, "the TLS mode's port");
+        assert_eq!(smtp.host, "mail.shop.example");
+        assert_eq!(s.notify.admin_email.as_deref(), Some("staff@shop.example"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let bad = |args: ServeArgs| Settings::resolve(&args).unwrap_err().to_string();
         assert!(
@@ -612,6 +810,30 @@ mod tests {
                 ..ServeArgs::default()
             })
             .contains("interval")
+        );
+        assert!(
+            bad(ServeArgs {
+                notifier: Some("smtp".into()),
+                ..ServeArgs::default()
+            })
+            .contains("--smtp-host")
+        );
+        assert!(
+            bad(ServeArgs {
+                notifier: Some("smtp".into()),
+                smtp_host: Some("127.0.0.1".into()),
+                smtp_tls: Some("ssl".into()),
+                notify_from: Some("a@b.example".into()),
+                ..ServeArgs::default()
+            })
+            .contains("none, starttls or tls")
+        );
+        assert!(
+            bad(ServeArgs {
+                notify_admin_email: Some("not an address".into()),
+                ..ServeArgs::default()
+            })
+            .contains("admin e-mail")
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");

@@ -32,7 +32,7 @@ use orderly_payments::{SimulatedPayments, Stripe};
 use tokio::sync::{Notify, watch};
 
 use crate::backend::Backend;
-use crate::config::{Database, LogFormat, Provider, ServeArgs, Settings, StorageArgs};
+use crate::config::{Channel, Database, LogFormat, Provider, ServeArgs, Settings, StorageArgs};
 
 #[derive(Parser)]
 #[command(
@@ -249,6 +249,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     // A provider call must end well inside the lease, or another node could start the step.
     let payment_timeout = (settings.job_lease / 2).min(Duration::from_secs(30));
+    let notifications = Arc::new(notifications(&settings, Arc::clone(&store))?);
     let saga = Arc::new(
         Saga::new(
             Arc::clone(&store),
@@ -258,7 +259,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             settings.retry,
         )
         .with_payment_timeout(payment_timeout)
-        .with_payment_recovery(settings.payment_recovery),
+        .with_payment_recovery(settings.payment_recovery)
+        .with_notifications(Arc::clone(&notifications)),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatcher_settings = DispatcherSettings {
@@ -292,8 +294,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => Vec::new(),
     };
-    let router =
-        orderly_api::router_with(app, accounts, extra).layer(axum::Extension(storage_metrics));
+    let router = orderly_api::router_with(app, accounts, extra)
+        .layer(axum::Extension(storage_metrics))
+        .layer(axum::Extension(notifications));
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -315,6 +318,38 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     backend.close().await;
     tracing::info!("bye");
     Ok(())
+}
+
+/// The notifier configured, with the templates and the staff's address.
+fn notifications(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+) -> Result<orderly_core::notify::Notifications, String> {
+    use orderly_core::ports::{Notifier, Recipient};
+    use orderly_notify::sink::LogNotifier;
+    let notifier: Arc<dyn Notifier> = match &settings.notify.channel {
+        Channel::Log(None) => Arc::new(LogNotifier::log()),
+        Channel::Log(Some(dir)) => Arc::new(LogNotifier::dir(dir)),
+        Channel::Smtp(smtp) => Arc::new(orderly_notify::Routes {
+            email: Some(Arc::new(orderly_notify::smtp::SmtpNotifier::new(smtp)?)),
+            ..orderly_notify::Routes::default()
+        }),
+    };
+    Ok(orderly_core::notify::Notifications::new(
+        store,
+        notifier,
+        Arc::new(orderly_notify::FileTemplates::load()?),
+        Arc::new(SystemClock),
+        orderly_core::notify::NotifySettings {
+            shop_name: settings.notify.shop_name.clone(),
+            staff: settings
+                .notify
+                .admin_email
+                .iter()
+                .map(|a| Recipient::Email(a.clone()))
+                .collect(),
+        },
+    ))
 }
 
 /// Runs the cart availability sweep every `interval` until shutdown.
@@ -362,6 +397,7 @@ fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool, sta
     println!("  GraphQL   {base}/graphql  (GraphiQL in a browser)");
     println!("  metrics   {base}/metrics");
     println!("  health    {base}/healthz  {base}/readyz");
+    println!("  notify    {}", settings.notify.describe());
     if staff == 0 {
         println!(
             "  accounts  no staff users yet: make the first admin with\n            orderly user create --role admin --email you@your-shop.example   (reads the password from stdin)"

@@ -17,11 +17,11 @@ async fn main() -> Result<(), Error> {
     let queues = HashMap::from([
         ("inventory", required("ORDERLY_INVENTORY_QUEUE_URL")?),
         ("payment", required("ORDERLY_PAYMENT_QUEUE_URL")?),
+        ("notify", required("ORDERLY_NOTIFY_QUEUE_URL")?),
     ]);
     let relay = Relay::new(
         EventBus::new(&functions.aws, required("ORDERLY_EVENT_BUS")?),
         JobQueues::new(&functions.aws, queues),
-        None,
     );
     let relay = &relay;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -127,6 +127,18 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("PATCH", "/v1/carts/{id}/lines/{productId}", "public"),
     ("DELETE", "/v1/carts/{id}/lines/{productId}", "public"),
     ("POST", "/v1/carts/{id}/checkout", "public"),
+    ("GET", "/v1/notifications", "escalations:read"),
+    ("POST", "/v1/notifications/retry", "orders:retry"),
+    (
+        "GET",
+        "/v1/customers/{id}/notification-preferences",
+        "customer|customers:read",
+    ),
+    (
+        "PUT",
+        "/v1/customers/{id}/notification-preferences",
+        "customer|customers:write",
+    ),
     ("GET", "/v1/rates", "public"),
     ("PUT", "/v1/rates/{currency}", "rates:write"),
     ("GET", "/graphql", "public"),

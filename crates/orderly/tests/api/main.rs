@@ -10,6 +10,7 @@ mod cluster;
 mod concurrency;
 mod crash;
 mod graphql;
+mod notify;
 mod orders;
 mod saga;
 mod stripe;
