@@ -68,6 +68,8 @@ pub async fn run(
                             .bind(&event_id).bind(&order_id).bind(&payload).fetch_one(&mut *tx).await?;
                         sqlx::query("INSERT INTO jobs (order_id, consumer, event_seq, next_at) VALUES (?, 'inventory', ?, 0)")
                             .bind(&order_id).bind(seq).execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO jobs (order_id, consumer, event_seq, next_at, lane) VALUES (?, 'notify', ?, 0, 'notify')")
+                            .bind(&order_id).bind(seq).execute(&mut *tx).await?;
                         sqlx::query("INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES (?, 'h', ?, 0)")
                             .bind(format!("raw-{n}")).bind(&order_id).execute(&mut *tx).await?;
                         tx.commit().await
@@ -103,6 +105,8 @@ pub async fn run(
                         let seq: i64 = sqlx::query_scalar("INSERT INTO events (id, order_id, kind, at, payload) VALUES ($1, $2, 'OrderPlaced', 0, $3) RETURNING seq")
                             .bind(event_uuid).bind(order_uuid).bind(&payload).fetch_one(&mut *tx).await?;
                         sqlx::query("INSERT INTO jobs (order_id, consumer, event_seq, next_at) VALUES ($1, 'inventory', $2, 0)")
+                            .bind(order_uuid).bind(seq).execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO jobs (order_id, consumer, event_seq, next_at, lane) VALUES ($1, 'notify', $2, 0, 'notify')")
                             .bind(order_uuid).bind(seq).execute(&mut *tx).await?;
                         sqlx::query("INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES ($1, 'h', $2, 0)")
                             .bind(format!("raw-{n}")).bind(order_uuid).execute(&mut *tx).await?;
