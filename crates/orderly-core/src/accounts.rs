@@ -827,30 +827,44 @@ impl Accounts {
     }
 
     async fn revoke_session(&self, id: &str) -> Result<(), AppError> {
-        for _ in 0..5 {
-            let Some(stored) = self.store.document(DocKind::Session, id).await? else {
-                return Ok(());
-            };
-            let mut session: SessionDoc = decode(&stored)?;
-            if session.revoked_at.is_some() {
-                return Ok(());
+        let now = self.now();
+        self.update::<SessionDoc>(DocKind::Session, id, |session| {
+            session.revoked_at.is_none() && {
+                session.revoked_at = Some(now);
+                true
             }
-            session.revoked_at = Some(self.now());
-            match self
-                .store
-                .put_document(
-                    &encode(DocKind::Session, id, stored.version + 1, &session)?,
-                    Some(stored.version),
-                )
-                .await
-            {
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads a document, lets `change` alter it (answering whether it changed anything), and
+    /// writes it back unless someone else did meanwhile, in which case it starts over. `None`
+    /// if there is no such document.
+    async fn update<T: Serialize + DeserializeOwned>(
+        &self,
+        kind: DocKind,
+        key: &str,
+        mut change: impl FnMut(&mut T) -> bool,
+    ) -> Result<Option<T>, AppError> {
+        for _ in 0..5 {
+            let Some(stored) = self.store.document(kind, key).await? else {
+                return Ok(None);
+            };
+            let mut value: T = decode(&stored)?;
+            if !change(&mut value) {
+                return Ok(Some(value));
+            }
+            let doc = encode(kind, key, stored.version + 1, &value)?;
+            match self.store.put_document(&doc, Some(stored.version)).await {
                 Err(StoreError::Conflict) => {}
-                other => return other.map_err(Into::into),
+                other => return other.map(|()| Some(value)).map_err(Into::into),
             }
         }
-        Err(AppError::Unavailable(
-            "the session is being changed; try again".into(),
-        ))
+        Err(AppError::Unavailable(format!(
+            "the {} is being changed by others; try again",
+            kind.as_str()
+        )))
     }
 
     async fn account(&self, email_key: &str) -> Result<AccountDoc, AppError> {
@@ -901,40 +915,22 @@ impl Accounts {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        for _ in 0..5 {
-            let stored = self
-                .store
-                .document(DocKind::Account, &key)
-                .await?
-                .ok_or_else(|| unauthenticated("this account no longer exists"))?;
-            let mut account: AccountDoc = decode(&stored)?;
-            if let Some(name) = &change.name {
-                account.name.clone_from(name);
-            }
-            if let Some(addresses) = &change.addresses {
-                account.addresses.clone_from(addresses);
-            }
-            if let Some(currency) = change.default_currency {
-                account.default_currency = currency;
-            }
-            match self
-                .store
-                .put_document(
-                    &encode(DocKind::Account, &key, stored.version + 1, &account)?,
-                    Some(stored.version),
-                )
-                .await
-            {
-                Err(StoreError::Conflict) => {}
-                other => {
-                    other?;
-                    return Ok(profile_of(&account));
+        let account = self
+            .update::<AccountDoc>(DocKind::Account, &key, |account| {
+                if let Some(name) = &change.name {
+                    account.name.clone_from(name);
                 }
-            }
-        }
-        Err(AppError::Unavailable(
-            "the profile is being changed; try again".into(),
-        ))
+                if let Some(addresses) = &change.addresses {
+                    account.addresses.clone_from(addresses);
+                }
+                if let Some(currency) = change.default_currency {
+                    account.default_currency = currency;
+                }
+                true
+            })
+            .await?
+            .ok_or_else(|| unauthenticated("this account no longer exists"))?;
+        Ok(profile_of(&account))
     }
 
     // ----- staff ----------------------------------------------------------------------------
@@ -1025,40 +1021,18 @@ impl Accounts {
         disabled: Option<bool>,
     ) -> Result<StaffUser, AppError> {
         let key = email.to_lowercase();
-        for _ in 0..5 {
-            let stored = self
-                .store
-                .document(DocKind::Staff, &key)
-                .await?
-                .ok_or_else(|| AppError::NotFound {
-                    what: "user",
-                    id: key.clone(),
-                })?;
-            let mut user: StaffDoc = decode(&stored)?;
-            if let Some(role) = role {
-                user.role = role;
-            }
-            if let Some(disabled) = disabled {
-                user.disabled = disabled;
-            }
-            match self
-                .store
-                .put_document(
-                    &encode(DocKind::Staff, &key, stored.version + 1, &user)?,
-                    Some(stored.version),
-                )
-                .await
-            {
-                Err(StoreError::Conflict) => {}
-                other => {
-                    other?;
-                    return Ok(staff_of(&user));
-                }
-            }
-        }
-        Err(AppError::Unavailable(
-            "the user is being changed; try again".into(),
-        ))
+        let user = self
+            .update::<StaffDoc>(DocKind::Staff, &key, |user| {
+                user.role = role.unwrap_or(user.role);
+                user.disabled = disabled.unwrap_or(user.disabled);
+                true
+            })
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "user",
+                id: key.clone(),
+            })?;
+        Ok(staff_of(&user))
     }
 
     // ----- API keys -------------------------------------------------------------------------
@@ -1129,41 +1103,24 @@ impl Accounts {
     /// # Errors
     /// [`AppError::NotFound`] for an unknown key.
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, AppError> {
-        for _ in 0..5 {
-            let stored = self
-                .store
-                .document(DocKind::ApiKey, id)
-                .await?
-                .ok_or_else(|| AppError::NotFound {
-                    what: "API key",
-                    id: id.to_owned(),
-                })?;
-            let mut doc: ApiKeyDoc = decode(&stored)?;
-            if doc.key.revoked_at.is_none() {
-                doc.key.revoked_at = Some(self.now());
-            }
-            match self
-                .store
-                .put_document(
-                    &encode(DocKind::ApiKey, id, stored.version + 1, &doc)?,
-                    Some(stored.version),
-                )
-                .await
-            {
-                Err(StoreError::Conflict) => {}
-                other => {
-                    other?;
-                    self.keys
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(id);
-                    return Ok(doc.key);
+        let now = self.now();
+        let doc = self
+            .update::<ApiKeyDoc>(DocKind::ApiKey, id, |doc| {
+                doc.key.revoked_at.is_none() && {
+                    doc.key.revoked_at = Some(now);
+                    true
                 }
-            }
-        }
-        Err(AppError::Unavailable(
-            "the key is being changed; try again".into(),
-        ))
+            })
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "API key",
+                id: id.to_owned(),
+            })?;
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        Ok(doc.key)
     }
 
     // ----- audit ----------------------------------------------------------------------------
