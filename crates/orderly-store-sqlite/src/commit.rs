@@ -127,10 +127,11 @@ impl Prepared {
         })
     }
 
-    /// Writes every part, or fails on the first condition that does not hold (the caller's
-    /// savepoint then undoes the rest).
+    /// Writes every part, or fails on the first condition that does not hold. The conditions
+    /// are read first, so a refused commit has changed nothing (see [`crate::writer`]).
     pub(crate) fn apply(&self, conn: &Connection) -> Result<(), CommitError> {
         let db = |e: rusqlite::Error| CommitError::Store(unavailable(e));
+        self.check(conn)?;
         if let Some((consumer, event_id, job_id)) = &self.handled {
             match exec(
                 conn,
@@ -171,7 +172,7 @@ impl Prepared {
             }
         }
         for m in &self.stock {
-            // The WHERE clause is the guard: a move that would go below zero touches no row.
+            // The WHERE clause guards again: a move that would go below zero touches no row.
             let changed = exec(
                 conn,
                 "UPDATE stock SET available = available + ?1, reserved = reserved + ?2 \
@@ -180,15 +181,7 @@ impl Prepared {
             )
             .map_err(db)?;
             if changed == 0 {
-                let exists = conn
-                    .prepare_cached("SELECT 1 FROM stock WHERE product_id = ?1")
-                    .and_then(|mut s| s.exists([m.product_id.as_str()]))
-                    .map_err(db)?;
-                return Err(if exists {
-                    CommitError::InsufficientStock(m.product_id.clone())
-                } else {
-                    CommitError::UnknownProduct(m.product_id.clone())
-                });
+                return Err(CommitError::InsufficientStock(m.product_id.clone()));
             }
         }
         if let Some(a) = &self.adjustment {
@@ -223,6 +216,64 @@ impl Prepared {
                     params![e.order_id, consumer, lane, seq],
                 )
                 .map_err(db)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Prepared {
+    /// The commit's conditions, read before anything is written, in the order a write would
+    /// meet them: the event not yet handled, the order still at the version read, every stock
+    /// move leaving both counts at zero or above (moves of one product taken in turn).
+    fn check(&self, conn: &Connection) -> Result<(), CommitError> {
+        let db = |e: rusqlite::Error| CommitError::Store(unavailable(e));
+        if let Some((consumer, event_id, _)) = &self.handled {
+            let handled = conn
+                .prepare_cached(
+                    "SELECT 1 FROM handled_events WHERE consumer = ?1 AND event_id = ?2",
+                )
+                .and_then(|mut s| s.exists(params![consumer, event_id]))
+                .map_err(db)?;
+            if handled {
+                return Err(CommitError::AlreadyHandled);
+            }
+        }
+        if let Some((row, expected)) = &self.update {
+            let version: Option<i64> = conn
+                .prepare_cached("SELECT version FROM orders WHERE id = ?1")
+                .and_then(|mut s| s.query_row([row.id.to_string()], |r| r.get(0)).optional())
+                .map_err(db)?;
+            if version != Some(*expected) {
+                return Err(CommitError::VersionConflict(row.id));
+            }
+        }
+        let mut levels: Vec<(&str, i64, i64)> = Vec::with_capacity(self.stock.len());
+        for m in &self.stock {
+            let id = m.product_id.as_str();
+            let at = match levels.iter().position(|l| l.0 == id) {
+                Some(at) => at,
+                None => {
+                    let level: Option<(i64, i64)> = conn
+                        .prepare_cached(
+                            "SELECT available, reserved FROM stock WHERE product_id = ?1",
+                        )
+                        .and_then(|mut s| {
+                            s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+                        })
+                        .map_err(db)?;
+                    let Some((available, reserved)) = level else {
+                        return Err(CommitError::UnknownProduct(m.product_id.clone()));
+                    };
+                    levels.push((id, available, reserved));
+                    levels.len() - 1
+                }
+            };
+            let level = &mut levels[at];
+            level.1 += m.available;
+            level.2 += m.reserved;
+            if level.1 < 0 || level.2 < 0 {
+                return Err(CommitError::InsufficientStock(m.product_id.clone()));
             }
         }
         Ok(())

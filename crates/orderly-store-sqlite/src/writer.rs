@@ -24,28 +24,36 @@ const STATEMENT_CACHE: usize = 64;
 
 /// A write waiting for the thread: run it, then answer once the batch's fate is known.
 trait Write: Send {
-    /// Runs the write inside the batch's transaction, in its own savepoint.
-    fn apply(&mut self, conn: &Connection);
+    /// Runs the write inside the batch's transaction; `guarded`, in a savepoint of its own.
+    /// False if it failed after changing something (possible only unguarded): the batch must
+    /// then be undone and run again, guarded.
+    fn apply(&mut self, conn: &Connection, guarded: bool) -> bool;
     /// Answers the caller: `committed` is the batch's commit (or why it did not happen).
     fn answer(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
 struct Task<F, R, E> {
-    run: Option<F>,
+    run: F,
     result: Option<Result<R, E>>,
     reply: oneshot::Sender<Result<R, E>>,
 }
 
 impl<F, R, E> Write for Task<F, R, E>
 where
-    F: FnOnce(&Connection) -> Result<R, E> + Send,
+    F: Fn(&Connection) -> Result<R, E> + Send,
     R: Send,
     E: From<StoreError> + Send,
 {
-    fn apply(&mut self, conn: &Connection) {
-        if let Some(run) = self.run.take() {
-            self.result = Some(in_savepoint(conn, run));
+    fn apply(&mut self, conn: &Connection, guarded: bool) -> bool {
+        if guarded {
+            self.result = Some(in_savepoint(conn, &self.run));
+            return true;
         }
+        let before = conn.total_changes();
+        let result = (self.run)(conn);
+        let clean = result.is_ok() || conn.total_changes() == before;
+        self.result = Some(result);
+        clean
     }
 
     fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
@@ -62,7 +70,7 @@ where
 /// Runs `run` between `SAVEPOINT` and `RELEASE`, undoing its changes if it fails.
 fn in_savepoint<R, E: From<StoreError>>(
     conn: &Connection,
-    run: impl FnOnce(&Connection) -> Result<R, E>,
+    run: impl Fn(&Connection) -> Result<R, E>,
 ) -> Result<R, E> {
     exec(conn, "SAVEPOINT w").map_err(E::from)?;
     let result = run(conn);
@@ -129,9 +137,13 @@ impl Writer {
     /// Runs `write` on the writer thread, in the next batch, and answers once that batch is
     /// durable (or with the reason it is not). An error from `write` undoes its own changes
     /// only.
+    ///
+    /// `write` should check its conditions before it changes anything: a batch runs without
+    /// savepoints first, and a write that fails after a change makes the thread undo the batch
+    /// and run it again with a savepoint around each write (so `write` may run twice).
     pub(crate) async fn write<R, E>(
         &self,
-        write: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+        write: impl Fn(&Connection) -> Result<R, E> + Send + 'static,
     ) -> Result<R, E>
     where
         R: Send + 'static,
@@ -139,7 +151,7 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let task = Task {
-            run: Some(write),
+            run: write,
             result: None,
             reply,
         };
@@ -193,16 +205,15 @@ fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>) {
     }
 }
 
-/// Runs every write of the batch in one transaction and commits it.
+/// Runs every write of the batch in one transaction and commits it. First without
+/// savepoints, which cost a copy of every page a write touches; if a write failed after
+/// changing something, the batch is undone and run again with a savepoint around each write.
 fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Write>]) -> Result<(), StoreError> {
-    exec(conn, "BEGIN IMMEDIATE")?;
-    for write in batch.iter_mut() {
-        write.apply(conn);
-        if conn.is_autocommit() {
-            // SQLite rolled the whole transaction back (an I/O error, a full disk): nothing of
-            // the batch stands, and every caller must hear so.
+    if !run_batch(conn, batch, false)? {
+        exec(conn, "ROLLBACK")?;
+        if !run_batch(conn, batch, true)? {
             return Err(StoreError::Unavailable(
-                "the transaction was rolled back by SQLite".into(),
+                "a write failed inside its savepoint".into(),
             ));
         }
     }
@@ -211,6 +222,34 @@ fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Write>]) -> Result<(), S
             let _ = exec(conn, "ROLLBACK");
         }
     })
+}
+
+/// Opens the transaction and applies each write; false (with the transaction still open) if
+/// one failed after changing something.
+fn run_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn Write>],
+    guarded: bool,
+) -> Result<bool, StoreError> {
+    if !conn.is_autocommit() {
+        // A transaction left open by a failure to end the last one.
+        exec(conn, "ROLLBACK")?;
+    }
+    exec(conn, "BEGIN IMMEDIATE")?;
+    for write in batch.iter_mut() {
+        let clean = write.apply(conn, guarded);
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a full disk): nothing of
+            // the batch stands, and every caller must hear so.
+            return Err(StoreError::Unavailable(
+                "the transaction was rolled back by SQLite".into(),
+            ));
+        }
+        if !clean {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A failure of the database itself: the caller may try again.
