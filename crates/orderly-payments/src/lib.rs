@@ -15,7 +15,7 @@ pub use stripe::{Stripe, StripeSettings, WebhookError, WebhookEvent, verify_webh
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -74,7 +74,28 @@ impl SimulatedSettings {
 /// attempt, so retries eventually get through.
 pub struct SimulatedPayments {
     settings: SimulatedSettings,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    /// With a ledger file: the thread that appends to it, many calls per fsync.
+    ledger: Option<mpsc::Sender<LedgerCall>>,
+}
+
+/// A call waiting for the ledger: its decision is made, and written, by the ledger thread.
+struct LedgerCall {
+    op: &'static str,
+    key: String,
+    reply: tokio::sync::oneshot::Sender<Result<String, PaymentError>>,
+}
+
+/// What the provider answers a call with, given what it has done before.
+enum Decision {
+    /// Done before under this key: the same answer again.
+    Done(String),
+    /// A new operation with this reference, to be recorded.
+    New(String),
+    /// Declined by the issuer.
+    Declined,
+    /// A void with nothing charged to void.
+    NothingToVoid,
 }
 
 #[derive(Default)]
@@ -143,7 +164,8 @@ impl SimulatedPayments {
     pub fn new(settings: SimulatedSettings) -> Self {
         SimulatedPayments {
             settings,
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
+            ledger: None,
         }
     }
 
@@ -160,9 +182,17 @@ impl SimulatedPayments {
             .open_ledger()
             .map_err(|e| format!("cannot open payment ledger {}: {e}", path.display()))?;
         drop(file);
+        let state = Arc::new(Mutex::new(state));
+        let (ledger, calls) = mpsc::channel();
+        let (writer_state, writer_settings) = (Arc::clone(&state), settings.clone());
+        std::thread::Builder::new()
+            .name("orderly-payment-ledger".into())
+            .spawn(move || write_ledger(&writer_state, &writer_settings, &calls))
+            .map_err(|e| format!("cannot start the payment ledger: {e}"))?;
         Ok(SimulatedPayments {
             settings,
-            state: Mutex::new(state),
+            state,
+            ledger: Some(ledger),
         })
     }
 
@@ -181,54 +211,165 @@ impl SimulatedPayments {
             .collect())
     }
 
-    async fn call(&self, key: &str, op: &str) -> Result<String, PaymentError> {
+    async fn call(&self, key: &str, op: &'static str) -> Result<String, PaymentError> {
         if !self.settings.latency.is_zero() {
             tokio::time::sleep(self.settings.latency).await;
         }
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| PaymentError::Transient("simulator state poisoned".into()))?;
-        let attempt = {
-            let n = state.calls.entry(key.to_owned()).or_default();
-            *n += 1;
-            *n
-        };
-        if share(hash(self.settings.seed, key, attempt)) < self.settings.transient_rate {
-            tracing::info!(key, attempt, "simulated provider: transient failure");
-            return Err(PaymentError::Transient(format!(
-                "simulated {op} outage (attempt {attempt})"
-            )));
-        }
-        let ledger_error =
-            |e: std::io::Error| PaymentError::Transient(format!("simulated ledger: {e}"));
-        // Held (locked) until this call has answered, so two processes never both charge a key.
-        let ledger = state.open_ledger().map_err(ledger_error)?;
-        let entry = format!("{op} {key}");
-        if let Some(reference) = state.done.get(&entry) {
-            return Ok(reference.clone());
-        }
-        // The issuer says yes or no when the money is reserved, as with real cards.
-        if op == "authorize" && share(hash(self.settings.seed, key, 0)) < self.settings.decline_rate
+        let poisoned = || PaymentError::Transient("simulator state poisoned".into());
         {
-            return Err(PaymentError::Declined("card_declined (simulated)".into()));
+            let mut state = self.state.lock().map_err(|_| poisoned())?;
+            let attempt = {
+                let n = state.calls.entry(key.to_owned()).or_default();
+                *n += 1;
+                *n
+            };
+            if share(hash(self.settings.seed, key, attempt)) < self.settings.transient_rate {
+                tracing::info!(key, attempt, "simulated provider: transient failure");
+                return Err(PaymentError::Transient(format!(
+                    "simulated {op} outage (attempt {attempt})"
+                )));
+            }
+            if self.ledger.is_none() {
+                return answer(
+                    decide(&mut state, &self.settings, op, key),
+                    op,
+                    key,
+                    &mut state,
+                );
+            }
         }
-        if op == "void" && !state.done.contains_key(&format!("capture {key}")) {
-            // Nothing was charged under this key: nothing to void.
-            return Ok(String::new());
-        }
-        let reference = format!("sim_{op}_{:016x}", hash(self.settings.seed, key, u64::MAX));
-        if let Some(mut file) = ledger {
-            // As at a real provider, the operation exists once it is answered: record it first.
-            let line = format!("{entry} {reference}\n");
-            file.write_all(line.as_bytes())
-                .and_then(|()| file.sync_data())
-                .map_err(ledger_error)?;
-            state.read_to += line.len() as u64;
-        }
-        state.done.insert(entry, reference.clone());
-        Ok(reference)
+        // The ledger thread decides and records, so that what it answers is on disk first.
+        let (reply, answered) = tokio::sync::oneshot::channel();
+        let stopped = || PaymentError::Transient("the simulated ledger stopped".into());
+        self.ledger
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(LedgerCall {
+                op,
+                key: key.to_owned(),
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
+}
+
+/// What a call gets, given what was done before (`state.done`, up to date).
+fn decide(state: &mut State, settings: &SimulatedSettings, op: &str, key: &str) -> Decision {
+    if let Some(reference) = state.done.get(&format!("{op} {key}")) {
+        return Decision::Done(reference.clone());
+    }
+    // The issuer says yes or no when the money is reserved, as with real cards.
+    if op == "authorize" && share(hash(settings.seed, key, 0)) < settings.decline_rate {
+        return Decision::Declined;
+    }
+    if op == "void" && !state.done.contains_key(&format!("capture {key}")) {
+        // Nothing was charged under this key: nothing to void.
+        return Decision::NothingToVoid;
+    }
+    Decision::New(format!(
+        "sim_{op}_{:016x}",
+        hash(settings.seed, key, u64::MAX)
+    ))
+}
+
+/// The answer to a call decided in memory (no ledger file).
+fn answer(
+    decision: Decision,
+    op: &str,
+    key: &str,
+    state: &mut State,
+) -> Result<String, PaymentError> {
+    match decision {
+        Decision::Done(reference) => Ok(reference),
+        Decision::Declined => Err(PaymentError::Declined("card_declined (simulated)".into())),
+        Decision::NothingToVoid => Ok(String::new()),
+        Decision::New(reference) => {
+            state.done.insert(format!("{op} {key}"), reference.clone());
+            Ok(reference)
+        }
+    }
+}
+
+/// The ledger thread: takes every call waiting, locks the file (catching up on what other
+/// processes appended), decides each call, appends the new operations, makes them durable with
+/// one `fsync`, and only then answers: as at a real provider, an operation exists once it is
+/// answered. Ends when the provider is dropped.
+fn write_ledger(
+    state: &Mutex<State>,
+    settings: &SimulatedSettings,
+    calls: &mpsc::Receiver<LedgerCall>,
+) {
+    while let Ok(first) = calls.recv() {
+        let mut batch = vec![first];
+        batch.extend(calls.try_iter().take(1023));
+        let Ok(mut state) = state.lock() else {
+            for call in batch {
+                let _ = call.reply.send(Err(PaymentError::Transient(
+                    "simulator state poisoned".into(),
+                )));
+            }
+            continue;
+        };
+        let outcome = record(&mut state, settings, &batch);
+        let failed = outcome.is_err();
+        let answers = match outcome {
+            Ok(answers) => answers,
+            Err(e) => {
+                let error = PaymentError::Transient(format!("simulated ledger: {e}"));
+                vec![Err(error); batch.len()]
+            }
+        };
+        drop(state);
+        if failed {
+            tracing::warn!("simulated payment ledger could not be written");
+        }
+        for (call, answer) in batch.into_iter().zip(answers) {
+            let _ = call.reply.send(answer);
+        }
+    }
+}
+
+/// Decides and durably records one batch of calls; the answers, in order.
+fn record(
+    state: &mut State,
+    settings: &SimulatedSettings,
+    batch: &[LedgerCall],
+) -> std::io::Result<Vec<Result<String, PaymentError>>> {
+    // Held (locked) until the batch is on disk, so two processes never both charge a key.
+    let Some(mut file) = state.open_ledger()? else {
+        return Err(std::io::Error::other("no ledger file"));
+    };
+    let mut lines = String::new();
+    let mut new = Vec::new();
+    let mut answers = Vec::with_capacity(batch.len());
+    for call in batch {
+        answers.push(match decide(state, settings, call.op, &call.key) {
+            Decision::New(reference) => {
+                let entry = format!("{} {}", call.op, call.key);
+                lines.push_str(&format!("{entry} {reference}\n"));
+                // Seen at once by the rest of the batch: a key twice in it charges once.
+                state.done.insert(entry.clone(), reference.clone());
+                new.push(entry);
+                Ok(reference)
+            }
+            decision => answer(decision, call.op, &call.key, state),
+        });
+    }
+    if !lines.is_empty() {
+        let written = file
+            .write_all(lines.as_bytes())
+            .and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            // Not recorded, so not done: a retry decides again.
+            for entry in new {
+                state.done.remove(&entry);
+            }
+            return Err(e);
+        }
+        state.read_to += lines.len() as u64;
+    }
+    Ok(answers)
 }
 
 #[async_trait]
@@ -370,6 +511,44 @@ mod tests {
             .unwrap();
         let ledger = SimulatedPayments::read_ledger(&path).unwrap();
         assert_eq!(ledger.len(), 2, "{ledger:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_share_fsyncs_and_still_charge_each_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.ledger");
+        let p =
+            Arc::new(SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap());
+        let mut calls = tokio::task::JoinSet::new();
+        // 200 keys, each captured three times at once: one line per key, one answer per key.
+        for round in 0..3 {
+            for i in 0..200 {
+                let p = Arc::clone(&p);
+                calls.spawn(async move {
+                    let key = format!("order:{i}:capture");
+                    (
+                        round,
+                        key.clone(),
+                        p.capture(&request(&key), "auth").await.unwrap(),
+                    )
+                });
+            }
+        }
+        let mut answers: HashMap<String, String> = HashMap::new();
+        while let Some(done) = calls.join_next().await {
+            let (_, key, reference) = done.unwrap();
+            let first = answers.entry(key).or_insert_with(|| reference.clone());
+            assert_eq!(*first, reference);
+        }
+        assert_eq!(answers.len(), 200);
+        let ledger = SimulatedPayments::read_ledger(&path).unwrap();
+        assert_eq!(ledger.len(), 200, "each key recorded once");
+        // A void after the capture undoes it; without one there is nothing to void.
+        p.void(&request("order:7:capture")).await.unwrap();
+        p.void(&request("order:999:capture")).await.unwrap();
+        let ledger = SimulatedPayments::read_ledger(&path).unwrap();
+        assert_eq!(ledger.len(), 201);
+        assert_eq!(ledger[200].0, "void");
     }
 
     #[tokio::test]

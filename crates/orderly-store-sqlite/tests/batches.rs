@@ -101,7 +101,10 @@ async fn an_import_meeting_a_taken_id_writes_none_of_its_orders() {
         .await
         .unwrap();
     let existing = fixtures::order("alice", &[("001", 1)]);
-    store.import_orders(&[existing.clone()]).await.unwrap();
+    store
+        .import_orders(std::slice::from_ref(&existing))
+        .await
+        .unwrap();
     let fresh_orders: Vec<_> = (0..20)
         .map(|i| fixtures::order(&format!("d{i}"), &[("001", 1)]))
         .collect();
