@@ -554,9 +554,7 @@ pub struct DispatcherSettings {
 impl Default for DispatcherSettings {
     fn default() -> Self {
         DispatcherSettings {
-            // Steps mostly wait (on a commit, a provider): many in flight keep the writer's
-            // batches full.
-            batch: 256,
+            batch: 64,
             lease: Duration::from_secs(60),
             idle_poll: Duration::from_secs(1),
         }

@@ -265,6 +265,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatcher_settings = DispatcherSettings {
         lease: settings.job_lease,
+        // Embedded, a step mostly waits for the writer's next batch, and more steps in flight
+        // fill those batches; on PostgreSQL each step holds one of the pool's connections, and
+        // more than a few per connection starve the API of them.
+        batch: if backend.is_embedded() { 256 } else { 64 },
         ..DispatcherSettings::default()
     };
     let dispatcher = tokio::spawn(
