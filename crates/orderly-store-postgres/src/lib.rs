@@ -29,7 +29,7 @@ use orderly_domain::{
     Timestamp,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
 use uuid::Uuid;
 
 pub mod testing;
@@ -543,142 +543,127 @@ fn refused(e: CommitError) -> Attempt {
     Attempt::Refused(e)
 }
 
-/// Runs the parts of a commit inside `tx`; the caller commits or (on error) drops it.
-async fn apply(tx: &mut Transaction<'static, Postgres>, commit: &Commit) -> Result<(), Attempt> {
-    if let Some(h) = &commit.handled {
-        let inserted = sqlx::query(
-            "INSERT INTO handled_events (consumer, event_id, at) \
-             VALUES ($1, $2, (extract(epoch from now()) * 1000)::bigint)",
-        )
-        .bind(h.consumer.as_str())
-        .bind(h.event_id.uuid())
-        .execute(&mut **tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(refused(CommitError::AlreadyHandled)),
-            other => other?,
-        };
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(h.job_id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    if let Some(rec) = &commit.idempotency {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&rec.key)
-        .bind(&rec.request_hash)
-        .bind(rec.order_id.uuid())
-        .bind(rec.created_at.millis())
-        .execute(&mut **tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(refused(CommitError::IdempotencyKeyTaken));
-            }
-            other => other?,
-        };
-    }
-    match &commit.order {
-        Some(OrderWrite::Insert(order)) => {
-            sqlx::query(
-                "INSERT INTO orders (id, customer_id, status, version, created_at, doc) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(order.id.uuid())
-            .bind(order.customer_id.as_str())
-            .bind(order.status.as_str())
-            .bind(i64::from(order.version))
-            .bind(order.created_at.millis())
-            .bind(encode(order)?)
-            .execute(&mut **tx)
-            .await?;
-        }
+/// The statement that applies one [`Commit`]: the `orderly_commit` function (migration 0004),
+/// which does every part in one round trip and raises an `OY…` code for a condition that does
+/// not hold.
+const COMMIT: &str = "SELECT orderly_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+     $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";
+
+/// Applies a commit in one statement (its own transaction).
+async fn apply(pool: &PgPool, commit: &Commit) -> Result<(), Attempt> {
+    let handled = commit.handled.as_ref();
+    let idem = commit.idempotency.as_ref();
+    let (order, expected) = match &commit.order {
+        Some(OrderWrite::Insert(order)) => (Some(order), None),
         Some(OrderWrite::Update {
             order,
             expected_version,
-        }) => {
-            let done = sqlx::query(
-                "UPDATE orders SET status = $1, version = $2, doc = $3 WHERE id = $4 AND version = $5",
-            )
-            .bind(order.status.as_str())
-            .bind(i64::from(order.version))
-            .bind(encode(order)?)
-            .bind(order.id.uuid())
-            .bind(i64::from(*expected_version))
-            .execute(&mut **tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(refused(CommitError::VersionConflict(order.id)));
-            }
-        }
-        None => {}
-    }
-    // Moves arrive sorted by product id, so concurrent commits lock stock rows in one order.
-    for m in &commit.stock {
-        // The WHERE clause is the guard: a move that would go below zero touches no row.
-        let done = sqlx::query(
-            "UPDATE stock SET available = available + $1, reserved = reserved + $2 \
-             WHERE product_id = $3 AND available + $1 >= 0 AND reserved + $2 >= 0",
-        )
-        .bind(m.available)
-        .bind(m.reserved)
-        .bind(m.product_id.as_str())
-        .execute(&mut **tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let exists: Option<(i32,)> =
-                sqlx::query_as("SELECT 1 FROM stock WHERE product_id = $1")
-                    .bind(m.product_id.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            return Err(refused(match exists {
-                Some(_) => CommitError::InsufficientStock(m.product_id.clone()),
-                None => CommitError::UnknownProduct(m.product_id.clone()),
-            }));
-        }
-    }
-    if let Some(a) = &commit.adjustment {
-        sqlx::query(
-            "INSERT INTO stock_adjustments (product_id, delta, reason, actor, at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(a.product_id.as_str())
-        .bind(a.delta)
-        .bind(&a.reason)
-        .bind(&a.actor)
-        .bind(a.at.millis())
-        .execute(&mut **tx)
-        .await?;
-    }
-    for out in &commit.events {
-        let event = &out.event;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO events (id, order_id, kind, at, payload) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING seq",
-        )
-        .bind(event.id.uuid())
-        .bind(event.order_id.uuid())
-        .bind(event.kind.as_str())
-        .bind(event.time.millis())
-        .bind(encode(event)?)
-        .fetch_one(&mut **tx)
-        .await?;
+        }) => (
+            Some(order),
+            Some(i32::try_from(*expected_version).map_err(corrupt)?),
+        ),
+        None => (None, None),
+    };
+    let order_doc = order.map(encode).transpose()?;
+    let order_version = order
+        .map(|o| i32::try_from(o.version).map_err(corrupt))
+        .transpose()?;
+    let adj = commit.adjustment.as_ref();
+    let mut job_events = Vec::new();
+    let mut job_consumers = Vec::new();
+    let mut job_lanes = Vec::new();
+    for (i, out) in commit.events.iter().enumerate() {
+        let index = i32::try_from(i + 1).map_err(corrupt)?;
         for consumer in &out.consumers {
-            sqlx::query(
-                "INSERT INTO jobs (order_id, consumer, lane, event_seq, next_at) VALUES ($1, $2, $3, $4, 0)",
-            )
-            .bind(event.order_id.uuid())
-            .bind(consumer.as_str())
-            .bind(consumer.lane().as_str())
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
+            job_events.push(index);
+            job_consumers.push(consumer.as_str());
+            job_lanes.push(consumer.lane().as_str());
         }
     }
-    Ok(())
+    let payloads = commit
+        .events
+        .iter()
+        .map(|o| encode(&o.event))
+        .collect::<Result<Vec<_>, _>>()?;
+    let done = sqlx::query(COMMIT)
+        .bind(handled.map(|h| h.consumer.as_str()))
+        .bind(handled.map(|h| h.event_id.uuid()))
+        .bind(handled.map(|h| h.job_id))
+        .bind(idem.map(|r| r.key.as_str()))
+        .bind(idem.map(|r| r.request_hash.as_str()))
+        .bind(idem.map(|r| r.order_id.uuid()))
+        .bind(idem.map(|r| r.created_at.millis()))
+        .bind(order.map(|o| o.id.uuid()))
+        .bind(order.map(|o| o.customer_id.as_str()))
+        .bind(order.map(|o| o.status.as_str()))
+        .bind(order_version)
+        .bind(order.map(|o| o.created_at.millis()))
+        .bind(order_doc)
+        .bind(expected)
+        .bind(
+            commit
+                .stock
+                .iter()
+                .map(|m| m.product_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(commit.stock.iter().map(|m| m.available).collect::<Vec<_>>())
+        .bind(commit.stock.iter().map(|m| m.reserved).collect::<Vec<_>>())
+        .bind(adj.map(|a| a.product_id.as_str()))
+        .bind(adj.map(|a| a.delta))
+        .bind(adj.map(|a| a.reason.as_str()))
+        .bind(adj.map(|a| a.actor.as_str()))
+        .bind(adj.map(|a| a.at.millis()))
+        .bind(
+            commit
+                .events
+                .iter()
+                .map(|o| o.event.id.uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            commit
+                .events
+                .iter()
+                .map(|o| o.event.order_id.uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            commit
+                .events
+                .iter()
+                .map(|o| o.event.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            commit
+                .events
+                .iter()
+                .map(|o| o.event.time.millis())
+                .collect::<Vec<_>>(),
+        )
+        .bind(payloads)
+        .bind(job_events)
+        .bind(job_consumers)
+        .bind(job_lanes)
+        .execute(pool)
+        .await;
+    let Err(e) = done else { return Ok(()) };
+    let Some(db) = e.as_database_error() else {
+        return Err(e.into());
+    };
+    let product = || ProductId::parse(db.message()).map_err(corrupt);
+    Err(match db.code().as_deref() {
+        Some("OY001") => refused(CommitError::AlreadyHandled),
+        Some("OY002") => refused(CommitError::IdempotencyKeyTaken),
+        Some("OY003") => match order {
+            Some(o) => refused(CommitError::VersionConflict(o.id)),
+            None => Attempt::from(corrupt("a version conflict without an order")),
+        },
+        Some("OY004") => refused(CommitError::InsufficientStock(product()?)),
+        Some("OY005") => refused(CommitError::UnknownProduct(product()?)),
+        _ => e.into(),
+    })
 }
 
 /// Transactions retried after a serialization failure or deadlock.
@@ -727,13 +712,8 @@ impl UnitOfWork for PgStore {
                 // 5, 10, 20, 40, 80 ms: long enough for the other transaction to finish.
                 tokio::time::sleep(Duration::from_millis(5 << (attempt - 1))).await;
             }
-            let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            match apply(&mut tx, &commit).await {
-                Ok(()) => match tx.commit().await {
-                    Ok(()) => return Ok(()),
-                    Err(e) if is_retryable(&e) => last = Some(e),
-                    Err(e) => return Err(CommitError::Store(unavailable(e))),
-                },
+            match apply(&self.pool, &commit).await {
+                Ok(()) => return Ok(()),
                 Err(Attempt::Refused(e)) => return Err(e),
                 Err(Attempt::Retry(e)) => {
                     tracing::debug!(error = %e, attempt, "transaction conflict; retrying");
