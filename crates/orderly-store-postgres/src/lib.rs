@@ -28,8 +28,8 @@ use orderly_domain::{
     Customer, CustomerId, Event, Order, OrderId, Product, ProductId, StockAdjustment, StockLevel,
     Timestamp,
 };
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use uuid::Uuid;
 
 pub mod testing;

@@ -191,7 +191,19 @@ fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>) {
             }
         }
         if !batch.is_empty() {
-            let committed = commit_batch(&conn, &mut batch);
+            // A write that panics must not take the thread, and with it every later write,
+            // down: its batch is rolled back and its callers hear so.
+            let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                commit_batch(&conn, &mut batch)
+            }))
+            .unwrap_or_else(|_| {
+                if !conn.is_autocommit() {
+                    let _ = exec(&conn, "ROLLBACK");
+                }
+                Err(StoreError::Unavailable(
+                    "a write failed unexpectedly; nothing of its batch was written".into(),
+                ))
+            });
             for write in batch.drain(..) {
                 write.answer(committed.clone());
             }
@@ -269,4 +281,45 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
                         | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
                 )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic, clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let writer = Writer::start(&path, Duration::from_secs(1)).unwrap();
+        let broken = writer.write(|c| -> Result<(), StoreError> {
+            c.execute("INSERT INTO t VALUES (1)", [])
+                .map_err(unavailable)?;
+            panic!("a bug inside a write");
+        });
+        assert!(matches!(broken.await, Err(StoreError::Unavailable(_))));
+        writer
+            .write(|c| {
+                c.execute("INSERT INTO t VALUES (2)", [])
+                    .map(|_| ())
+                    .map_err(unavailable)
+            })
+            .await
+            .unwrap();
+        let rows: Vec<i64> = writer
+            .write(|c| {
+                c.prepare("SELECT x FROM t")
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                    .map_err(unavailable)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, [2], "the panicking write's row was rolled back");
+        writer.close().await;
+    }
 }
