@@ -572,20 +572,16 @@ impl Accounts {
         password: &str,
         source: &str,
     ) -> Result<Tokens, AppError> {
-        let key = self.before_login(email, source)?;
-        let stored = match &key {
-            Some(key) => self.store.document(DocKind::Account, key).await?,
-            None => None,
-        };
-        let account = stored.map(|d| decode::<AccountDoc>(&d)).transpose()?;
-        let ok = verify_password(
-            password.to_owned(),
-            account.as_ref().map(|a| a.password_hash.clone()),
-        )
-        .await;
-        let (Some(key), Some(account), true) = (key, account, ok) else {
-            return Err(self.login_failed(email, source, "customer").await);
-        };
+        let (key, account) = self
+            .check_password::<AccountDoc>(
+                DocKind::Account,
+                "customer",
+                email,
+                password,
+                source,
+                |a| &a.password_hash,
+            )
+            .await?;
         self.failures_per_account.clear(&key);
         self.start_session(
             SubjectKind::Customer,
@@ -607,20 +603,11 @@ impl Accounts {
         password: &str,
         source: &str,
     ) -> Result<Tokens, AppError> {
-        let key = self.before_login(email, source)?;
-        let stored = match &key {
-            Some(key) => self.store.document(DocKind::Staff, key).await?,
-            None => None,
-        };
-        let user = stored.map(|d| decode::<StaffDoc>(&d)).transpose()?;
-        let ok = verify_password(
-            password.to_owned(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await;
-        let (Some(key), Some(user), true) = (key, user, ok) else {
-            return Err(self.login_failed(email, source, "staff").await);
-        };
+        let (key, user) = self
+            .check_password::<StaffDoc>(DocKind::Staff, "staff", email, password, source, |u| {
+                &u.password_hash
+            })
+            .await?;
         if user.disabled {
             self.audit(
                 format!("staff:{key}"),
@@ -637,6 +624,36 @@ impl Accounts {
             .await;
         self.start_session(SubjectKind::Staff, &key, &key, Some(user.role), source)
             .await
+    }
+
+    /// Checks an e-mail and password against the stored document of `kind` (customer accounts
+    /// or staff users): the rate limits first, then one argon2 verification whether or not the
+    /// e-mail is known, so an unknown e-mail and a wrong password take the same time and get
+    /// the same answer. The normalised e-mail and the document if the password is right.
+    async fn check_password<T: DeserializeOwned>(
+        &self,
+        kind: DocKind,
+        who: &str,
+        email: &str,
+        password: &str,
+        source: &str,
+        hash: impl Fn(&T) -> &str,
+    ) -> Result<(String, T), AppError> {
+        let key = self.before_login(email, source)?;
+        let stored = match &key {
+            Some(key) => self.store.document(kind, key).await?,
+            None => None,
+        };
+        let doc = stored.map(|d| decode::<T>(&d)).transpose()?;
+        let ok = verify_password(
+            password.to_owned(),
+            doc.as_ref().map(|d| hash(d).to_owned()),
+        )
+        .await;
+        let (Some(key), Some(doc), true) = (key, doc, ok) else {
+            return Err(self.login_failed(email, source, who).await);
+        };
+        Ok((key, doc))
     }
 
     /// The rate-limit checks every log-in passes; the normalised e-mail if it is one.

@@ -85,9 +85,9 @@ fn in_savepoint<R, E: From<StoreError>>(
     }
 }
 
+/// Runs one statement without parameters (transaction control).
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(sql)
-        .and_then(|mut s| s.execute([]))
+    crate::commit::exec(conn, sql, [])
         .map(|_| ())
         .map_err(unavailable)
 }
