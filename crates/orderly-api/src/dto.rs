@@ -13,10 +13,10 @@ use orderly_domain::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Exact money: the amount as a decimal string with the currency's decimal places.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, SimpleObject)]
+/// Exact money in an answer: the amount as a decimal string with the currency's decimal places,
+/// and the same amount as a receipt prints it.
+#[derive(Clone, Debug, Serialize, ToSchema, SimpleObject)]
 #[graphql(name = "Money")]
-#[serde(deny_unknown_fields)]
 pub struct MoneyDto {
     /// Decimal string, e.g. `"279.98"` (USD), `"1500"` (JPY), `"1.250"` (KWD).
     #[schema(example = "279.98")]
@@ -24,9 +24,8 @@ pub struct MoneyDto {
     /// ISO 4217 code.
     #[schema(example = "USD")]
     pub currency: String,
-    /// As a receipt shows it: `$279.98`, `€83.09`, `¥30,248`, `KWD 24.593` (answers only).
-    #[serde(default, skip_deserializing, skip_serializing_if = "String::is_empty")]
-    #[schema(example = "$279.98", read_only)]
+    /// As a receipt shows it: `$279.98`, `€83.09`, `¥30,248`, `KWD 24.593`.
+    #[schema(example = "$279.98")]
     pub formatted: String,
 }
 
@@ -40,7 +39,23 @@ impl From<Money> for MoneyDto {
     }
 }
 
-impl MoneyDto {
+/// Exact money in a request: the amount as a decimal string with at most the currency's decimal
+/// places.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyInput {
+    /// Decimal string, e.g. `"279.98"` (USD), `"1500"` (JPY), `"1.250"` (KWD).
+    #[schema(example = "279.98")]
+    pub amount: String,
+    /// ISO 4217 code.
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// Ignored: accepted so that a price read from an answer can be sent back unchanged.
+    #[serde(default)]
+    pub formatted: Option<String>,
+}
+
+impl MoneyInput {
     fn parse(&self, field: &str) -> Result<Money, ValueError> {
         let currency = Currency::parse(&self.currency)
             .map_err(|e| ValueError::new(&format!("{field}.currency"), e.to_string()))?;
@@ -575,7 +590,7 @@ pub struct ProductPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_prices(prices: &[MoneyDto], errors: &mut Vec<ValueError>) -> Vec<Money> {
+fn parse_prices(prices: &[MoneyInput], errors: &mut Vec<ValueError>) -> Vec<Money> {
     prices
         .iter()
         .enumerate()
@@ -598,7 +613,7 @@ pub struct CreateProductRequest {
     #[schema(example = "Bluetooth Speaker")]
     pub name: String,
     /// At least one price; one per currency.
-    pub prices: Vec<MoneyDto>,
+    pub prices: Vec<MoneyInput>,
     /// Units on hand (default 0).
     #[serde(default)]
     pub stock: i64,
@@ -645,7 +660,7 @@ pub struct UpdateProductRequest {
     pub name: Option<String>,
     /// New price list, replacing the old one.
     #[serde(default)]
-    pub prices: Option<Vec<MoneyDto>>,
+    pub prices: Option<Vec<MoneyInput>>,
     /// On sale or not.
     #[serde(default)]
     pub active: Option<bool>,

@@ -4,7 +4,13 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
 use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+/// `2026-11-22T10:15:30.120Z`: always three fractional digits, always `Z`.
+const MILLIS_UTC: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// A UTC instant with millisecond precision, the same in every storage backend.
 ///
@@ -31,13 +37,14 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
-    /// RFC 3339 text in UTC with milliseconds.
+    /// RFC 3339 text in UTC with exactly three fractional digits (`…:30.120Z`, never
+    /// `…:30.12Z`): the shape docs/API.md promises, so clients may parse it with a fixed format.
     #[must_use]
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
         OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
+            .and_then(|t| t.format(MILLIS_UTC).ok())
             .unwrap_or_else(|| format!("@{}ms", self.0))
     }
 
@@ -88,5 +95,21 @@ mod tests {
         let text = t.to_rfc3339();
         assert!(text.ends_with(".123Z"), "{text}");
         assert_eq!(Timestamp::parse_rfc3339(&text).unwrap(), t);
+    }
+
+    #[test]
+    fn timestamps_always_carry_three_fractional_digits() {
+        for (ms, tail) in [
+            (1_795_000_000_120, ":40.120Z"),
+            (1_795_000_000_100, ":40.100Z"),
+            (1_795_000_000_000, ":40.000Z"),
+            (1_795_000_000_007, ":40.007Z"),
+            (0, "1970-01-01T00:00:00.000Z"),
+        ] {
+            let text = Timestamp::from_millis(ms).to_rfc3339();
+            assert!(text.ends_with(tail), "{ms}: {text}");
+            assert_eq!(text.len(), 24, "{text}");
+            assert_eq!(Timestamp::parse_rfc3339(&text).unwrap().millis(), ms);
+        }
     }
 }
