@@ -6,8 +6,9 @@
 //!   products are fetched through per-request [`DataLoader`]s, so a page of 50 orders costs one
 //!   read for the orders, one for all their customers and one for all their products.
 //! - Errors carry the REST problem codes in `extensions` (`code`, `type`, `status`,
-//!   `fieldErrors`, `requestId`); queries deeper than [`MAX_DEPTH`] or costlier than
-//!   [`MAX_COMPLEXITY`] are refused before anything runs.
+//!   `fieldErrors`, `requestId`); queries deeper than [`MAX_DEPTH`], costlier than
+//!   [`MAX_COMPLEXITY`], with more than [`MAX_ALIASES`] aliases or more than [`MAX_FIELDS`]
+//!   fields (`limits`) are refused before anything runs.
 //! - The schema's SDL is committed as `docs/schema.graphql`; a test fails when they drift.
 
 use std::collections::HashMap;
@@ -30,6 +31,10 @@ use orderly_domain::{
     Actor, Currency, Customer, CustomerId, Order, OrderId, OrderLine, OrderStatus, Product,
     ProductId, ValueError,
 };
+
+mod limits;
+
+pub use limits::{MAX_ALIASES, MAX_FIELDS};
 
 use crate::auth::{Access, Caller, denied};
 use crate::dto::{
@@ -878,8 +883,11 @@ pub async fn execute(
     Extension(schema): Extension<OrderlySchema>,
     Extension(accounts): Extension<Arc<Accounts>>,
     caller: Caller,
-    ApiJson(request): ApiJson<async_graphql::Request>,
+    ApiJson(mut request): ApiJson<async_graphql::Request>,
 ) -> Json<async_graphql::Response> {
+    if let Some(refused) = too_large(&mut request) {
+        return Json(async_graphql::Response::from_errors(vec![refused]));
+    }
     // Keys asked for within LOADER_WINDOW of the first are read in one call; one level of a
     // query asks for all of its keys well inside it.
     let loader = DataLoader::with_cache(CatalogLoader(app), tokio::spawn, HashMapCache::default())
@@ -888,6 +896,38 @@ pub async fn execute(
     let mut response = schema.execute(request).await;
     response.errors.iter_mut().for_each(explain);
     Json(response)
+}
+
+/// The error for a request that selects too many fields or aliases, counted with fragments
+/// expanded; `None` when it is within the limits or does not parse (execution then reports the
+/// syntax error as usual).
+fn too_large(request: &mut async_graphql::Request) -> Option<ServerError> {
+    let size = limits::measure(request.parsed_query().ok()?);
+    let (code, message) = if size.aliases > MAX_ALIASES {
+        (
+            "query-too-many-aliases",
+            format!(
+                "the query has {} aliased fields, more than {MAX_ALIASES}; fetch many orders with orders(first: …) and page",
+                size.aliases
+            ),
+        )
+    } else if size.fields > MAX_FIELDS {
+        (
+            "query-too-large",
+            format!(
+                "the query selects {} fields (fragments counted where they are used), more than {MAX_FIELDS}; select fewer fields, or split it",
+                size.fields
+            ),
+        )
+    } else {
+        return None;
+    };
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    Some(error)
 }
 
 const GRAPHIQL_HTML: &str = include_str!("../assets/graphiql/index.html");

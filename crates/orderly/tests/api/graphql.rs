@@ -407,11 +407,30 @@ async fn limits_refuse_abuse_while_introspection_and_graphiql_work() {
     let (code, error) = error_code(&server, &deep, Value::Null).await;
     assert_eq!(code, "query-too-deep", "{error}");
 
-    let aliases: String = (0..40)
+    let aliases: String = (0..20)
         .map(|i| format!("a{i}: orders(first: 100) {{ edges {{ node {{ id status customer {{ name }} }} }} }} "))
         .collect();
     let (code, error) = error_code(&server, &format!("{{ {aliases} }}"), Value::Null).await;
     assert_eq!(code, "query-too-complex", "{error}");
+    // A thousand cheap aliases stay within depth and cost; the alias cap refuses them.
+    let aliases: String = (0..1000)
+        .map(|i| format!("a{i}: getOrder(id: \"{i}\") {{ id }} "))
+        .collect();
+    let (code, error) = error_code(&server, &format!("{{ {aliases} }}"), Value::Null).await;
+    assert_eq!(code, "query-too-many-aliases", "{error}");
+    // Thirty are fine.
+    let aliases: String = (0..30)
+        .map(|i| format!("a{i}: getOrder(id: \"{i}\") {{ id }} "))
+        .collect();
+    let answer = data(&server, &format!("{{ {aliases} }}"), Value::Null).await;
+    assert_eq!(answer["a29"], Value::Null);
+    // Fields multiplied through a fragment count where they are used.
+    let fields = "id status ".repeat(30);
+    let spreads = "...F ".repeat(20);
+    let query =
+        format!("{{ getOrder(id: \"x\") {{ {spreads} }} }} fragment F on Order {{ {fields} }}");
+    let (code, error) = error_code(&server, &query, Value::Null).await;
+    assert_eq!(code, "query-too-large", "{error}");
     let (code, _) = error_code(&server, "{ orders { nope } }", Value::Null).await;
     assert_eq!(code, "invalid-query");
     let (code, _) = error_code(&server, "{ orders ", Value::Null).await;
