@@ -13,6 +13,8 @@
 //! - [`problem`]: RFC 9457 errors with stable `type`s; the one error shape of the API.
 //! - `extract`: JSON and query extractors whose rejections are problems.
 //! - `request`: the request id and the per-request tracing span.
+//! - [`server`]: the listener of `orderly serve`: time limits on every connection, a bound on how
+//!   many are open, and the body layer that reads each body within its deadline.
 //! - [`ApiDoc`]: the OpenAPI 3.1 document, generated from the handlers and types; served at
 //!   `/openapi.json` and rendered at `/docs` without any CDN.
 //! - `/metrics`: storage calls by operation (Prometheus text), when the server counts them.
@@ -28,6 +30,7 @@ pub mod notifications;
 pub mod problem;
 pub mod request;
 pub mod routes;
+pub mod server;
 
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{Method, StatusCode, header};
@@ -584,6 +587,7 @@ pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>)
             accounts,
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn(server::read_body))
         .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(axum::middleware::from_fn(request::context))
 }

@@ -123,6 +123,17 @@ impl Problem {
     }
 }
 
+/// The 408 for a body that did not arrive within the body timeout.
+#[must_use]
+pub fn request_timeout() -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        "The request took too long to arrive",
+        "the request body did not arrive within the server's body timeout; send it again, faster",
+    )
+}
+
 /// Every problem type: `(code, status, title)`. The API page lists them.
 pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
     ("validation", 422, "Your request has invalid fields"),
@@ -163,6 +174,11 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
         "The channel refused the notification again",
     ),
     ("payload-too-large", 413, "The body is too large"),
+    (
+        "request-timeout",
+        408,
+        "The request took too long to arrive",
+    ),
     ("unsupported-media-type", 415, "Send JSON"),
     (
         "idempotency-key-reused",

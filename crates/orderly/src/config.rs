@@ -43,6 +43,18 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "ORDERLY_BIND")]
     pub bind: Option<SocketAddr>,
+    /// Longest a client may take to send a request's headers, in seconds.
+    #[arg(long, env = "ORDERLY_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Longest a client may take to send a request's body once its headers are in, in seconds.
+    #[arg(long, env = "ORDERLY_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// How long a kept-alive connection may wait for its next request, in seconds.
+    #[arg(long, env = "ORDERLY_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Most client connections open at once.
+    #[arg(long, env = "ORDERLY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Load the reference demo catalog and customers into an empty database.
     #[arg(long, env = "ORDERLY_DEMO_DATA")]
     pub demo_data: Option<bool>,
@@ -297,6 +309,10 @@ fn notify_config(args: &ServeArgs, file: FileNotify) -> Result<NotifyConfig, Con
 #[serde(deny_unknown_fields)]
 struct FileServer {
     bind: Option<SocketAddr>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     log_format: Option<String>,
     shutdown_timeout_secs: Option<u64>,
     job_lease_secs: Option<u64>,
@@ -411,6 +427,8 @@ pub struct PgTuning {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub bind: SocketAddr,
+    /// Time limits and the connection bound of the HTTP listener.
+    pub http: orderly_api::server::ServerLimits,
     pub database: Database,
     pub demo_data: bool,
     pub base_currency: Currency,
@@ -520,6 +538,51 @@ pub fn storage(storage: &StorageArgs) -> Result<(Database, PgTuning), ConfigErro
     Ok((parse_database_url(&url)?, tuning))
 }
 
+fn http_limits(
+    args: &ServeArgs,
+    file: &FileServer,
+) -> Result<orderly_api::server::ServerLimits, ConfigError> {
+    let defaults = orderly_api::server::ServerLimits::default();
+    let secs =
+        |name: &str, flag: Option<u64>, key: Option<u64>, default: Duration| match flag.or(key) {
+            None => Ok(default),
+            Some(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
+            Some(n) => Err(ConfigError(format!(
+                "{name} must be between 1 and 3600 seconds, got {n}"
+            ))),
+        };
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(defaults.max_connections);
+    if !(16..=1_000_000).contains(&max_connections) {
+        return Err(ConfigError(format!(
+            "max connections must be between 16 and 1000000, got {max_connections}"
+        )));
+    }
+    Ok(orderly_api::server::ServerLimits {
+        header_timeout: secs(
+            "header timeout",
+            args.header_timeout_secs,
+            file.header_timeout_secs,
+            defaults.header_timeout,
+        )?,
+        body_timeout: secs(
+            "body timeout",
+            args.body_timeout_secs,
+            file.body_timeout_secs,
+            defaults.body_timeout,
+        )?,
+        idle_timeout: secs(
+            "idle timeout",
+            args.idle_timeout_secs,
+            file.idle_timeout_secs,
+            defaults.idle_timeout,
+        )?,
+        max_connections,
+    })
+}
+
 fn rate(name: &str, value: f64) -> Result<f64, ConfigError> {
     if (0.0..=1.0).contains(&value) {
         Ok(value)
@@ -538,6 +601,7 @@ impl Settings {
     pub fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
         let file = load_file(args.storage.config.as_deref())?;
         let (database, tuning) = storage(&args.storage)?;
+        let http = http_limits(args, &file.server)?;
         let lease_secs = args
             .job_lease_secs
             .or(file.server.job_lease_secs)
@@ -679,6 +743,7 @@ impl Settings {
         };
         let notify = notify_config(args, file.notify)?;
         Ok(Settings {
+            http,
             notify,
             provider,
             payment_recovery: (recovery_ms > 0).then(|| Duration::from_millis(recovery_ms)),
@@ -728,6 +793,8 @@ mod tests {
         assert_eq!(s.retry, RetryPolicy::default());
         assert!(s.demo_data);
         assert_eq!(s.base_currency.code(), "USD");
+        assert_eq!(s.http, orderly_api::server::ServerLimits::default());
+        assert_eq!(s.http.header_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -803,6 +870,20 @@ mod tests {
                 ..ServeArgs::default()
             })
             .contains("text or json")
+        );
+        assert!(
+            bad(ServeArgs {
+                body_timeout_secs: Some(0),
+                ..ServeArgs::default()
+            })
+            .contains("body timeout must be between 1 and 3600")
+        );
+        assert!(
+            bad(ServeArgs {
+                max_connections: Some(3),
+                ..ServeArgs::default()
+            })
+            .contains("max connections")
         );
         assert!(
             bad(ServeArgs {

@@ -281,6 +281,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     ));
     work.notify_one();
 
+    let http = http_limits(settings.http);
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}\n  is another Orderly running? choose another address with --bind 127.0.0.1:PORT", settings.bind))?;
@@ -301,12 +302,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let router = orderly_api::router_with(app, accounts, extra)
         .layer(axum::Extension(storage_metrics))
         .layer(axum::Extension(notifications));
-    let server = axum::serve(
+    if let Err(e) = orderly_api::server::serve(
         listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router,
+        http,
+        shutdown_signal(),
+        settings.shutdown_timeout,
     )
-    .with_graceful_shutdown(shutdown_signal());
-    if let Err(e) = server.await {
+    .await
+    {
         tracing::error!(error = %e, "server error");
     }
     tracing::info!("stopped accepting requests; finishing saga steps in flight");
@@ -322,6 +326,35 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     backend.close().await;
     tracing::info!("bye");
     Ok(())
+}
+
+/// The listener's limits, with the connection bound lowered to what the open-files limit
+/// allows once the soft limit is raised to the hard one.
+fn http_limits(wanted: orderly_api::server::ServerLimits) -> orderly_api::server::ServerLimits {
+    use orderly_api::server::{connections_allowed, raise_open_files_limit};
+    let open_files = match raise_open_files_limit() {
+        Ok((soft, hard)) => {
+            tracing::info!(soft, hard, "open-files limit");
+            soft
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-files limit; assuming 1024");
+            1024
+        }
+    };
+    let allowed = connections_allowed(wanted.max_connections, open_files);
+    if allowed < wanted.max_connections {
+        tracing::warn!(
+            wanted = wanted.max_connections,
+            allowed,
+            open_files,
+            "the open-files limit allows fewer connections than --max-connections; raise it (ulimit -n) to allow more"
+        );
+    }
+    orderly_api::server::ServerLimits {
+        max_connections: allowed,
+        ..wanted
+    }
 }
 
 /// The notifier configured, with the templates and the staff's address.

@@ -48,13 +48,46 @@ impl TestServer {
 
     /// A server on database `db`, logging to `dir/log_name`.
     pub async fn start_node(dir: &Path, log_name: &str, db: &str, extra: &[&str]) -> TestServer {
+        Self::launch(dir, log_name, db, extra, None).await
+    }
+
+    /// A server on a fresh database with demo data, started with at most `files` open files
+    /// (soft and hard limit), as on a host with the common default of 1,024.
+    pub async fn start_with_file_limit(files: u32, extra: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("orderly.db").display());
+        let mut server = Self::launch(dir.path(), "server.log", &db, extra, Some(files)).await;
+        server._owned = Some(dir);
+        server
+    }
+
+    async fn launch(
+        dir: &Path,
+        log_name: &str,
+        db: &str,
+        extra: &[&str],
+        files: Option<u32>,
+    ) -> TestServer {
         let key = api_key(db).await;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join(log_name))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
+        let mut command = match files {
+            None => Command::new(env!("CARGO_BIN_EXE_orderly")),
+            Some(n) => {
+                // The shell lowers both limits, then becomes the server.
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                    env!("CARGO_BIN_EXE_orderly"),
+                ]);
+                c
+            }
+        };
+        let mut child = command
             .arg("serve")
             .args(["--bind", "127.0.0.1:0", "--database-url", db])
             .args(FAST_RETRY)

@@ -10,6 +10,7 @@ mod cluster;
 mod concurrency;
 mod crash;
 mod graphql;
+mod hostile;
 mod notify;
 mod orders;
 mod saga;
