@@ -108,13 +108,21 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers and can take writes (on the embedded database:
+/// its disk has room and a probe write commits).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, body = Health),
     (status = 503, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(app): State<Orderly>) -> Response {
-    match app.store().pending_jobs().await {
+    let store = app.store();
+    if let Err(e) = store.check_ready().await {
+        return Problem::from(orderly_core::AppError::Unavailable(format!(
+            "not ready: {e}"
+        )))
+        .into_response();
+    }
+    match store.pending_jobs().await {
         Ok(n) => Json(Health {
             status: "ready",
             pending_jobs: Some(n),

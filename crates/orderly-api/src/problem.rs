@@ -48,7 +48,7 @@ pub struct Problem {
     /// The request id, also in the `x-request-id` header; quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// For 429: seconds to wait, sent as `Retry-After`.
+    /// For 429 and 503: seconds to wait, sent as `Retry-After`.
     #[serde(skip)]
     #[schema(ignore)]
     pub retry_after_secs: Option<u64>,
@@ -133,6 +133,10 @@ pub fn request_timeout() -> Problem {
         "the request body did not arrive within the server's body timeout; send it again, faster",
     )
 }
+
+/// How long a client should wait after a 503 before trying again: long enough for a pool to
+/// reconnect or a failover to finish, short enough that a blip costs a shopper little.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 /// Every problem type: `(code, status, title)`. The API page lists them.
 pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
@@ -283,12 +287,14 @@ impl From<AppError> for Problem {
             }
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503");
-                Problem::new(
+                let mut p = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "Temporarily unavailable",
-                    "the service is busy or its database is unreachable; retry shortly",
-                )
+                    "the service is busy or its database is unreachable; retry shortly (with the same Idempotency-Key for an order)",
+                );
+                p.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+                p
             }
             AppError::Internal(cause) => {
                 tracing::error!(%cause, "answering 500");

@@ -13,7 +13,7 @@ use orderly_domain::{
 use crate::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
     IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
-    StockStore, StoreError, UnitOfWork,
+    Readiness, StockStore, StoreError, UnitOfWork,
 };
 
 #[derive(Default)]
@@ -395,6 +395,13 @@ impl UnitOfWork for MemoryStore {
             s.events.push(out.event);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Readiness for MemoryStore {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
     }
 }
 

@@ -14,7 +14,7 @@ use orderly_domain::{
 
 use crate::ports::{
     CatalogStore, Commit, CommitError, DocKind, Document, DocumentStore, IdempotencyRecord, Job,
-    JobQueue, OrderFilter, OrderStore, Page, PageRequest, StockStore, Store, StoreError,
+    JobQueue, OrderFilter, OrderStore, Page, PageRequest, Readiness, StockStore, Store, StoreError,
     UnitOfWork,
 };
 
@@ -43,6 +43,7 @@ pub enum StorageOp {
     ReleaseLeases,
     NextDue,
     PendingJobs,
+    CheckReady,
     Document,
     PutDocument,
     Documents,
@@ -50,7 +51,7 @@ pub enum StorageOp {
 
 impl StorageOp {
     /// Every operation, in the order the metrics list them.
-    pub const ALL: [StorageOp; 24] = [
+    pub const ALL: [StorageOp; 25] = [
         StorageOp::CreateProduct,
         StorageOp::UpdateProduct,
         StorageOp::Product,
@@ -72,6 +73,7 @@ impl StorageOp {
         StorageOp::ReleaseLeases,
         StorageOp::NextDue,
         StorageOp::PendingJobs,
+        StorageOp::CheckReady,
         StorageOp::Document,
         StorageOp::PutDocument,
         StorageOp::Documents,
@@ -102,6 +104,7 @@ impl StorageOp {
             StorageOp::ReleaseLeases => "release_leases",
             StorageOp::NextDue => "next_due",
             StorageOp::PendingJobs => "pending_jobs",
+            StorageOp::CheckReady => "check_ready",
             StorageOp::Document => "document",
             StorageOp::PutDocument => "put_document",
             StorageOp::Documents => "documents",
@@ -404,6 +407,13 @@ impl JobQueue for Metered {
     }
     async fn pending_jobs(&self) -> Result<u64, StoreError> {
         counted!(self, PendingJobs, self.inner.pending_jobs())
+    }
+}
+
+#[async_trait]
+impl Readiness for Metered {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        counted!(self, CheckReady, self.inner.check_ready())
     }
 }
 

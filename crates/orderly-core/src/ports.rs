@@ -554,13 +554,24 @@ pub struct Message {
     pub category: Category,
 }
 
+/// Whether a store can serve now: what `/readyz` asks.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Ok` when the store answers and can take writes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] saying why not: the database cannot be reached, its disk is
+    /// full, a probe write failed.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+}
+
 /// Every storage port: what a backend provides.
 pub trait Store:
-    CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + DocumentStore
+    CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + DocumentStore + Readiness
 {
 }
-impl<T: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + DocumentStore> Store
-    for T
+impl<T: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + DocumentStore + Readiness>
+    Store for T
 {
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use orderly_domain::{
     Actor, Attention, EventKind, Order, OrderStatus, Payment, Refund, Stamp, StockEffect,
-    Transition,
+    Timestamp, Transition,
 };
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -88,6 +88,29 @@ pub struct Saga {
     payment_recovery: Option<Duration>,
     /// Runs [`Consumer::Notify`] jobs; `None`: they are marked handled and nothing is sent.
     notifications: Option<Arc<Notifications>>,
+    /// How long a claimed job stays ours: a failure that cannot be recorded (the database is
+    /// down) is tried again for half of it, so the step runs again soon after the database
+    /// returns instead of when the lease runs out.
+    lease: Duration,
+}
+
+/// First wait before recording a step's outcome again; doubled each time up to
+/// [`RECORD_BACKOFF_MAX`].
+const RECORD_BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// Longest wait between tries to record a step's outcome.
+const RECORD_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// What a failed step leaves to record.
+enum Outcome {
+    /// Due again at `next_at`.
+    Retry {
+        attempts: u32,
+        next_at: Timestamp,
+        error: String,
+    },
+    /// Out of tries, or failed for good: the order needs attention.
+    GiveUp { attempts: u32, error: String },
 }
 
 /// Default wait before the stage-1 recovery try of a capture.
@@ -114,7 +137,15 @@ impl Saga {
             payment_timeout: Duration::from_secs(30),
             payment_recovery: Some(PAYMENT_RECOVERY_DELAY),
             notifications: None,
+            lease: Duration::from_secs(60),
         }
+    }
+
+    /// The job lease of the queue this saga's jobs come from (default 60 s).
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Sends notifications for the events that produce them (without, notify jobs are dropped).
@@ -163,8 +194,8 @@ impl Saga {
     /// Runs one job to its end: done, rescheduled, or flagged for attention.
     #[tracing::instrument(skip_all, fields(order_id = %job.event.order_id, consumer = job.consumer.as_str(), event = %job.event.kind, attempt = job.attempts + 1))]
     pub async fn run(&self, job: &Job) {
-        let result = self.handle(job).await;
-        let outcome = match result {
+        let started = tokio::time::Instant::now();
+        let outcome = match self.handle(job).await {
             Ok(()) => return,
             Err(StepError::Transient(error)) => {
                 let attempts = job.attempts + 1;
@@ -174,20 +205,49 @@ impl Saga {
                         .now()
                         .plus_millis(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
                     tracing::warn!(%error, retry_in_ms = delay.as_millis(), "step failed; will retry");
-                    self.store.retry_job(job, attempts, next_at, &error).await
+                    Outcome::Retry {
+                        attempts,
+                        next_at,
+                        error,
+                    }
                 } else {
                     tracing::error!(%error, attempts, "step out of retries; giving up");
-                    self.give_up(job, attempts, error).await
+                    Outcome::GiveUp { attempts, error }
                 }
             }
             Err(StepError::Permanent(error)) => {
                 tracing::error!(%error, "step failed permanently; giving up");
-                self.give_up(job, job.attempts + 1, error).await
+                Outcome::GiveUp {
+                    attempts: job.attempts + 1,
+                    error,
+                }
             }
         };
-        if let Err(e) = outcome {
-            // The job keeps its lease and runs again when it expires.
-            tracing::error!(error = %e, "could not record the step's failure");
+        // The failure is often the database itself: keep trying to record it while the lease
+        // is surely ours. Recording twice is harmless (the retry is an update by id; giving up
+        // is refused as already handled the second time).
+        let window = started + self.lease / 2;
+        let mut backoff = RECORD_BACKOFF_MIN;
+        loop {
+            let recorded = match &outcome {
+                Outcome::Retry {
+                    attempts,
+                    next_at,
+                    error,
+                } => self.store.retry_job(job, *attempts, *next_at, error).await,
+                Outcome::GiveUp { attempts, error } => {
+                    self.give_up(job, *attempts, error.clone()).await
+                }
+            };
+            let Err(e) = recorded else { return };
+            if tokio::time::Instant::now() + backoff >= window {
+                // The job keeps its lease and runs again when it expires.
+                tracing::error!(error = %e, "could not record the step's failure; it runs again when its lease runs out");
+                return;
+            }
+            tracing::warn!(error = %e, retry_in_ms = backoff.as_millis(), "could not record the step's failure; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RECORD_BACKOFF_MAX);
         }
     }
 

@@ -42,7 +42,7 @@ use aws_sdk_dynamodb::types::{
 use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
     IdempotencyRecord, Job, JobQueue, Lane, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
-    StockStore, StoreError, UnitOfWork,
+    Readiness, StockStore, StoreError, UnitOfWork,
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
@@ -1090,6 +1090,22 @@ fn job_from_item(item: &Item) -> Result<Job, StoreError> {
         attempts: u32::try_from(number(item, "attempts")?).map_err(unavailable)?,
         last_error: text(item, "last_error").ok(),
     })
+}
+
+#[async_trait]
+impl Readiness for DynamoStore {
+    /// One read of a key that never exists: the table answers, and the caller's role may use
+    /// it. (DynamoDB has no disk of ours to fill.)
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("READY".to_owned(), "READY")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
 }
 
 #[async_trait]

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
     IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
-    StockStore, StoreError, UnitOfWork,
+    Readiness, StockStore, StoreError, UnitOfWork,
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
@@ -48,10 +48,15 @@ pub struct PgSettings {
     pub statement_timeout: Duration,
     /// Longest a statement may wait for a row lock.
     pub lock_timeout: Duration,
+    /// Longest a caller waits for a pool connection (including connecting a new one) before
+    /// the call fails as unavailable: while the server cannot be reached, requests are refused
+    /// in about this time instead of hanging.
+    pub acquire_timeout: Duration,
 }
 
 impl PgSettings {
-    /// Defaults for a URL: 16 connections, 5 s statements, 2 s lock waits.
+    /// Defaults for a URL: 16 connections, 5 s statements, 2 s lock waits, 1 s to get a
+    /// connection.
     #[must_use]
     pub fn new(url: impl Into<String>) -> Self {
         PgSettings {
@@ -59,6 +64,7 @@ impl PgSettings {
             pool_size: 16,
             statement_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(2),
+            acquire_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -126,7 +132,7 @@ impl PgStore {
             ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool_size.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to {shown}: {e}")))?;
@@ -740,6 +746,19 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         attempts: u32::try_from(attempts).map_err(corrupt)?,
         last_error: row.try_get("last_error").map_err(corrupt)?,
     })
+}
+
+#[async_trait]
+impl Readiness for PgStore {
+    /// A round trip to the server: it fails within the pool's acquire timeout while the
+    /// server cannot be reached. (PostgreSQL refuses writes itself when its disk is full.)
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
 }
 
 #[async_trait]

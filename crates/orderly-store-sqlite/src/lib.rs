@@ -10,6 +10,7 @@
 //!   check), stock moves (refused below zero), the outbox events, their jobs, the idempotency key
 //!   and the handled-event mark.
 //! - `impl JobQueue`: the saga's queue, claimed with leases, first job of each order per lane.
+//! - `impl Readiness`: free space on the file's disk and a probe write.
 //!
 //! Durability: `journal_mode=WAL` with `synchronous=FULL`, so a commit is on disk before it is
 //! acknowledged (see docs/ARCHITECTURE.md for why FULL and not NORMAL).
@@ -27,8 +28,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
-    IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, Page, PageRequest, StockStore,
-    StoreError, UnitOfWork,
+    IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, Page, PageRequest, Readiness,
+    StockStore, StoreError, UnitOfWork,
 };
 use orderly_core::storage::{self, decode, encode as to_json};
 use orderly_domain::{
@@ -43,6 +44,10 @@ use crate::reader::Readers;
 use crate::writer::{Writer, is_unique_violation};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Least free space on the database's disk for the node to call itself ready: room for the
+/// write-ahead log to grow through a burst of orders and a checkpoint.
+pub const MIN_FREE_DISK: u64 = 16 * 1024 * 1024;
 
 /// Every storage port on one SQLite file.
 #[derive(Clone)]
@@ -552,6 +557,51 @@ impl UnitOfWork for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let prepared = Prepared::new(commit)?;
         self.writer.write(move |c| prepared.apply(c)).await
+    }
+}
+
+#[async_trait]
+impl Readiness for SqliteStore {
+    /// Ready when the file's disk has [`MIN_FREE_DISK`] free and a probe write (one row,
+    /// through the writer, with its fsync) commits. The space is checked too because a full
+    /// disk does not fail every write: one that reuses the write-ahead log's existing pages
+    /// still succeeds, while a burst of orders fails.
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let free = rustix::fs::statvfs(&dir)
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot read the free space of {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        if free < MIN_FREE_DISK {
+            return Err(StoreError::Unavailable(format!(
+                "the disk of {} is full ({} KiB free, {} KiB needed); free some space",
+                self.path.display(),
+                free / 1024,
+                MIN_FREE_DISK / 1024
+            )));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.writer
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO health (id, checked_at) VALUES (1, ?1) \
+                     ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                    params![now],
+                )
+                .map(|_| ())
+                .map_err(writer::unavailable)
+            })
+            .await
     }
 }
 

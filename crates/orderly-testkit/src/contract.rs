@@ -561,6 +561,13 @@ pub async fn orders_are_listed_newest_first_with_filters_and_cursors(store: Arc<
     assert!(p.items.iter().all(|o| o.status == OrderStatus::Placed));
 }
 
+pub async fn a_fresh_store_is_ready(store: Arc<dyn Store>) {
+    store.check_ready().await.unwrap();
+    // Checking is not a change anyone sees: no job, no event, no order.
+    store.check_ready().await.unwrap();
+    assert_eq!(store.pending_jobs().await.unwrap(), 0);
+}
+
 pub async fn a_foreign_cursor_is_refused(store: Arc<dyn Store>) {
     for bad in ["", "zzz", "o-1x", "p'; DROP TABLE orders; --"] {
         let result = store

@@ -8,6 +8,7 @@
 //!   tests.
 //! - [`stripe_double`]: a local double of Stripe's API (PaymentIntents, refunds, search,
 //!   idempotency, errors, test cards) that records every request and can be told to fail.
+//! - [`proxy`]: a TCP proxy that can cut and restore the line to a database, for outage tests.
 //! - [`smtp`]: a real SMTP server on loopback that captures messages, decodes them, can be
 //!   stopped and restarted on its port, and can be told to answer 4xx.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 
 pub mod contract;
 pub mod fixtures;
+pub mod proxy;
 pub mod smtp;
 pub mod stripe_double;
 
@@ -57,6 +59,7 @@ macro_rules! store_contract_tests {
             orders_are_listed_newest_first_with_filters_and_cursors,
             a_foreign_cursor_is_refused,
             concurrent_reservations_sell_exactly_the_stock,
+            a_fresh_store_is_ready,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {

@@ -79,6 +79,7 @@ fn pg_settings(url: &str, tuning: &PgTuning) -> PgSettings {
         pool_size: tuning.pool_size,
         statement_timeout: tuning.statement_timeout,
         lock_timeout: tuning.lock_timeout,
+        acquire_timeout: tuning.acquire_timeout,
     }
 }
 

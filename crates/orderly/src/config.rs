@@ -28,6 +28,10 @@ pub struct StorageArgs {
     /// PostgreSQL: longest a statement may wait for a lock, in milliseconds.
     #[arg(long, env = "ORDERLY_DB_LOCK_TIMEOUT_MS")]
     pub lock_timeout_ms: Option<u64>,
+    /// PostgreSQL: longest a request waits for a database connection before it is refused
+    /// with 503, in milliseconds.
+    #[arg(long, env = "ORDERLY_DB_ACQUIRE_TIMEOUT_MS")]
+    pub acquire_timeout_ms: Option<u64>,
     /// A TOML configuration file (see the README, section Configuration).
     #[arg(long, env = "ORDERLY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -326,6 +330,7 @@ struct FileDatabase {
     pool_size: Option<u32>,
     statement_timeout_ms: Option<u64>,
     lock_timeout_ms: Option<u64>,
+    acquire_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -421,6 +426,7 @@ pub struct PgTuning {
     pub pool_size: u32,
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
+    pub acquire_timeout: Duration,
 }
 
 /// Validated settings of `orderly serve`.
@@ -533,6 +539,13 @@ pub fn storage(storage: &StorageArgs) -> Result<(Database, PgTuning), ConfigErro
                 .lock_timeout_ms
                 .or(file.database.lock_timeout_ms)
                 .unwrap_or(2_000),
+        )?,
+        acquire_timeout: millis(
+            "acquire timeout",
+            storage
+                .acquire_timeout_ms
+                .or(file.database.acquire_timeout_ms)
+                .unwrap_or(1_000),
         )?,
     };
     Ok((parse_database_url(&url)?, tuning))

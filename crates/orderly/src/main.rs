@@ -260,6 +260,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         )
         .with_payment_timeout(payment_timeout)
         .with_payment_recovery(settings.payment_recovery)
+        .with_lease(settings.job_lease)
         .with_notifications(Arc::clone(&notifications)),
     );
     let (stop_tx, stop_rx) = watch::channel(false);

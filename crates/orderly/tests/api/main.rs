@@ -13,6 +13,7 @@ mod graphql;
 mod hostile;
 mod notify;
 mod orders;
+mod outage;
 mod saga;
 mod stripe;
 mod validation;
