@@ -326,3 +326,51 @@ async fn orders_are_listed_newest_first_in_pages_with_filters() {
         .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
 }
+
+/// Every string in `value` that is an RFC 3339 instant, with where it was found.
+fn instants(value: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::String(s)
+            if s.len() >= 20 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T' =>
+        {
+            out.push((at.to_owned(), s.clone()));
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                instants(v, &format!("{at}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (k, v) in fields {
+                instants(v, &format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_instant_in_orders_and_events_has_exactly_three_fractional_digits() {
+    let server = TestServer::start(&[]).await;
+    let mut found = Vec::new();
+    // Enough orders that some instants fall on a whole ten or hundred milliseconds.
+    for _ in 0..20 {
+        let order = server.place_reference().await;
+        let id = id_of(&order);
+        let paid = server.wait_for(&id, "paid").await;
+        let (_, events) = server.get(&format!("/v1/orders/{id}/events")).await;
+        instants(&paid, "order", &mut found);
+        instants(&events, "events", &mut found);
+    }
+    assert!(found.len() > 100, "{}", found.len());
+    for (at, text) in &found {
+        let fraction = text
+            .split_once('.')
+            .map(|(_, f)| f)
+            .unwrap_or_else(|| panic!("{at}: {text} has no fraction"));
+        assert!(
+            fraction.len() == 4 && fraction.ends_with('Z'),
+            "{at}: {text} must end in .mmmZ"
+        );
+    }
+}
