@@ -5,6 +5,8 @@
 //!   runs one scenario with N concurrent clients, bounded by a request count and a duration, and
 //!   reports throughput, latency percentiles, errors, the server's idle and peak memory, and the
 //!   CPU used by the server and by this load generator.
+//! - `flood`: the time to first answer of `/healthz` on a fresh connection, alone and then with
+//!   thousands of idle connections (and slow senders) held open against the server.
 //! - `raw`: the storage baseline — the rows a placed order writes, in the same transactions,
 //!   straight to SQLite or PostgreSQL with no Orderly code in between.
 //!
@@ -12,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod flood;
 mod raw;
 mod server;
 
@@ -42,6 +45,8 @@ enum Command {
     Scenario(ScenarioArgs),
     /// Writes a placed order's rows straight to the database: what the storage itself can do.
     Raw(RawArgs),
+    /// Time to first answer of `/healthz` alone, then under a flood of idle connections.
+    Flood(flood::FloodArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
@@ -532,6 +537,7 @@ fn main() -> ExitCode {
                 let report = scenario(args).await?;
                 print(&report, out.as_deref())
             }
+            Command::Flood(args) => flood::run(args).await,
             Command::Raw(args) => {
                 let out = args.load.out.clone();
                 let report = raw::run(

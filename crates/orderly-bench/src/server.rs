@@ -110,6 +110,17 @@ impl Server {
         database: &str,
         existing_orders: u64,
     ) -> Result<Server, String> {
+        Self::start_limited(binary, database, existing_orders, None).await
+    }
+
+    /// As [`Server::start`], with the server's open files limited to `open_files` (soft and
+    /// hard) when given, as on a host with a low default.
+    pub async fn start_limited(
+        binary: &str,
+        database: &str,
+        existing_orders: u64,
+        open_files: Option<u32>,
+    ) -> Result<Server, String> {
         let fresh = Fresh::create(database).await?;
         if existing_orders > 0 {
             eprintln!("importing {existing_orders} orders first…");
@@ -154,7 +165,19 @@ impl Server {
         }
         let api_key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
         let started = Instant::now();
-        let mut child = Command::new(binary)
+        let mut command = match open_files {
+            None => Command::new(binary),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                    binary,
+                ]);
+                c
+            }
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--bind",
