@@ -2,13 +2,18 @@
 //! built once per cold start, and the translation between Lambda events and the core.
 //!
 //! # Layout
-//! - [`Config`]: the environment a function runs with (table, bus, queues, topic).
+//! - [`Config`]: the environment every function shares (the table); the rest each function
+//!   reads for itself with [`required`].
 //! - [`Functions`]: the adapters, built once per cold start outside the handler, and the
 //!   notifier (SNS, optionally SMTP) the notify worker adds to the saga.
 //! - [`deliveries`] / [`batch_response`]: SQS events in, batch item failures out.
-//! - `src/bin/*`: one tiny binary per function — `api`, `outbox-relay`, `inventory-worker`,
-//!   `payment-worker`, `notify-worker`.
+//! - [`functions`]: the six functions — `api`, `outbox-relay`, `inventory-worker`,
+//!   `payment-worker`, `process-order`, `notify-worker` — each built from [`Functions`].
+//! - `src/bin/bootstrap.rs`: the one binary of them all; `ORDERLY_FUNCTION` picks the function,
+//!   so the AWS SDK is compiled and linked once.
 #![forbid(unsafe_code)]
+
+pub mod functions;
 
 use std::sync::Arc;
 
@@ -31,7 +36,8 @@ use orderly_store_dynamodb::DynamoStore;
 /// A function's error, as Lambda reports it.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The environment of a function; the SAM template sets it.
+/// The environment every function shares; the SAM template sets it (each function reads the
+/// rest of what it needs, its queue URL and so on, with [`required`]).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `ORDERLY_TABLE`: the DynamoDB table.
