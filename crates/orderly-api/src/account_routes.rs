@@ -14,7 +14,7 @@ use orderly_core::accounts::{
 };
 use orderly_domain::{Address, Currency};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
@@ -27,13 +27,17 @@ type ApiResult<T> = Result<T, ApiError>;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The e-mail to log in with.
+    #[schema(value_type = crate::openapi::EmailAddress)]
     email: String,
     /// At least 10 characters.
+    #[schema(value_type = crate::openapi::NewPassword)]
     password: String,
     /// Their name, any script.
+    #[schema(value_type = crate::openapi::PersonOrProductName)]
     name: String,
     /// The currency their carts open in, e.g. `EUR`.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::CurrencyCode>)]
     default_currency: Option<String>,
 }
 
@@ -75,8 +79,7 @@ fn currency(field: &str, code: Option<&str>) -> Result<Option<Currency>, AppErro
 /// Registers a customer and logs them in.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "accounts", request_body = RegisterRequest, responses(
     (status = 201, body = Registered),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The e-mail has an account", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn register(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -99,8 +102,6 @@ pub async fn register(
 /// Logs a customer in: an access token (minutes) and a refresh token (weeks, usable once).
 #[utoipa::path(post, path = "/v1/auth/login", tag = "accounts", request_body = LoginRequest, responses(
     (status = 200, description = "accessToken, refreshToken, expiresIn"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
-    (status = 429, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn login(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -117,8 +118,6 @@ pub async fn login(
 /// Logs a staff user in.
 #[utoipa::path(post, path = "/v1/auth/staff/login", tag = "accounts", request_body = LoginRequest, responses(
     (status = 200, description = "accessToken, refreshToken, expiresIn"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
-    (status = 429, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn staff_login(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -135,7 +134,6 @@ pub async fn staff_login(
 /// Trades a refresh token for new tokens; the old refresh token is spent.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "accounts", request_body = RefreshRequest, responses(
     (status = 200, description = "accessToken, refreshToken, expiresIn"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn refresh(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -146,8 +144,7 @@ pub async fn refresh(
 
 /// Ends the session of a refresh token.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts", request_body = RefreshRequest, responses(
-    (status = 204),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 204, description = "The session is over"),
 ))]
 pub async fn logout(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -167,7 +164,6 @@ fn customer_email(caller: &Caller) -> ApiResult<&str> {
 /// The signed-in customer's profile.
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", responses(
     (status = 200, description = "customerId, email, name, addresses, defaultCurrency"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn profile(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -182,13 +178,15 @@ pub async fn profile(
 pub struct ProfilePatch {
     /// A new name.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::PersonOrProductName>)]
     name: Option<String>,
-    /// The new list of saved addresses (replaces the old).
+    /// The new list of saved addresses (replaces the old), at most 20.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<crate::dto::AddressDto>>, max_items = 20)]
     addresses: Option<Vec<Address>>,
     /// A new default currency; `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<crate::openapi::CurrencyCode>)]
     default_currency: Option<Option<String>>,
 }
 
@@ -199,7 +197,6 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 /// Changes the signed-in customer's name, saved addresses or default currency.
 #[utoipa::path(patch, path = "/v1/me", tag = "accounts", request_body = ProfilePatch, responses(
     (status = 200, description = "the profile"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn update_profile(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -227,12 +224,16 @@ pub async fn update_profile(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewStaff {
     /// Their log-in e-mail (also their id).
+    #[schema(value_type = crate::openapi::EmailAddress)]
     email: String,
     /// Their name.
+    #[schema(value_type = crate::openapi::PersonOrProductName)]
     name: String,
     /// `support`, `manager`, `admin` or `engineer`.
+    #[schema(value_type = crate::openapi::RoleName)]
     role: String,
     /// Their first password, at least 10 characters.
+    #[schema(value_type = crate::openapi::NewPassword)]
     password: String,
 }
 
@@ -242,6 +243,7 @@ pub struct NewStaff {
 pub struct StaffPatch {
     /// A new role.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::RoleName>)]
     role: Option<String>,
     /// Disable (or enable again).
     #[serde(default)]
@@ -263,8 +265,7 @@ pub async fn list_staff(
 /// Makes a staff user.
 #[utoipa::path(post, path = "/v1/staff/users", tag = "accounts", request_body = NewStaff, responses(
     (status = 201, description = "the user"),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The e-mail has a user", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn create_staff(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -284,7 +285,7 @@ pub async fn create_staff(
 }
 
 /// Changes a staff user's role, or disables them.
-#[utoipa::path(patch, path = "/v1/staff/users/{email}", tag = "accounts", request_body = StaffPatch, responses(
+#[utoipa::path(patch, path = "/v1/staff/users/{email}", tag = "accounts", params(("email" = String, Path, description = "The user's e-mail")), request_body = StaffPatch, responses(
     (status = 200, description = "the user"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -304,8 +305,10 @@ pub async fn update_staff(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewKey {
     /// What it is for (`warehouse`, `storefront`).
+    #[schema(value_type = crate::openapi::KeyName)]
     name: String,
     /// What it may do, e.g. `["orders:place", "orders:read"]`.
+    #[schema(value_type = Vec<crate::openapi::KeyScope>, min_items = 1)]
     scopes: Vec<String>,
 }
 
@@ -332,7 +335,6 @@ pub async fn list_keys(
 /// Makes an API key; the answer is the only time it is shown.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "accounts", request_body = NewKey, responses(
     (status = 201, body = CreatedKey),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn create_key(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -351,7 +353,7 @@ pub async fn create_key(
 }
 
 /// Revokes an API key.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "accounts", responses(
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "accounts", params(("id" = String, Path, description = "The key's id")), responses(
     (status = 200, description = "the revoked key's record"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -363,19 +365,21 @@ pub async fn revoke_key(
 }
 
 /// Which audit entries.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries after this id (the last `id` of the previous page).
     #[serde(default)]
     after: Option<String>,
     /// At most this many (1–500, default 100).
     #[serde(default)]
+    #[param(value_type = Option<crate::openapi::AuditLimit>)]
     limit: Option<u32>,
 }
 
 /// The audit log, oldest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "accounts", responses((status = 200, description = "entries")))]
+#[utoipa::path(get, path = "/v1/audit", tag = "accounts", params(AuditQuery), responses((status = 200, description = "entries")))]
 pub async fn audit_log(
     Extension(accounts): Extension<Arc<Accounts>>,
     ApiQuery(query): ApiQuery<AuditQuery>,
