@@ -6,6 +6,10 @@
 //! depth, is read with `deserialize_map`: an array then fails as "invalid type: sequence",
 //! like any other value of the wrong type. Everything else is passed through unchanged.
 //!
+//! Numbers are read as JSON Schema reads them: an integer is any number without a fractional
+//! part, so an integer field takes `2.0` and `1e3` as 2 and 1000 (serde alone refuses any number
+//! written with a fraction or an exponent); `1.5` is still refused.
+//!
 //! The wrapping has to reach every nested value, so it covers the visitor, the sequence and map
 //! accessors, the seeds they are given and enum access. (A struct variant of an enum is still
 //! read as its deserializer likes; no request body has one.)
@@ -28,16 +32,27 @@ macro_rules! forward_deserialize {
     )*};
 }
 
+/// Forwards `deserialize_*` methods of integers, whose visitors also take integral floats.
+macro_rules! forward_integer {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            self.0.$method(Integral(Wrap(visitor)))
+        }
+    )*};
+}
+
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
     type Error = D::Error;
 
     forward_deserialize!(
-        deserialize_any deserialize_bool
-        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
-        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_any deserialize_bool deserialize_i128 deserialize_u128
         deserialize_f32 deserialize_f64 deserialize_char deserialize_str deserialize_string
         deserialize_bytes deserialize_byte_buf deserialize_option deserialize_unit
         deserialize_seq deserialize_map deserialize_identifier deserialize_ignored_any
+    );
+    forward_integer!(
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
     );
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -151,6 +166,64 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
         self.0.visit_enum(Enum(data))
+    }
+}
+
+/// A visitor of an integer that also takes a float without a fractional part.
+struct Integral<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Integral<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(f)
+    }
+
+    forward_visit!(
+        visit_bool(bool)
+        visit_i8(i8) visit_i16(i16) visit_i32(i32) visit_i64(i64) visit_i128(i128)
+        visit_u8(u8) visit_u16(u16) visit_u32(u32) visit_u64(u64) visit_u128(u128)
+        visit_f32(f32) visit_char(char)
+        visit_str(&str) visit_borrowed_str(&'de str) visit_string(String)
+        visit_bytes(&[u8]) visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
+    );
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // Within ±2^63 every integral f64 converts exactly; the visitor then checks its own
+        // range (an i8 refuses 300.0 as it refuses 300).
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+            return self.0.visit_i64(v as i64);
+        }
+        self.0.visit_f64(v)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_none()
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.0.visit_some(d)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.0.visit_newtype_struct(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_map(map)
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_enum(data)
     }
 }
 
@@ -305,6 +378,24 @@ mod tests {
             let error = strict::<Order>(text).unwrap_err();
             assert!(error.contains("invalid type: sequence"), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn an_integer_is_any_number_without_a_fraction() {
+        let line = |q: &str| strict::<Line>(&format!(r#"{{"product": "p", "quantity": {q}}}"#));
+        assert_eq!(line("2.0").unwrap().quantity, 2);
+        assert_eq!(line("1e3").unwrap().quantity, 1000);
+        assert_eq!(line("-0.0").unwrap().quantity, 0);
+        for refused in ["1.5", "1e30", "-1e19", "\"2\""] {
+            assert!(line(refused).is_err(), "{refused}");
+        }
+        #[derive(Debug, Deserialize)]
+        struct Small {
+            n: u8,
+        }
+        assert_eq!(strict::<Small>(r#"{"n": 255.0}"#).unwrap().n, 255);
+        assert!(strict::<Small>(r#"{"n": 256.0}"#).is_err());
+        assert!(strict::<Small>(r#"{"n": -1.0}"#).is_err());
     }
 
     #[test]

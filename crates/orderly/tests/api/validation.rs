@@ -192,3 +192,31 @@ async fn validation_problems_list_every_bad_field() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_integer_may_be_written_as_any_number_without_a_fraction() {
+    // JSON Schema's `integer`, which the OpenAPI document states: 2.0 and 1e0 are integers.
+    let server = TestServer::start(&[]).await;
+    let body = json!({"customerId": "001", "items": [{"productId": "001", "quantity": 2.0}, {"productId": "002", "quantity": 1e0}]});
+    let (status, order) = server.post("/v1/orders", &body).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["lines"][0]["quantity"], 2);
+    assert_eq!(order["lines"][1]["quantity"], 1);
+    let (status, stock) = server
+        .post(
+            "/v1/inventory/001/adjustments",
+            &json!({"delta": 5.0, "reason": "recount"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{stock}");
+    let (status, problem) = server
+        .post(
+            "/v1/inventory/001/adjustments",
+            &json!({"delta": 5.5, "reason": "recount"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("validation"))
+    );
+}
