@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use orderly_auth::{Permission, Principal, Role};
 use orderly_core::AppError;
 use orderly_core::accounts::{
-    Accounts, ApiKey, AuditEntry, Profile, ProfileChange, StaffUser, Tokens,
+    AUDIT_PAGE_LIMITS, Accounts, ApiKey, AuditEntry, DEFAULT_AUDIT_PAGE_LIMIT, Profile,
+    ProfileChange, StaffUser, Tokens,
 };
 use orderly_domain::{Address, Currency};
 use serde::{Deserialize, Serialize};
@@ -384,9 +385,19 @@ pub async fn audit_log(
     Extension(accounts): Extension<Arc<Accounts>>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let limit = query.limit.unwrap_or(DEFAULT_AUDIT_PAGE_LIMIT);
+    if !AUDIT_PAGE_LIMITS.contains(&limit) {
+        return Err(AppError::invalid(
+            "limit",
+            format!(
+                "must be between {} and {}, got {limit}",
+                AUDIT_PAGE_LIMITS.start(),
+                AUDIT_PAGE_LIMITS.end()
+            ),
+        )
+        .into());
+    }
     Ok(Json(
-        accounts
-            .audit_log(query.after.as_deref(), query.limit.unwrap_or(100))
-            .await?,
+        accounts.audit_log(query.after.as_deref(), limit).await?,
     ))
 }

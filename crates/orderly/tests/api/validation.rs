@@ -96,6 +96,9 @@ fn cases() -> Vec<Case> {
         case("bad status filter", "GET", "/v1/orders?status=lost", Body::None, 422, "validation", "placed, reserved"),
         case("bad limit", "GET", "/v1/orders?limit=1000", Body::None, 422, "validation", "between 1 and 100"),
         case("non-numeric limit", "GET", "/v1/orders?limit=ten", Body::None, 400, "bad-request", "limit"),
+        // The audit log's pages are 1 to 500 entries; 0 and 501 used to be clamped silently.
+        case("audit page of none", "GET", "/v1/audit?limit=0", Body::None, 422, "validation", "between 1 and 500"),
+        case("audit page too large", "GET", "/v1/audit?limit=501", Body::None, 422, "validation", "between 1 and 500"),
         case("unknown query parameter", "GET", "/v1/orders?sort=asc", Body::None, 400, "bad-request", "sort"),
         case("foreign cursor", "GET", "/v1/orders?cursor=abc", Body::None, 400, "invalid-cursor", "cursor"),
         case("ship without tracking", "POST", "/v1/orders/01a20209-de3c-70c5-99c1-72f98cb6e41f/ship", Body::Json(json!({"carrier": "DHL"})), 422, "validation", "trackingNumber"),
