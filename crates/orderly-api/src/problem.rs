@@ -48,7 +48,8 @@ pub struct Problem {
     /// The request id, also in the `x-request-id` header; quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// For 429: seconds to wait, sent as `Retry-After`.
+    /// For 429: seconds to wait, sent as `Retry-After` (a 503 without one sends
+    /// [`crate::openapi::UNAVAILABLE_RETRY_AFTER_SECS`]).
     #[serde(skip)]
     #[schema(ignore)]
     pub retry_after_secs: Option<u64>,
@@ -176,7 +177,11 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let retry_after = self.retry_after_secs;
+        // Every 503 says when to come back, as the OpenAPI document promises.
+        let retry_after = self.retry_after_secs.or_else(|| {
+            (status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(crate::openapi::UNAVAILABLE_RETRY_AFTER_SECS)
+        });
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -325,5 +330,29 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.0.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unavailable_answer_says_when_to_retry() {
+        let response =
+            Problem::from(AppError::Unavailable("database is down".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[test]
+    fn a_rate_limit_says_its_own_wait() {
+        let response = Problem::from(AppError::RateLimited {
+            detail: "slow down".into(),
+            retry_after_ms: 2500,
+        })
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 }
