@@ -42,7 +42,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 malformed(rejection.body_text())
             }
         })?;
-        from_json(&bytes).map(ApiJson).map_err(ApiError::from)
+        from_json(&bytes).map(ApiJson)
     }
 }
 
@@ -63,16 +63,17 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// # Errors
 /// `400 malformed-json` for text that is not JSON, `422 validation` naming the field for JSON
 /// that does not fit `T`.
-pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     use serde_json::error::Category;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(strict::Strict(&mut de)).map_err(|e| {
-        match e.inner().classify() {
+        ApiError::from(match e.inner().classify() {
             Category::Data => invalid_field(&e),
             Category::Syntax | Category::Eof | Category::Io => malformed(e.to_string()),
-        }
+        })
     })?;
-    de.end().map_err(|e| malformed(e.to_string()))?;
+    de.end()
+        .map_err(|e| ApiError::from(malformed(e.to_string())))?;
     Ok(value)
 }
 
