@@ -372,7 +372,9 @@ fn add_graphql(doc: &mut OpenApi) {
             "query",
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .description(Some("The GraphQL document."))
+                .description(Some(
+                    "The GraphQL document; without one the answer is an `invalid-query` error.",
+                ))
                 .examples(["{ products(first: 2) { edges { node { id name } } } }"]),
         )
         .property(
@@ -384,11 +386,10 @@ fn add_graphql(doc: &mut OpenApi) {
         .property(
             "variables",
             ObjectBuilder::new()
-                .schema_type(Type::Object)
+                .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
                 .additional_properties(Some(AdditionalProperties::FreeForm(true)))
                 .description(Some("Values of the document's variables.")),
-        )
-        .required("query");
+        );
     let response = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(
@@ -483,6 +484,7 @@ pub const MERCHANT_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]+$";
 pub const COUNTRY_PATTERN: &str = "^[A-Z]{2}$";
 /// A currency code's shape; [`CurrencyCode`] also lists the codes Orderly has.
 pub const CURRENCY_PATTERN: &str = "^[A-Z]{3}$";
+
 /// `Preferences::validate`: E.164.
 fn phone_pattern() -> String {
     let digits = Preferences::PHONE_DIGITS;
@@ -492,19 +494,24 @@ fn phone_pattern() -> String {
         digits.end() - 1
     )
 }
+
 /// `IdempotencyKey::parse`: visible ASCII.
 fn idempotency_key_pattern() -> String {
     format!("^[!-~]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
 }
+
 /// A price in a request: digits, and at most as many decimals as the most precise currency
 /// has (each currency's own number is checked by the server).
 fn amount_pattern() -> String {
     let decimals = Currency::all().map(Currency::exponent).max().unwrap_or(0);
     format!(r"^[0-9]+(\.[0-9]{{1,{decimals}}})?$")
 }
-/// `Rate::parse`: an unsigned decimal with at most [`RATE_DECIMALS`] places.
+
+/// `Rate::parse`: an unsigned decimal with at most [`RATE_DECIMALS`] places, and no more
+/// whole digits than [`MAX_RATE_UNITS`] has (leading zeros aside).
 fn rate_pattern() -> String {
-    format!(r"^[0-9]+(\.[0-9]{{1,{RATE_DECIMALS}}})?$")
+    let digits = MAX_RATE_UNITS.to_string().len();
+    format!(r"^0*[0-9]{{1,{digits}}}(\.[0-9]{{1,{RATE_DECIMALS}}})?$")
 }
 
 fn string() -> ObjectBuilder {
@@ -1113,8 +1120,21 @@ mod tests {
                 orderly_domain::Money::parse(text, kwd).is_ok_and(|m| !m.is_negative()),
                 "{text:?}"
             );
-            let rate_shape = orderly_domain::Rate::parse(text).is_ok() || text == "0";
-            assert_eq!(matches(&rate_pattern(), text), rate_shape, "{text:?}");
+        }
+        let rates = "0 0.0 1 0.92 151.25 0.000000001 0.0000000001 1000000 1000000.000000001 \
+                     9999999 10000000 0001000000 1. .5 -1 1e3";
+        for text in rates.split_whitespace() {
+            // Where the pattern matches, the rate parses or is out of range (zero, or above the
+            // largest but with no more digits): the server says which with a 422.
+            let parsed = orderly_domain::Rate::parse(text);
+            let out_of_range = parsed.as_ref().is_err_and(|e| {
+                e.message.contains("greater than zero") || e.message.contains("at most")
+            });
+            if parsed.is_ok() {
+                assert!(matches(&rate_pattern(), text), "{text:?}");
+            } else if matches(&rate_pattern(), text) {
+                assert!(out_of_range, "{text:?}");
+            }
         }
         for text in [
             "+15551234567",
