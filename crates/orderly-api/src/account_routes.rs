@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
+use crate::dto::AddressDto;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::problem::{ApiError, Problem};
 
@@ -65,11 +66,165 @@ pub struct RefreshRequest {
 #[serde(rename_all = "camelCase")]
 pub struct Registered {
     /// The new profile.
-    #[schema(value_type = Object)]
-    profile: Profile,
+    profile: ProfileDto,
     /// The customer is logged in.
-    #[schema(value_type = Object)]
-    tokens: Tokens,
+    tokens: TokensDto,
+}
+
+/// What a log-in, a sign-up or a refresh gives.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokensDto {
+    /// The bearer token for `Authorization: Bearer …`.
+    access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    expires_in: i64,
+    /// Trade it for new tokens at `POST /v1/auth/refresh`; usable once.
+    refresh_token: String,
+    /// Seconds until the refresh token (and the session) expires.
+    refresh_expires_in: i64,
+}
+
+impl From<Tokens> for TokensDto {
+    fn from(t: Tokens) -> Self {
+        TokensDto {
+            access_token: t.access_token,
+            token_type: t.token_type,
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            refresh_expires_in: t.refresh_expires_in,
+        }
+    }
+}
+
+/// A customer's profile.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileDto {
+    /// Their customer record, which their orders name.
+    customer_id: String,
+    /// The e-mail they log in with.
+    email: String,
+    /// Their name as they write it.
+    name: String,
+    /// Saved addresses, any script, byte-exact.
+    addresses: Vec<AddressDto>,
+    /// The currency their carts open in when they name none.
+    default_currency: Option<String>,
+}
+
+impl From<Profile> for ProfileDto {
+    fn from(p: Profile) -> Self {
+        ProfileDto {
+            customer_id: p.customer_id.to_string(),
+            email: p.email,
+            name: p.name,
+            addresses: p.addresses.iter().map(AddressDto::from).collect(),
+            default_currency: p.default_currency.map(|c| c.code().to_owned()),
+        }
+    }
+}
+
+/// A staff user as admins see them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaffUserDto {
+    /// Their log-in e-mail, which is also their id.
+    email: String,
+    /// Their name.
+    name: String,
+    /// What they may do: `support`, `manager`, `admin` or `engineer`.
+    role: &'static str,
+    /// A disabled user cannot log in or refresh.
+    disabled: bool,
+    /// When the user was made (RFC 3339).
+    created_at: String,
+    /// Who made it.
+    created_by: String,
+}
+
+impl From<StaffUser> for StaffUserDto {
+    fn from(u: StaffUser) -> Self {
+        StaffUserDto {
+            email: u.email,
+            name: u.name,
+            role: u.role.as_str(),
+            disabled: u.disabled,
+            created_at: u.created_at.to_rfc3339(),
+            created_by: u.created_by,
+        }
+    }
+}
+
+/// An API key's record (never the key itself).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyDto {
+    /// The public id (part of the key).
+    id: String,
+    /// What it is for.
+    name: String,
+    /// What it may do.
+    scopes: Vec<&'static str>,
+    /// When it was made (RFC 3339).
+    created_at: String,
+    /// Who made it.
+    created_by: String,
+    /// When it was revoked, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+impl From<ApiKey> for ApiKeyDto {
+    fn from(k: ApiKey) -> Self {
+        ApiKeyDto {
+            id: k.id,
+            name: k.name,
+            scopes: k.scopes.iter().map(|p| p.as_str()).collect(),
+            created_at: k.created_at.to_rfc3339(),
+            created_by: k.created_by,
+            revoked_at: k.revoked_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+/// One entry of the audit log.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntryDto {
+    /// Time-ordered id; pass it as `after` for the entries after it.
+    id: String,
+    /// When (RFC 3339).
+    at: String,
+    /// Who: `staff:…`, `key:…`, or for a failed log-in the e-mail tried.
+    actor: String,
+    /// What: `POST /v1/orders/{id}/cancel`, `login`, `login.failed`, …
+    action: String,
+    /// The thing acted on, if one: an order id, a user, a key id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    /// `ok`, or what went wrong (`401`, `wrong password`, …).
+    outcome: String,
+    /// From where: the client's address as the server saw it.
+    source: String,
+}
+
+impl From<AuditEntry> for AuditEntryDto {
+    fn from(e: AuditEntry) -> Self {
+        AuditEntryDto {
+            id: e.id,
+            at: e.at.to_rfc3339(),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            source: e.source,
+        }
+    }
 }
 
 fn currency(field: &str, code: Option<&str>) -> Result<Option<Currency>, AppError> {
@@ -97,50 +252,52 @@ pub async fn register(
             &caller.source,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(Registered { profile, tokens })).into_response())
+    let registered = Registered {
+        profile: profile.into(),
+        tokens: tokens.into(),
+    };
+    Ok((StatusCode::CREATED, Json(registered)).into_response())
 }
 
 /// Logs a customer in: an access token (minutes) and a refresh token (weeks, usable once).
 #[utoipa::path(post, path = "/v1/auth/login", tag = "accounts", request_body = LoginRequest, responses(
-    (status = 200, description = "accessToken, refreshToken, expiresIn"),
+    (status = 200, body = TokensDto),
 ))]
 pub async fn login(
     Extension(accounts): Extension<Arc<Accounts>>,
     caller: Caller,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> ApiResult<Json<Tokens>> {
-    Ok(Json(
-        accounts
-            .login_customer(&body.email, &body.password, &caller.source)
-            .await?,
-    ))
+) -> ApiResult<Json<TokensDto>> {
+    let tokens = accounts
+        .login_customer(&body.email, &body.password, &caller.source)
+        .await?;
+    Ok(Json(tokens.into()))
 }
 
 /// Logs a staff user in.
 #[utoipa::path(post, path = "/v1/auth/staff/login", tag = "accounts", request_body = LoginRequest, responses(
-    (status = 200, description = "accessToken, refreshToken, expiresIn"),
+    (status = 200, body = TokensDto),
 ))]
 pub async fn staff_login(
     Extension(accounts): Extension<Arc<Accounts>>,
     caller: Caller,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> ApiResult<Json<Tokens>> {
-    Ok(Json(
-        accounts
-            .login_staff(&body.email, &body.password, &caller.source)
-            .await?,
-    ))
+) -> ApiResult<Json<TokensDto>> {
+    let tokens = accounts
+        .login_staff(&body.email, &body.password, &caller.source)
+        .await?;
+    Ok(Json(tokens.into()))
 }
 
 /// Trades a refresh token for new tokens; the old refresh token is spent.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "accounts", request_body = RefreshRequest, responses(
-    (status = 200, description = "accessToken, refreshToken, expiresIn"),
+    (status = 200, body = TokensDto),
 ))]
 pub async fn refresh(
     Extension(accounts): Extension<Arc<Accounts>>,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> ApiResult<Json<Tokens>> {
-    Ok(Json(accounts.refresh(&body.refresh_token).await?))
+) -> ApiResult<Json<TokensDto>> {
+    Ok(Json(accounts.refresh(&body.refresh_token).await?.into()))
 }
 
 /// Ends the session of a refresh token.
@@ -164,13 +321,15 @@ fn customer_email(caller: &Caller) -> ApiResult<&str> {
 
 /// The signed-in customer's profile.
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", responses(
-    (status = 200, description = "customerId, email, name, addresses, defaultCurrency"),
+    (status = 200, body = ProfileDto),
 ))]
 pub async fn profile(
     Extension(accounts): Extension<Arc<Accounts>>,
     caller: Caller,
-) -> ApiResult<Json<Profile>> {
-    Ok(Json(accounts.profile(customer_email(&caller)?).await?))
+) -> ApiResult<Json<ProfileDto>> {
+    Ok(Json(
+        accounts.profile(customer_email(&caller)?).await?.into(),
+    ))
 }
 
 /// A change of profile; absent fields stay.
@@ -197,13 +356,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 
 /// Changes the signed-in customer's name, saved addresses or default currency.
 #[utoipa::path(patch, path = "/v1/me", tag = "accounts", request_body = ProfilePatch, responses(
-    (status = 200, description = "the profile"),
+    (status = 200, body = ProfileDto),
 ))]
 pub async fn update_profile(
     Extension(accounts): Extension<Arc<Accounts>>,
     caller: Caller,
     ApiJson(body): ApiJson<ProfilePatch>,
-) -> ApiResult<Json<Profile>> {
+) -> ApiResult<Json<ProfileDto>> {
     let default_currency = match body.default_currency {
         None => None,
         Some(code) => Some(currency("defaultCurrency", code.as_deref())?),
@@ -216,7 +375,8 @@ pub async fn update_profile(
     Ok(Json(
         accounts
             .update_profile(customer_email(&caller)?, change)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -256,16 +416,17 @@ fn role(text: &str) -> Result<Role, AppError> {
 }
 
 /// Every staff user.
-#[utoipa::path(get, path = "/v1/staff/users", tag = "accounts", responses((status = 200, description = "the users")))]
+#[utoipa::path(get, path = "/v1/staff/users", tag = "accounts", responses((status = 200, body = [StaffUserDto])))]
 pub async fn list_staff(
     Extension(accounts): Extension<Arc<Accounts>>,
-) -> ApiResult<Json<Vec<StaffUser>>> {
-    Ok(Json(accounts.staff().await?))
+) -> ApiResult<Json<Vec<StaffUserDto>>> {
+    let users = accounts.staff().await?;
+    Ok(Json(users.into_iter().map(Into::into).collect()))
 }
 
 /// Makes a staff user.
 #[utoipa::path(post, path = "/v1/staff/users", tag = "accounts", request_body = NewStaff, responses(
-    (status = 201, description = "the user"),
+    (status = 201, body = StaffUserDto),
     (status = 409, description = "The e-mail has a user", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn create_staff(
@@ -282,22 +443,25 @@ pub async fn create_staff(
             &caller.actor(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(user)).into_response())
+    Ok((StatusCode::CREATED, Json(StaffUserDto::from(user))).into_response())
 }
 
 /// Changes a staff user's role, or disables them.
 #[utoipa::path(patch, path = "/v1/staff/users/{email}", tag = "accounts", params(("email" = String, Path, description = "The user's e-mail")), request_body = StaffPatch, responses(
-    (status = 200, description = "the user"),
+    (status = 200, body = StaffUserDto),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn update_staff(
     Extension(accounts): Extension<Arc<Accounts>>,
     Path(email): Path<String>,
     ApiJson(body): ApiJson<StaffPatch>,
-) -> ApiResult<Json<StaffUser>> {
+) -> ApiResult<Json<StaffUserDto>> {
     let role = body.role.as_deref().map(role).transpose()?;
     Ok(Json(
-        accounts.update_staff(&email, role, body.disabled).await?,
+        accounts
+            .update_staff(&email, role, body.disabled)
+            .await?
+            .into(),
     ))
 }
 
@@ -321,16 +485,16 @@ pub struct CreatedKey {
     key: String,
     /// Its record.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
-    record: ApiKey,
+    record: ApiKeyDto,
 }
 
 /// Every API key (never the keys themselves).
-#[utoipa::path(get, path = "/v1/api-keys", tag = "accounts", responses((status = 200, description = "the keys")))]
+#[utoipa::path(get, path = "/v1/api-keys", tag = "accounts", responses((status = 200, body = [ApiKeyDto])))]
 pub async fn list_keys(
     Extension(accounts): Extension<Arc<Accounts>>,
-) -> ApiResult<Json<Vec<ApiKey>>> {
-    Ok(Json(accounts.keys().await?))
+) -> ApiResult<Json<Vec<ApiKeyDto>>> {
+    let keys = accounts.keys().await?;
+    Ok(Json(keys.into_iter().map(Into::into).collect()))
 }
 
 /// Makes an API key; the answer is the only time it is shown.
@@ -350,19 +514,23 @@ pub async fn create_key(
     let (record, key) = accounts
         .create_key(&body.name, &scopes, &caller.actor())
         .await?;
-    Ok((StatusCode::CREATED, Json(CreatedKey { key, record })).into_response())
+    let created = CreatedKey {
+        key,
+        record: record.into(),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// Revokes an API key.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "accounts", params(("id" = String, Path, description = "The key's id")), responses(
-    (status = 200, description = "the revoked key's record"),
+    (status = 200, description = "The revoked key's record", body = ApiKeyDto),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn revoke_key(
     Extension(accounts): Extension<Arc<Accounts>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<ApiKey>> {
-    Ok(Json(accounts.revoke_key(&id).await?))
+) -> ApiResult<Json<ApiKeyDto>> {
+    Ok(Json(accounts.revoke_key(&id).await?.into()))
 }
 
 /// Which audit entries.
@@ -380,11 +548,11 @@ pub struct AuditQuery {
 }
 
 /// The audit log, oldest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "accounts", params(AuditQuery), responses((status = 200, description = "entries")))]
+#[utoipa::path(get, path = "/v1/audit", tag = "accounts", params(AuditQuery), responses((status = 200, body = [AuditEntryDto])))]
 pub async fn audit_log(
     Extension(accounts): Extension<Arc<Accounts>>,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Vec<AuditEntry>>> {
+) -> ApiResult<Json<Vec<AuditEntryDto>>> {
     let limit = query.limit.unwrap_or(DEFAULT_AUDIT_PAGE_LIMIT);
     if !AUDIT_PAGE_LIMITS.contains(&limit) {
         return Err(AppError::invalid(
@@ -398,6 +566,11 @@ pub async fn audit_log(
         .into());
     }
     Ok(Json(
-        accounts.audit_log(query.after.as_deref(), limit).await?,
+        accounts
+            .audit_log(query.after.as_deref(), limit)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     ))
 }

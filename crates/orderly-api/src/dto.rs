@@ -4,6 +4,7 @@
 //! every field error at once, so a caller learns everything to fix in one round trip.
 
 use async_graphql::{InputObject, SimpleObject};
+use orderly_core::support::{Escalation, Note};
 use orderly_core::{CreateProduct, LineRequest, PlaceOrder, UpdateProduct};
 use orderly_domain::{
     Address, Attention, Currency, Customer, CustomerId, Email, ExchangeRate, HistoryEntry, Money,
@@ -12,6 +13,9 @@ use orderly_domain::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// What callers without `errors:read` see in place of a step's raw error.
+const HIDDEN_ERROR: &str = "the step failed; the error is shown to engineers and admins";
 
 /// Exact money in an answer: the amount as a decimal string with the currency's decimal places,
 /// and the same amount as a receipt prints it.
@@ -383,7 +387,7 @@ impl AttentionDto {
     #[must_use]
     pub fn redacted(mut self, raw_errors: bool) -> Self {
         if !raw_errors {
-            self.error = "the step failed; the error is shown to engineers and admins".to_owned();
+            self.error = HIDDEN_ERROR.to_owned();
         }
         self
     }
@@ -505,6 +509,82 @@ impl From<&Order> for OrderDto {
             version: o.version,
             created_at: o.created_at.to_rfc3339(),
             updated_at: o.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A staff note on an order.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteDto {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who (`staff:…`, `key:…`, or `system` for changes recorded automatically).
+    pub author: String,
+    /// What, in any script, byte-exact.
+    pub text: String,
+}
+
+impl From<&Note> for NoteDto {
+    fn from(n: &Note) -> Self {
+        NoteDto {
+            at: n.at.to_rfc3339(),
+            author: n.author.clone(),
+            text: n.text.clone(),
+        }
+    }
+}
+
+/// An order a saga step gave up on: an entry of the "needs attention" queue.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationDto {
+    /// The order.
+    pub order_id: String,
+    /// Its buyer.
+    pub customer_id: String,
+    /// Its status when the step gave up.
+    #[schema(value_type = crate::openapi::OrderStatusName)]
+    pub status: String,
+    /// The step (`inventory`, `payment`).
+    pub step: String,
+    /// The step's last error (raw only for callers with `errors:read`).
+    pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was flagged (RFC 3339).
+    pub since: String,
+    /// When staff had it retried, if they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    /// Who had it retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+}
+
+impl EscalationDto {
+    /// The raw error text may quote internals: only callers with `errors:read` see it.
+    #[must_use]
+    pub fn redacted(mut self, raw_errors: bool) -> Self {
+        if !raw_errors {
+            self.error = HIDDEN_ERROR.to_owned();
+        }
+        self
+    }
+}
+
+impl From<&Escalation> for EscalationDto {
+    fn from(e: &Escalation) -> Self {
+        EscalationDto {
+            order_id: e.order_id.to_string(),
+            customer_id: e.customer_id.to_string(),
+            status: e.status.as_str().to_owned(),
+            step: e.step.clone(),
+            error: e.error.clone(),
+            attempts: e.attempts,
+            since: e.since.to_rfc3339(),
+            resolved_at: e.resolved_at.map(|t| t.to_rfc3339()),
+            resolved_by: e.resolved_by.clone(),
         }
     }
 }

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use orderly_auth::Permission;
 use orderly_core::accounts::Accounts;
 use orderly_core::ports::OrderFilter;
-use orderly_core::support::{Escalation, Note};
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
 use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
@@ -18,8 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::dto::{
     AddressDto, AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest,
-    CustomerDto, EventDto, OrderDto, OrderPage, PlaceOrderRequest, ProductDto, ProductPage,
-    ShipRequest, StockDto, UpdateProductRequest,
+    CustomerDto, EscalationDto, EventDto, NoteDto, OrderDto, OrderPage, PlaceOrderRequest,
+    ProductDto, ProductPage, ShipRequest, StockDto, UpdateProductRequest,
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::problem::{ApiError, Problem};
@@ -513,13 +512,14 @@ pub struct NoteRequest {
 #[utoipa::path(
     get, path = "/v1/orders/{id}/notes", tag = "orders",
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
-    responses((status = 200, description = "[{at, author, text}]"), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = [NoteDto]), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn order_notes(
     State(app): State<Orderly>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<Note>>> {
-    Ok(Json(app.notes(order_id(&id)?).await?))
+) -> ApiResult<Json<Vec<NoteDto>>> {
+    let notes = app.notes(order_id(&id)?).await?;
+    Ok(Json(notes.iter().map(NoteDto::from).collect()))
 }
 
 /// Adds a staff note to an order.
@@ -528,7 +528,7 @@ pub async fn order_notes(
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     request_body = NoteRequest,
     responses(
-        (status = 201, description = "{at, author, text}"),
+        (status = 201, body = NoteDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or the order holds the most notes it may", body = Problem, content_type = "application/problem+json"),
     )
@@ -542,7 +542,7 @@ pub async fn add_note(
     let note = app
         .add_note(order_id(&id)?, &caller.actor(), &body.text)
         .await?;
-    Ok((StatusCode::CREATED, Json(note)).into_response())
+    Ok((StatusCode::CREATED, Json(NoteDto::from(&note))).into_response())
 }
 
 /// Corrects the shipping address of an order that has not shipped; the old one is kept in a
@@ -609,19 +609,19 @@ pub struct EscalationQuery {
 #[utoipa::path(
     get, path = "/v1/escalations", tag = "orders",
     params(EscalationQuery),
-    responses((status = 200, description = "[{orderId, customerId, status, step, error, attempts, since, resolvedAt?, resolvedBy?}]"))
+    responses((status = 200, body = [EscalationDto]))
 )]
 pub async fn escalations(
     State(app): State<Orderly>,
     caller: Caller,
     ApiQuery(q): ApiQuery<EscalationQuery>,
-) -> ApiResult<Json<Vec<Escalation>>> {
+) -> ApiResult<Json<Vec<EscalationDto>>> {
     let raw = caller.principal.can(Permission::RawErrors);
-    let mut found = app.escalations(q.open.unwrap_or(true)).await?;
-    if !raw {
-        for e in &mut found {
-            e.error = "the step failed; the error is shown to engineers and admins".to_owned();
-        }
-    }
-    Ok(Json(found))
+    let found = app.escalations(q.open.unwrap_or(true)).await?;
+    Ok(Json(
+        found
+            .iter()
+            .map(|e| EscalationDto::from(e).redacted(raw))
+            .collect(),
+    ))
 }
