@@ -236,6 +236,7 @@ fn currency(field: &str, code: Option<&str>) -> Result<Option<Currency>, AppErro
 #[utoipa::path(post, path = "/v1/auth/register", tag = "accounts", request_body = RegisterRequest, responses(
     (status = 201, body = Registered),
     (status = 409, description = "The e-mail has an account", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid fields; a password over 256 bytes or an e-mail over 254 bytes of UTF-8", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn register(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -428,6 +429,7 @@ pub async fn list_staff(
 #[utoipa::path(post, path = "/v1/staff/users", tag = "accounts", request_body = NewStaff, responses(
     (status = 201, body = StaffUserDto),
     (status = 409, description = "The e-mail has a user", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid fields; a password over 256 bytes or an e-mail over 254 bytes of UTF-8", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn create_staff(
     Extension(accounts): Extension<Arc<Accounts>>,

@@ -312,7 +312,7 @@ pub async fn get_cart(
         (status = 200, body = CartDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Checked out or expired", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown product, not sold, or no price in the cart's currency", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; an unknown product, one not sold or without a price (or a rate) in the cart's currency; a line over 10000 units or a cart over 100 lines", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn add_line(
@@ -468,7 +468,7 @@ pub async fn list_rates(State(app): State<Orderly>) -> ApiResult<Json<RatesDto>>
     put, path = "/v1/rates/{currency}", tag = "rates",
     params(("currency" = crate::openapi::CurrencyCode, Path, description = "ISO 4217 code")),
     request_body = SetRateRequest,
-    responses((status = 200, body = RateDto), (status = 422, description = "Invalid fields, or the base currency itself", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = RateDto), (status = 422, description = "Invalid fields; a rate of zero or over 1000000; the base currency itself", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn set_rate(
     State(app): State<Orderly>,

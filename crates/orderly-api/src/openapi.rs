@@ -177,25 +177,25 @@ fn security(access: Access) -> Vec<SecurityRequirement> {
 
 fn who_may_call(access: Access) -> String {
     if access.anonymous {
-        return "**Access**: public. No credentials are needed; credentials that are sent must \
+        return "Access: public. No credentials are needed; credentials that are sent must \
                 be valid (a broken one is a `401`)."
             .to_owned();
     }
     match (access.customers, access.permission) {
-        (true, None) => "**Access**: signed-in customers (an access token from \
+        (true, None) => "Access: signed-in customers (an access token from \
                          `POST /v1/auth/login`)."
             .to_owned(),
         (true, Some(p)) => format!(
-            "**Access**: customers, for what is theirs (someone else's is a `404`); staff whose \
+            "Access: customers, for what is theirs (someone else's is a `404`); staff whose \
              role grants `{p}` and API keys holding it, for anything."
         ),
         (false, Some(p)) if p.grantable_to_keys() => {
-            format!("**Access**: staff whose role grants `{p}`, and API keys holding it.")
+            format!("Access: staff whose role grants `{p}`, and API keys holding it.")
         }
         (false, Some(p)) => {
-            format!("**Access**: staff whose role grants `{p}` (API keys cannot hold it).")
+            format!("Access: staff whose role grants `{p}` (API keys cannot hold it).")
         }
-        (false, None) => "**Access**: nobody.".to_owned(),
+        (false, None) => "Access: nobody.".to_owned(),
     }
 }
 

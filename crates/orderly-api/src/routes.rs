@@ -51,7 +51,7 @@ fn with_location(status: StatusCode, location: &str, body: impl IntoResponse) ->
     params(("Idempotency-Key" = Option<crate::openapi::IdempotencyKeyText>, Header, description = "Makes retries safe: the same key and body return the first order (with `Idempotent-Replayed: true`); the same key with another body is refused.")),
     responses(
         (status = 201, description = "Placed (or replayed); Location names the order", body = OrderDto),
-        (status = 422, description = "Invalid fields, unknown customer or product, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, an unknown customer or product, a product not sold or without a price (or a rate) in the order's currency, or an Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn place_order(
@@ -419,6 +419,7 @@ pub async fn update_product(
     responses(
         (status = 201, body = CustomerDto),
         (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; an e-mail over 254 bytes of UTF-8", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_customer(
