@@ -223,3 +223,36 @@ async fn an_integer_may_be_written_as_any_number_without_a_fraction() {
         (422, Some("validation"))
     );
 }
+
+#[tokio::test]
+async fn checking_out_again_still_refuses_an_invalid_address() {
+    // The cart is its own idempotency key; a second checkout answers with the first order, but
+    // a body that breaks the rules is refused like the first time, not replayed over.
+    let server = TestServer::start(&[]).await;
+    let (status, cart) = server.post("/v1/carts", &json!({})).await;
+    assert_eq!(status, 201, "{cart}");
+    let id = cart["id"].as_str().unwrap();
+    let token = cart["token"].as_str().unwrap();
+    let post = |path: String, body: Value| {
+        let request = server
+            .client
+            .post(server.url(&path))
+            .header("cart-token", token)
+            .json(&body);
+        async move { status_and_json(request.send().await.unwrap()).await }
+    };
+    let line = json!({"productId": "001", "quantity": 1});
+    assert_eq!(post(format!("/v1/carts/{id}/lines"), line).await.0, 200);
+    let address = |country: &str| {
+        json!({"email": "guest@example.com", "name": "Guest", "shippingAddress":
+            {"name": "G", "line1": "1 Road", "city": "Town", "country": country}})
+    };
+    let checkout = format!("/v1/carts/{id}/checkout");
+    let (status, order) = post(checkout.clone(), address("JP")).await;
+    assert_eq!(status, 201, "{order}");
+    let (status, problem) = post(checkout.clone(), address("00")).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "shippingAddress.country");
+    let (status, replayed) = post(checkout, address("JP")).await;
+    assert_eq!((status, &replayed["id"]), (201, &order["id"]));
+}
