@@ -49,12 +49,15 @@ fn product_id(text: &str) -> ApiResult<ProductId> {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpenCartRequest {
-    /// The signed-in customer; absent for a guest.
+    /// The customer whose cart it is (their token, or staff and keys with `orders:place`);
+    /// absent for a guest, or for the signed-in customer.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::MerchantId>)]
     pub customer_id: Option<String>,
-    /// ISO 4217 currency to price in; the shop's base currency if absent.
+    /// ISO 4217 currency to price in; the customer's default or the shop's base currency if
+    /// absent.
     #[serde(default)]
-    #[schema(example = "EUR")]
+    #[schema(value_type = Option<crate::openapi::CurrencyCode>, example = "EUR")]
     pub currency: Option<String>,
 }
 
@@ -63,10 +66,11 @@ pub struct OpenCartRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddLineRequest {
     /// A product id from the catalog.
-    #[schema(example = "001")]
+    #[schema(value_type = crate::openapi::MerchantId, example = "001")]
     pub product_id: String,
-    /// 1 to 10000; added to the line if the product is in the cart already.
-    #[schema(example = 1)]
+    /// 1 to 10000; added to the line if the product is in the cart already (the line's sum
+    /// must stay within 10000).
+    #[schema(value_type = crate::openapi::Quantity, example = 1)]
     pub quantity: i64,
 }
 
@@ -75,7 +79,7 @@ pub struct AddLineRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetQuantityRequest {
     /// 1 to 10000.
-    #[schema(example = 2)]
+    #[schema(value_type = crate::openapi::Quantity, example = 2)]
     pub quantity: i64,
 }
 
@@ -85,9 +89,11 @@ pub struct SetQuantityRequest {
 pub struct CheckoutRequest {
     /// The buyer's e-mail (guest carts only).
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::EmailAddress>)]
     pub email: Option<String>,
     /// The buyer's name (guest carts only).
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::PersonOrProductName>)]
     pub name: Option<String>,
     /// Where to ship.
     #[serde(default)]
@@ -237,7 +243,8 @@ fn currency(text: Option<&str>) -> ApiResult<Option<Currency>> {
     request_body(content = Option<OpenCartRequest>, description = "Optional customer and currency"),
     responses(
         (status = 201, description = "Opened; `token` is shown only here", body = CartDto),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer naming another customer, or staff without `orders:place` naming one", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a customer that does not exist", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn open_cart(
@@ -284,7 +291,7 @@ pub async fn open_cart(
 /// A cart with its lines priced now and what the sweep changed.
 #[utoipa::path(
     get, path = "/v1/carts/{id}", tag = "carts",
-    params(("id" = String, Path), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
     responses((status = 200, body = CartDto), (status = 404, description = "No such cart, or a wrong token", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_cart(
@@ -299,13 +306,13 @@ pub async fn get_cart(
 /// Adds a product (to its line if it is in the cart already).
 #[utoipa::path(
     post, path = "/v1/carts/{id}/lines", tag = "carts",
-    params(("id" = String, Path), ("Cart-Token" = String, Header)),
+    params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
     request_body = AddLineRequest,
     responses(
         (status = 200, body = CartDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Checked out or expired", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown product, not sold, or no price in the cart's currency", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; an unknown product, one not sold or without a price (or a rate) in the cart's currency; a line over 10000 units or a cart over 100 lines", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn add_line(
@@ -325,7 +332,7 @@ pub async fn add_line(
 /// Changes a line's quantity.
 #[utoipa::path(
     patch, path = "/v1/carts/{id}/lines/{productId}", tag = "carts",
-    params(("id" = String, Path), ("productId" = String, Path), ("Cart-Token" = String, Header)),
+    params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("productId" = crate::openapi::MerchantId, Path, description = "Product id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
     request_body = SetQuantityRequest,
     responses((status = 200, body = CartDto), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"))
 )]
@@ -350,7 +357,7 @@ pub async fn set_quantity(
 /// Takes a line out.
 #[utoipa::path(
     delete, path = "/v1/carts/{id}/lines/{productId}", tag = "carts",
-    params(("id" = String, Path), ("productId" = String, Path), ("Cart-Token" = String, Header)),
+    params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("productId" = crate::openapi::MerchantId, Path, description = "Product id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
     responses((status = 200, body = CartDto), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn remove_line(
@@ -401,7 +408,7 @@ impl CheckoutRequest {
 /// answers with the same order (`Idempotent-Replayed: true`).
 #[utoipa::path(
     post, path = "/v1/carts/{id}/checkout", tag = "carts",
-    params(("id" = String, Path), ("Cart-Token" = String, Header)),
+    params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
     request_body(content = Option<CheckoutRequest>, description = "Address, payment method; e-mail and name for a guest cart"),
     responses(
         (status = 201, description = "The order (placed now, or replayed)", body = OrderDto),
@@ -441,7 +448,7 @@ pub struct RatesDto {
 pub struct SetRateRequest {
     /// Units of the currency per unit of the base currency: a decimal string, at most 9
     /// decimal places.
-    #[schema(example = "151.25")]
+    #[schema(value_type = crate::openapi::RateText, example = "151.25")]
     pub rate: String,
 }
 
@@ -459,9 +466,9 @@ pub async fn list_rates(State(app): State<Orderly>) -> ApiResult<Json<RatesDto>>
 /// priced with.
 #[utoipa::path(
     put, path = "/v1/rates/{currency}", tag = "rates",
-    params(("currency" = String, Path, description = "ISO 4217 code")),
+    params(("currency" = crate::openapi::CurrencyCode, Path, description = "ISO 4217 code")),
     request_body = SetRateRequest,
-    responses((status = 200, body = RateDto), (status = 422, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = RateDto), (status = 422, description = "Invalid fields; a rate of zero or over 1000000; the base currency itself", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn set_rate(
     State(app): State<Orderly>,

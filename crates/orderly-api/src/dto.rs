@@ -4,6 +4,7 @@
 //! every field error at once, so a caller learns everything to fix in one round trip.
 
 use async_graphql::{InputObject, SimpleObject};
+use orderly_core::support::{Escalation, Note};
 use orderly_core::{CreateProduct, LineRequest, PlaceOrder, UpdateProduct};
 use orderly_domain::{
     Address, Attention, Currency, Customer, CustomerId, Email, ExchangeRate, HistoryEntry, Money,
@@ -12,6 +13,9 @@ use orderly_domain::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// What callers without `errors:read` see in place of a step's raw error.
+const HIDDEN_ERROR: &str = "the step failed; the error is shown to engineers and admins";
 
 /// Exact money in an answer: the amount as a decimal string with the currency's decimal places,
 /// and the same amount as a receipt prints it.
@@ -44,11 +48,12 @@ impl From<Money> for MoneyDto {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
-    /// Decimal string, e.g. `"279.98"` (USD), `"1500"` (JPY), `"1.250"` (KWD).
-    #[schema(example = "279.98")]
+    /// Decimal string, e.g. `"279.98"` (USD), `"1500"` (JPY), `"1.250"` (KWD); at most the
+    /// currency's decimal places.
+    #[schema(value_type = crate::openapi::AmountText)]
     pub amount: String,
     /// ISO 4217 code.
-    #[schema(example = "USD")]
+    #[schema(value_type = crate::openapi::CurrencyCode)]
     pub currency: String,
     /// Ignored: accepted so that a price read from an answer can be sent back unchanged.
     #[serde(default)]
@@ -70,24 +75,28 @@ impl MoneyInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddressDto {
     /// Recipient.
-    #[schema(example = "山田 太郎")]
+    #[schema(value_type = crate::openapi::AddressLine, example = "山田 太郎")]
     pub name: String,
     /// Street and number.
-    #[schema(example = "東京都渋谷区 🏠")]
+    #[schema(value_type = crate::openapi::AddressLine, example = "東京都渋谷区 🏠")]
     pub line1: String,
     /// Flat, floor, building.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::AddressLine>)]
     pub line2: Option<String>,
     /// City.
+    #[schema(value_type = crate::openapi::AddressLine, example = "渋谷区")]
     pub city: String,
     /// State, prefecture, province.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::AddressLine>)]
     pub region: Option<String>,
     /// Postal code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::AddressLine>)]
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2.
-    #[schema(example = "JP")]
+    #[schema(value_type = crate::openapi::CountryCode, example = "JP")]
     pub country: String,
 }
 
@@ -125,10 +134,10 @@ impl From<&Address> for AddressDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemRequest {
     /// A product id from the catalog.
-    #[schema(example = "001")]
+    #[schema(value_type = crate::openapi::MerchantId, example = "001")]
     pub product_id: String,
     /// 1 to 10000.
-    #[schema(example = 1, minimum = 1, maximum = 10000)]
+    #[schema(value_type = crate::openapi::Quantity, example = 1)]
     pub quantity: i64,
 }
 
@@ -138,13 +147,14 @@ pub struct ItemRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     /// The buyer.
-    #[schema(example = "001")]
+    #[schema(value_type = crate::openapi::MerchantId, example = "001")]
     pub customer_id: String,
     /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemRequest>,
     /// ISO 4217 currency to price in; the shop's base currency if absent.
     #[serde(default)]
-    #[schema(example = "USD")]
+    #[schema(value_type = Option<crate::openapi::CurrencyCode>, example = "USD")]
     pub currency: Option<String>,
     /// Where to ship.
     #[serde(default)]
@@ -377,7 +387,7 @@ impl AttentionDto {
     #[must_use]
     pub fn redacted(mut self, raw_errors: bool) -> Self {
         if !raw_errors {
-            self.error = "the step failed; the error is shown to engineers and admins".to_owned();
+            self.error = HIDDEN_ERROR.to_owned();
         }
         self
     }
@@ -503,6 +513,82 @@ impl From<&Order> for OrderDto {
     }
 }
 
+/// A staff note on an order.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteDto {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who (`staff:…`, `key:…`, or `system` for changes recorded automatically).
+    pub author: String,
+    /// What, in any script, byte-exact.
+    pub text: String,
+}
+
+impl From<&Note> for NoteDto {
+    fn from(n: &Note) -> Self {
+        NoteDto {
+            at: n.at.to_rfc3339(),
+            author: n.author.clone(),
+            text: n.text.clone(),
+        }
+    }
+}
+
+/// An order a saga step gave up on: an entry of the "needs attention" queue.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationDto {
+    /// The order.
+    pub order_id: String,
+    /// Its buyer.
+    pub customer_id: String,
+    /// Its status when the step gave up.
+    #[schema(value_type = crate::openapi::OrderStatusName)]
+    pub status: String,
+    /// The step (`inventory`, `payment`).
+    pub step: String,
+    /// The step's last error (raw only for callers with `errors:read`).
+    pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was flagged (RFC 3339).
+    pub since: String,
+    /// When staff had it retried, if they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    /// Who had it retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+}
+
+impl EscalationDto {
+    /// The raw error text may quote internals: only callers with `errors:read` see it.
+    #[must_use]
+    pub fn redacted(mut self, raw_errors: bool) -> Self {
+        if !raw_errors {
+            self.error = HIDDEN_ERROR.to_owned();
+        }
+        self
+    }
+}
+
+impl From<&Escalation> for EscalationDto {
+    fn from(e: &Escalation) -> Self {
+        EscalationDto {
+            order_id: e.order_id.to_string(),
+            customer_id: e.customer_id.to_string(),
+            status: e.status.as_str().to_owned(),
+            step: e.step.clone(),
+            error: e.error.clone(),
+            attempts: e.attempts,
+            since: e.since.to_rfc3339(),
+            resolved_at: e.resolved_at.map(|t| t.to_rfc3339()),
+            resolved_by: e.resolved_by.clone(),
+        }
+    }
+}
+
 /// A page of orders, newest first.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -526,10 +612,10 @@ pub struct EventDto(pub serde_json::Value);
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShipRequest {
     /// Carrier name.
-    #[schema(example = "DHL")]
+    #[schema(value_type = crate::openapi::ShipmentText, example = "DHL")]
     pub carrier: String,
     /// Tracking number.
-    #[schema(example = "JD014600006281234567")]
+    #[schema(value_type = crate::openapi::ShipmentText, example = "JD014600006281234567")]
     pub tracking_number: String,
 }
 
@@ -539,7 +625,7 @@ pub struct ShipRequest {
 pub struct CancelRequest {
     /// Shown in the history.
     #[serde(default)]
-    #[schema(example = "customer changed their mind")]
+    #[schema(value_type = Option<crate::openapi::Reason>, example = "customer changed their mind")]
     pub reason: Option<String>,
 }
 
@@ -607,15 +693,17 @@ fn parse_prices(prices: &[MoneyInput], errors: &mut Vec<ValueError>) -> Vec<Mone
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProductRequest {
     /// Merchant id: 1-64 of `A-Z a-z 0-9 - _ . :`.
-    #[schema(example = "003")]
+    #[schema(value_type = crate::openapi::MerchantId, example = "003")]
     pub id: String,
     /// Name in any script.
-    #[schema(example = "Bluetooth Speaker")]
+    #[schema(value_type = crate::openapi::PersonOrProductName, example = "Bluetooth Speaker")]
     pub name: String,
     /// At least one price; one per currency.
+    #[schema(min_items = 1)]
     pub prices: Vec<MoneyInput>,
     /// Units on hand (default 0).
     #[serde(default)]
+    #[schema(value_type = crate::openapi::StockCount)]
     pub stock: i64,
     /// On sale (default true).
     #[serde(default = "yes")]
@@ -657,9 +745,11 @@ impl CreateProductRequest {
 pub struct UpdateProductRequest {
     /// New name.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::PersonOrProductName>)]
     pub name: Option<String>,
-    /// New price list, replacing the old one.
+    /// New price list, replacing the old one: at least one price; one per currency.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub prices: Option<Vec<MoneyInput>>,
     /// On sale or not.
     #[serde(default)]
@@ -726,13 +816,13 @@ impl From<&Customer> for CustomerDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCustomerRequest {
     /// Shop's id.
-    #[schema(example = "003")]
+    #[schema(value_type = crate::openapi::MerchantId, example = "003")]
     pub id: String,
     /// E-mail.
-    #[schema(example = "yamada@example.jp")]
+    #[schema(value_type = crate::openapi::EmailAddress, example = "yamada@example.jp")]
     pub email: String,
     /// Name, any script.
-    #[schema(example = "山田 太郎")]
+    #[schema(value_type = crate::openapi::PersonOrProductName, example = "山田 太郎")]
     pub name: String,
 }
 
@@ -812,9 +902,9 @@ impl From<&StockAdjustment> for AdjustmentDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Units to add (positive) or remove (negative); not zero.
-    #[schema(example = 25)]
+    #[schema(value_type = crate::openapi::StockDelta, example = 25)]
     pub delta: i64,
     /// Why, recorded with the change.
-    #[schema(example = "delivery from supplier")]
+    #[schema(value_type = crate::openapi::Reason, example = "delivery from supplier")]
     pub reason: String,
 }

@@ -1,12 +1,20 @@
 //! Extractors whose rejections are problem+json with a message that says what to fix.
+//!
+//! # Layout
+//! - [`ApiJson`], [`OptionalJson`]: a JSON body read strictly (`strict`): unknown fields and
+//!   arrays in place of objects are refused, as the OpenAPI document says.
+//! - [`ApiQuery`]: a query string.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+mod strict;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, FieldError, Problem};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -18,56 +26,82 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError::from(json_problem(&rejection))),
+        if !is_json(req.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Send JSON",
+                "the body must be JSON with the header Content-Type: application/json",
+            )
+            .into());
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                malformed(rejection.body_text())
+            }
+        })?;
+        from_json(&bytes).map(ApiJson)
     }
 }
 
-/// Maps axum's JSON rejections onto problems.
-#[must_use]
-pub fn json_problem(rejection: &JsonRejection) -> Problem {
-    let text = rejection.body_text();
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Send JSON",
-            "the body must be JSON with the header Content-Type: application/json",
-        ),
-        JsonRejection::JsonSyntaxError(_) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "The body is not valid JSON",
-            format!("{}; check quotes, commas and brackets", strip_prefix(&text)),
-        ),
-        JsonRejection::JsonDataError(_) => {
-            let detail = strip_prefix(&text);
-            let mut p = Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation",
-                "Your request has invalid fields",
-                detail.clone(),
-            );
-            if let Some((field, message)) = detail.split_once(": ")
-                && !field.contains(' ')
-            {
-                p.errors.push(crate::problem::FieldError {
-                    field: field.to_owned(),
-                    message: message.to_owned(),
-                });
-            }
-            p
-        }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-        other => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "The body is not valid JSON",
-            other.body_text(),
-        ),
+/// True for `application/json` and `application/*+json` (what axum's `Json` accepts).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        })
+}
+
+/// Reads one JSON value into `T`, strictly: a struct only from an object, at any depth.
+///
+/// # Errors
+/// `400 malformed-json` for text that is not JSON, `422 validation` naming the field for JSON
+/// that does not fit `T`.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use serde_json::error::Category;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(strict::Strict(&mut de)).map_err(|e| {
+        ApiError::from(match e.inner().classify() {
+            Category::Data => invalid_field(&e),
+            Category::Syntax | Category::Eof | Category::Io => malformed(e.to_string()),
+        })
+    })?;
+    de.end()
+        .map_err(|e| ApiError::from(malformed(e.to_string())))?;
+    Ok(value)
+}
+
+fn malformed(detail: impl std::fmt::Display) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "malformed-json",
+        "The body is not valid JSON",
+        format!("{detail}; check quotes, commas and brackets"),
+    )
+}
+
+fn invalid_field(e: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let mut p = Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "Your request has invalid fields",
+        e.to_string(),
+    );
+    let field = e.path().to_string();
+    // `.` is the path of the body itself (an array where an object belongs).
+    if field != "." {
+        p.errors.push(FieldError {
+            field,
+            message: e.inner().to_string(),
+        });
     }
+    p
 }
 
 /// The 413 problem.
@@ -79,18 +113,6 @@ pub fn too_large() -> Problem {
         "The body is too large",
         format!("request bodies are limited to {MAX_BODY} bytes"),
     )
-}
-
-fn strip_prefix(text: &str) -> String {
-    for prefix in [
-        "Failed to deserialize the JSON body into the target type: ",
-        "Failed to parse the request body as JSON: ",
-    ] {
-        if let Some(rest) = text.strip_prefix(prefix) {
-            return rest.to_owned();
-        }
-    }
-    text.to_owned()
 }
 
 /// A query string; a bad one is a 400 problem naming the parameter.

@@ -15,8 +15,10 @@
 //! - `request`: the request id and the per-request tracing span.
 //! - [`server`]: the listener of `orderly serve`: time limits on every connection, a bound on how
 //!   many are open, and the body layer that reads each body within its deadline.
-//! - [`ApiDoc`]: the OpenAPI 3.1 document, generated from the handlers and types; served at
-//!   `/openapi.json` and rendered at `/docs` without any CDN.
+//! - [`ApiDoc`]: the OpenAPI 3.1 document, generated from the handlers and types, with what
+//!   [`route_table`] knows added by [`openapi`] (security, the answers every route of a kind
+//!   gives) and the rules of request values as schemas; served at `/openapi.json` and rendered
+//!   at `/docs` without any CDN.
 //! - `/metrics`: storage calls by operation (Prometheus text), when the server counts them.
 #![forbid(unsafe_code)]
 
@@ -27,6 +29,7 @@ pub mod dto;
 pub mod extract;
 pub mod graphql;
 pub mod notifications;
+pub mod openapi;
 pub mod problem;
 pub mod request;
 pub mod routes;
@@ -45,6 +48,7 @@ use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 
 pub use crate::auth::Access;
+use crate::openapi::RouteRules;
 use crate::problem::Problem;
 
 /// The OpenAPI document.
@@ -71,9 +75,10 @@ use crate::problem::Problem;
         account_routes::update_staff, account_routes::list_keys, account_routes::create_key,
         account_routes::revoke_key, account_routes::audit_log,
         notifications::list_notifications, notifications::retry_notification, notifications::get_preferences, notifications::put_preferences,
-        healthz, readyz,
+        healthz, readyz, openapi_json,
     ),
     components(schemas(Problem, problem::FieldError)),
+    modifiers(&RouteRules),
     tags(
         (name = "orders", description = "Place, read and move orders through their life"),
         (name = "catalog", description = "Products and their prices"),
@@ -83,7 +88,9 @@ use crate::problem::Problem;
         (name = "rates", description = "Exchange rates from the base currency, for products without a price in the buyer's currency"),
         (name = "accounts", description = "Sign-up, log-in and tokens, profiles, staff users, API keys and the audit log. Every other route says who may call it; send `Authorization: Bearer <access token or API key>`"),
         (name = "notifications", description = "Failed notifications for staff, and customers' notification preferences"),
+        (name = "graphql", description = "The same use cases as a GraphQL schema"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "openapi", description = "This document"),
     )
 )]
 pub struct ApiDoc;
@@ -156,10 +163,16 @@ async fn metrics(
         .into_response()
 }
 
-async fn openapi_json() -> Response {
-    match ApiDoc::openapi().to_json() {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(e) => Problem::from(orderly_core::AppError::Internal(e.to_string())).into_response(),
+/// This document, OpenAPI 3.1.
+#[utoipa::path(get, path = "/openapi.json", tag = "openapi", responses(
+    (status = 200, description = "The OpenAPI document", body = Object),
+))]
+pub async fn openapi_json() -> Response {
+    // Built once: it depends on nothing but the code.
+    static DOCUMENT: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    match DOCUMENT.get_or_init(|| ApiDoc::openapi().to_json().map_err(|e| e.to_string())) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response(),
+        Err(e) => Problem::from(orderly_core::AppError::Internal(e.clone())).into_response(),
     }
 }
 

@@ -14,9 +14,9 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use orderly_auth::Permission;
-use orderly_core::Orderly;
 use orderly_core::notify::{self, NotificationRecord, Notifications, Preferences, RetryError};
 use orderly_core::ports::Category;
+use orderly_core::{Orderly, page_request};
 use orderly_domain::{CustomerId, ValueError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -98,8 +98,10 @@ pub struct NotificationPage {
 #[into_params(parameter_in = Query)]
 pub struct ListNotificationsQuery {
     /// `failed`: messages that ran out of retries and were not sent since.
+    #[param(value_type = crate::openapi::NotificationStatus, required = true)]
     status: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<crate::openapi::PageLimit>)]
     limit: Option<i64>,
     /// `nextCursor` from the previous page.
     after: Option<String>,
@@ -119,12 +121,13 @@ fn notifier(notes: Option<Extension<Arc<Notifications>>>) -> Result<Arc<Notifica
 
 /// Notifications that failed for good (out of retries, or refused by the channel) and were not
 /// sent since. The orders they are about were never held back by them.
+///
+/// A server without a notifier (the Lambda API function) answers `503`.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "notifications",
     params(ListNotificationsQuery),
     responses(
         (status = 200, body = NotificationPage),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_notifications(
@@ -138,14 +141,10 @@ pub async fn list_notifications(
             "must be failed (only failed notifications are listed)",
         ));
     }
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        errors.push(ValueError::new("limit", "must be between 1 and 100"));
-    }
-    if !errors.is_empty() {
+    let page = page_request(q.limit, None).map_err(|e| errors.push(e)).ok();
+    let Some(limit) = page.map(|p| p.limit).filter(|_| errors.is_empty()) else {
         return Err(errors.into());
-    }
-    let limit = u32::try_from(limit).unwrap_or(20);
+    };
     let notes = notifier(notes)?;
     // One more than asked says whether there is a next page.
     let mut found = notes.failed(q.after.as_deref(), limit + 1).await?;
@@ -172,14 +171,16 @@ pub struct RetryRequest {
 /// Sends a failed notification again now, rendered from the order as it is today. Answers the
 /// notification, now `sent`; if the channel refuses again, `502 notification-not-sent` and the
 /// notification stays failed with the new error.
+///
+/// A server without a notifier (the Lambda API function) answers `503`.
 #[utoipa::path(
     post, path = "/v1/notifications/retry", tag = "notifications",
     request_body = RetryRequest,
     responses(
         (status = 200, body = NotificationDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 502, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No notification with that key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`notification-not-failed`, `notification-no-longer-applies`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`notification-not-sent`: the channel refused it again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retry_notification(
@@ -226,6 +227,7 @@ pub struct PreferencesDto {
     marketing: bool,
     /// E.164 number (`+15551234567`) for shipping updates by SMS; null: none.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::PhoneNumber>)]
     sms_phone: Option<String>,
 }
 
@@ -245,7 +247,7 @@ fn customer_id(text: &str) -> ApiResult<CustomerId> {
 /// A customer's notification preferences (the defaults if never set: marketing on, no SMS).
 #[utoipa::path(
     get, path = "/v1/customers/{id}/notification-preferences", tag = "notifications",
-    params(("id" = String, Path, description = "Customer id")),
+    params(("id" = crate::openapi::MerchantId, Path, description = "Customer id")),
     responses(
         (status = 200, body = PreferencesDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -267,12 +269,11 @@ pub async fn get_preferences(
 /// Replaces a customer's notification preferences.
 #[utoipa::path(
     put, path = "/v1/customers/{id}/notification-preferences", tag = "notifications",
-    params(("id" = String, Path, description = "Customer id")),
+    params(("id" = crate::openapi::MerchantId, Path, description = "Customer id")),
     request_body = PreferencesDto,
     responses(
         (status = 200, body = PreferencesDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_preferences(

@@ -48,7 +48,8 @@ pub struct Problem {
     /// The request id, also in the `x-request-id` header; quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// For 429 and 503: seconds to wait, sent as `Retry-After`.
+    /// For 429: seconds to wait, sent as `Retry-After` (a 503 without one sends
+    /// [`crate::openapi::UNAVAILABLE_RETRY_AFTER_SECS`]).
     #[serde(skip)]
     #[schema(ignore)]
     pub retry_after_secs: Option<u64>,
@@ -134,10 +135,6 @@ pub fn request_timeout() -> Problem {
     )
 }
 
-/// How long a client should wait after a 503 before trying again: long enough for a pool to
-/// reconnect or a failover to finish, short enough that a blip costs a shopper little.
-pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
-
 /// Every problem type: `(code, status, title)`. The API page lists them.
 pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
     ("validation", 422, "Your request has invalid fields"),
@@ -196,7 +193,11 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let retry_after = self.retry_after_secs;
+        // Every 503 says when to come back, as the OpenAPI document promises.
+        let retry_after = self.retry_after_secs.or_else(|| {
+            (status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(crate::openapi::UNAVAILABLE_RETRY_AFTER_SECS)
+        });
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -287,14 +288,12 @@ impl From<AppError> for Problem {
             }
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503");
-                let mut p = Problem::new(
+                Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "Temporarily unavailable",
                     "the service is busy or its database is unreachable; retry shortly (with the same Idempotency-Key for an order)",
-                );
-                p.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
-                p
+                )
             }
             AppError::Internal(cause) => {
                 tracing::error!(%cause, "answering 500");
@@ -347,5 +346,29 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.0.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unavailable_answer_says_when_to_retry() {
+        let response =
+            Problem::from(AppError::Unavailable("database is down".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[test]
+    fn a_rate_limit_says_its_own_wait() {
+        let response = Problem::from(AppError::RateLimited {
+            detail: "slow down".into(),
+            retry_after_ms: 2500,
+        })
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 }

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use orderly_auth::Permission;
 use orderly_core::accounts::Accounts;
 use orderly_core::ports::OrderFilter;
-use orderly_core::support::{Escalation, Note};
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
 use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
@@ -18,8 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::dto::{
     AddressDto, AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest,
-    CustomerDto, EventDto, OrderDto, OrderPage, PlaceOrderRequest, ProductDto, ProductPage,
-    ShipRequest, StockDto, UpdateProductRequest,
+    CustomerDto, EscalationDto, EventDto, NoteDto, OrderDto, OrderPage, PlaceOrderRequest,
+    ProductDto, ProductPage, ShipRequest, StockDto, UpdateProductRequest,
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::problem::{ApiError, Problem};
@@ -49,13 +48,10 @@ fn with_location(status: StatusCode, location: &str, body: impl IntoResponse) ->
 #[utoipa::path(
     post, path = "/v1/orders", tag = "orders",
     request_body = PlaceOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first order (with `Idempotent-Replayed: true`); the same key with another body is refused.")),
+    params(("Idempotency-Key" = Option<crate::openapi::IdempotencyKeyText>, Header, description = "Makes retries safe: the same key and body return the first order (with `Idempotent-Replayed: true`); the same key with another body is refused.")),
     responses(
         (status = 201, description = "Placed (or replayed); Location names the order", body = OrderDto),
-        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown customer or product, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, an unknown customer or product, a product not sold or without a price (or a rate) in the order's currency, or an Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn place_order(
@@ -144,7 +140,7 @@ pub fn placed_response(placed: Placed) -> Response {
 /// One order with its history.
 #[utoipa::path(
     get, path = "/v1/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = OrderDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -162,7 +158,7 @@ pub async fn get_order(
 /// The events published for an order, oldest first, in the reference shape.
 #[utoipa::path(
     get, path = "/v1/orders/{id}/events", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = [EventDto]),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -184,10 +180,13 @@ pub async fn order_events(
 #[into_params(parameter_in = Query)]
 pub struct ListOrdersQuery {
     /// Only orders in this status.
+    #[param(value_type = Option<crate::openapi::OrderStatusName>)]
     status: Option<String>,
     /// Only this customer's orders.
+    #[param(value_type = Option<crate::openapi::MerchantId>)]
     customer_id: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<crate::openapi::PageLimit>)]
     limit: Option<i64>,
     /// `nextCursor` from the previous page.
     cursor: Option<String>,
@@ -197,11 +196,7 @@ pub struct ListOrdersQuery {
 #[utoipa::path(
     get, path = "/v1/orders", tag = "orders",
     params(ListOrdersQuery),
-    responses(
-        (status = 200, body = OrderPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = OrderPage))
 )]
 pub async fn list_orders(
     State(app): State<Orderly>,
@@ -260,7 +255,7 @@ pub async fn list_orders(
 /// Cancels an order that has not shipped: stock is released, a captured payment refunded.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/cancel", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     request_body(content = Option<CancelRequest>, description = "Optional reason"),
     responses(
         (status = 200, body = OrderDto),
@@ -284,13 +279,12 @@ pub async fn cancel_order(
 /// Records the hand-over to a carrier.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/ship", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     request_body = ShipRequest,
     responses(
         (status = 200, body = OrderDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not paid yet, or already shipped/canceled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn ship_order(
@@ -313,7 +307,7 @@ pub async fn ship_order(
 /// Records the delivery.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/deliver", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = OrderDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -337,6 +331,7 @@ pub async fn deliver_order(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<crate::openapi::PageLimit>)]
     limit: Option<i64>,
     /// `nextCursor` from the previous page.
     cursor: Option<String>,
@@ -346,7 +341,7 @@ pub struct PageQuery {
 #[utoipa::path(
     get, path = "/v1/products", tag = "catalog",
     params(PageQuery),
-    responses((status = 200, body = ProductPage), (status = 400, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = ProductPage))
 )]
 pub async fn list_products(
     State(app): State<Orderly>,
@@ -363,7 +358,7 @@ pub async fn list_products(
 /// One product.
 #[utoipa::path(
     get, path = "/v1/products/{id}", tag = "catalog",
-    params(("id" = String, Path, description = "Product id")),
+    params(("id" = crate::openapi::MerchantId, Path, description = "Product id")),
     responses((status = 200, body = ProductDto), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_product(
@@ -380,8 +375,8 @@ pub async fn get_product(
     request_body = CreateProductRequest,
     responses(
         (status = 201, body = ProductDto),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; more decimal places than a price's currency has; two prices in one currency", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_product(
@@ -399,12 +394,12 @@ pub async fn create_product(
 /// Changes a product's name, prices or status; placed orders keep their prices.
 #[utoipa::path(
     patch, path = "/v1/products/{id}", tag = "catalog",
-    params(("id" = String, Path, description = "Product id")),
+    params(("id" = crate::openapi::MerchantId, Path, description = "Product id")),
     request_body = UpdateProductRequest,
     responses(
         (status = 200, body = ProductDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; more decimal places than a price's currency has; two prices in one currency", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update_product(
@@ -423,8 +418,8 @@ pub async fn update_product(
     request_body = CreateCustomerRequest,
     responses(
         (status = 201, body = CustomerDto),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; an e-mail over 254 bytes of UTF-8", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_customer(
@@ -443,7 +438,7 @@ pub async fn create_customer(
 /// One customer.
 #[utoipa::path(
     get, path = "/v1/customers/{id}", tag = "customers",
-    params(("id" = String, Path, description = "Customer id")),
+    params(("id" = crate::openapi::MerchantId, Path, description = "Customer id")),
     responses((status = 200, body = CustomerDto), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_customer(
@@ -463,7 +458,7 @@ pub async fn get_customer(
 /// A product's stock: available, reserved, and recent adjustments.
 #[utoipa::path(
     get, path = "/v1/inventory/{productId}", tag = "inventory",
-    params(("productId" = String, Path, description = "Product id")),
+    params(("productId" = crate::openapi::MerchantId, Path, description = "Product id")),
     responses((status = 200, body = StockDto), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_stock(
@@ -479,13 +474,12 @@ pub async fn get_stock(
 /// Adds or removes available units, recording the reason.
 #[utoipa::path(
     post, path = "/v1/inventory/{productId}/adjustments", tag = "inventory",
-    params(("productId" = String, Path, description = "Product id")),
+    params(("productId" = crate::openapi::MerchantId, Path, description = "Product id")),
     request_body = AdjustmentRequest,
     responses(
         (status = 201, body = StockDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Would take available stock below zero", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn adjust_stock(
@@ -511,31 +505,33 @@ pub async fn adjust_stock(
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
     /// The note, any script, up to 4 000 characters.
+    #[schema(value_type = crate::openapi::NoteText)]
     pub text: String,
 }
 
 /// Staff notes on an order, oldest first (never shown to the customer).
 #[utoipa::path(
     get, path = "/v1/orders/{id}/notes", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
-    responses((status = 200, description = "[{at, author, text}]"), (status = 404, body = Problem, content_type = "application/problem+json"))
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
+    responses((status = 200, body = [NoteDto]), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn order_notes(
     State(app): State<Orderly>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<Note>>> {
-    Ok(Json(app.notes(order_id(&id)?).await?))
+) -> ApiResult<Json<Vec<NoteDto>>> {
+    let notes = app.notes(order_id(&id)?).await?;
+    Ok(Json(notes.iter().map(NoteDto::from).collect()))
 }
 
 /// Adds a staff note to an order.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/notes", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     request_body = NoteRequest,
     responses(
-        (status = 201, description = "{at, author, text}"),
+        (status = 201, body = NoteDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or the order holds the most notes it may", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn add_note(
@@ -547,20 +543,19 @@ pub async fn add_note(
     let note = app
         .add_note(order_id(&id)?, &caller.actor(), &body.text)
         .await?;
-    Ok((StatusCode::CREATED, Json(note)).into_response())
+    Ok((StatusCode::CREATED, Json(NoteDto::from(&note))).into_response())
 }
 
 /// Corrects the shipping address of an order that has not shipped; the old one is kept in a
 /// note. Customers may correct their own.
 #[utoipa::path(
     put, path = "/v1/orders/{id}/shipping-address", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     request_body = AddressDto,
     responses(
         (status = 200, body = OrderDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already shipped or ended", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn change_address(
@@ -579,7 +574,7 @@ pub async fn change_address(
 /// Runs the saga step that gave up on an order once more, with fresh retries.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/retry", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 202, description = "The step is queued again; the order no longer needs attention", body = OrderDto),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -615,19 +610,19 @@ pub struct EscalationQuery {
 #[utoipa::path(
     get, path = "/v1/escalations", tag = "orders",
     params(EscalationQuery),
-    responses((status = 200, description = "[{orderId, customerId, status, step, error, attempts, since, resolvedAt?, resolvedBy?}]"))
+    responses((status = 200, body = [EscalationDto]))
 )]
 pub async fn escalations(
     State(app): State<Orderly>,
     caller: Caller,
     ApiQuery(q): ApiQuery<EscalationQuery>,
-) -> ApiResult<Json<Vec<Escalation>>> {
+) -> ApiResult<Json<Vec<EscalationDto>>> {
     let raw = caller.principal.can(Permission::RawErrors);
-    let mut found = app.escalations(q.open.unwrap_or(true)).await?;
-    if !raw {
-        for e in &mut found {
-            e.error = "the step failed; the error is shown to engineers and admins".to_owned();
-        }
-    }
-    Ok(Json(found))
+    let found = app.escalations(q.open.unwrap_or(true)).await?;
+    Ok(Json(
+        found
+            .iter()
+            .map(|e| EscalationDto::from(e).redacted(raw))
+            .collect(),
+    ))
 }

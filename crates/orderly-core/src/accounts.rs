@@ -225,6 +225,15 @@ struct SecretDoc {
 /// The key of the access-token signing secret.
 const SIGNING_SECRET: &str = "access-token-signing";
 
+/// Most saved addresses a profile holds.
+pub const MAX_ADDRESSES: usize = 20;
+/// Longest API key name, in characters.
+pub const MAX_KEY_NAME: usize = 100;
+/// Page sizes the audit log accepts.
+pub const AUDIT_PAGE_LIMITS: std::ops::RangeInclusive<u32> = 1..=500;
+/// The audit log's page size when none is asked for.
+pub const DEFAULT_AUDIT_PAGE_LIMIT: u32 = 100;
+
 /// Accounts, sessions, keys and the audit log.
 pub struct Accounts {
     store: Arc<dyn Store>,
@@ -918,8 +927,11 @@ impl Accounts {
             errors.push(e);
         }
         if let Some(addresses) = &change.addresses {
-            if addresses.len() > 20 {
-                errors.push(ValueError::new("addresses", "at most 20 addresses"));
+            if addresses.len() > MAX_ADDRESSES {
+                errors.push(ValueError::new(
+                    "addresses",
+                    format!("at most {MAX_ADDRESSES} addresses"),
+                ));
             }
             for (i, a) in addresses.iter().enumerate() {
                 if let Err(es) = a.validate() {
@@ -1066,8 +1078,11 @@ impl Accounts {
         created_by: &str,
     ) -> Result<(ApiKey, String), AppError> {
         let mut errors = Vec::new();
-        if name.trim().is_empty() || name.chars().count() > 100 {
-            errors.push(ValueError::new("name", "must be 1 to 100 characters"));
+        if name.trim().is_empty() || name.chars().count() > MAX_KEY_NAME {
+            errors.push(ValueError::new(
+                "name",
+                format!("must be 1 to {MAX_KEY_NAME} characters"),
+            ));
         }
         if scopes.is_empty() {
             errors.push(ValueError::new("scopes", "name at least one scope"));
@@ -1185,7 +1200,11 @@ impl Accounts {
     ) -> Result<Vec<AuditEntry>, AppError> {
         let docs = self
             .store
-            .documents(DocKind::Audit, after, limit.clamp(1, 500))
+            .documents(
+                DocKind::Audit,
+                after,
+                limit.clamp(*AUDIT_PAGE_LIMITS.start(), *AUDIT_PAGE_LIMITS.end()),
+            )
             .await?;
         docs.iter().map(decode).collect()
     }

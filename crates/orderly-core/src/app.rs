@@ -34,6 +34,16 @@ pub(crate) enum Priced {
 pub const MAX_LINES: usize = 100;
 /// Largest stock count or adjustment, to keep sums far from overflow.
 pub const MAX_STOCK: i64 = 1_000_000_000;
+/// Longest reason (of a cancellation, of a stock adjustment), in characters.
+pub const MAX_REASON: usize = 500;
+/// Longest carrier name or tracking number, in characters.
+pub const MAX_SHIPMENT_TEXT: usize = 100;
+/// Longest `Idempotency-Key`, in bytes (visible ASCII, so also characters).
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Page sizes a list accepts.
+pub const PAGE_LIMITS: std::ops::RangeInclusive<u32> = 1..=100;
+/// The page size of a list that names none.
+pub const DEFAULT_PAGE_LIMIT: u32 = 20;
 /// How often a use case re-reads and re-applies after a concurrent change.
 const CONFLICT_RETRIES: usize = 8;
 
@@ -47,7 +57,10 @@ impl IdempotencyKey {
     /// # Errors
     /// [`ValueError`] on `Idempotency-Key`.
     pub fn parse(text: &str) -> Result<Self, ValueError> {
-        if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        if text.is_empty()
+            || text.len() > MAX_IDEMPOTENCY_KEY
+            || !text.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(ValueError::new(
                 "Idempotency-Key",
                 "must be 1 to 255 visible ASCII characters, e.g. a UUID",
@@ -540,7 +553,7 @@ impl Orderly {
         actor: Actor,
     ) -> Result<Order, AppError> {
         if let Some(r) = &reason {
-            check_text("reason", r, 500)?;
+            check_text("reason", r, MAX_REASON)?;
         }
         self.change(
             id,
@@ -572,7 +585,7 @@ impl Orderly {
     ) -> Result<Order, AppError> {
         let mut errors = Vec::new();
         for (field, value) in [("carrier", &carrier), ("trackingNumber", &tracking_number)] {
-            if let Err(e) = check_text(field, value, 100) {
+            if let Err(e) = check_text(field, value, MAX_SHIPMENT_TEXT) {
                 errors.push(e);
             }
         }
@@ -817,7 +830,7 @@ impl Orderly {
                 format!("must be non-zero and between -{MAX_STOCK} and {MAX_STOCK}"),
             ));
         }
-        if let Err(e) = check_text("reason", &reason, 500) {
+        if let Err(e) = check_text("reason", &reason, MAX_REASON) {
             errors.push(e);
         }
         if !errors.is_empty() {
@@ -956,14 +969,21 @@ fn request_hash(request: &PlaceOrder) -> Result<String, AppError> {
 /// Parses a page request's raw values.
 ///
 /// # Errors
-/// [`ValueError`] on `limit` outside 1..=100.
+/// [`ValueError`] on `limit` outside [`PAGE_LIMITS`].
 pub fn page_request(limit: Option<i64>, cursor: Option<String>) -> Result<PageRequest, ValueError> {
-    let limit = limit.unwrap_or(20);
+    let limit = limit.unwrap_or(i64::from(DEFAULT_PAGE_LIMIT));
     let limit = u32::try_from(limit)
         .ok()
-        .filter(|l| (1..=100).contains(l))
+        .filter(|l| PAGE_LIMITS.contains(l))
         .ok_or_else(|| {
-            ValueError::new("limit", format!("must be between 1 and 100, got {limit}"))
+            ValueError::new(
+                "limit",
+                format!(
+                    "must be between {} and {}, got {limit}",
+                    PAGE_LIMITS.start(),
+                    PAGE_LIMITS.end()
+                ),
+            )
         })?;
     Ok(PageRequest { limit, cursor })
 }

@@ -370,14 +370,27 @@ impl Orderly {
     /// order. A guest cart needs the buyer's e-mail and name, which make a customer record.
     ///
     /// # Errors
-    /// [`AppError::CartClosed`] for an expired cart, [`AppError::Invalid`] for an empty cart,
-    /// a missing guest e-mail or name, or lines that cannot be bought now; as for placing.
+    /// [`AppError::CartClosed`] for an expired cart, [`AppError::Invalid`] for an invalid
+    /// shipping address (also on a replay), an empty cart, a missing guest e-mail or name, or
+    /// lines that cannot be bought now; as for placing.
     pub async fn check_out(
         &self,
         id: CartId,
         token: &str,
         checkout: Checkout,
     ) -> Result<Placed, AppError> {
+        // Checked before the replay below, which answers without looking at the request: an
+        // invalid address is refused on every try, not only the first.
+        if let Some(address) = &checkout.shipping_address {
+            address.validate().map_err(|errors| {
+                AppError::Invalid(
+                    errors
+                        .into_iter()
+                        .map(|e| e.within("shippingAddress"))
+                        .collect(),
+                )
+            })?;
+        }
         let cart = self.load_cart(id, token).await?;
         if cart.status == CartStatus::CheckedOut
             && let Some(order_id) = cart.order_id

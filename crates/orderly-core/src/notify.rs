@@ -348,6 +348,9 @@ impl Default for Preferences {
 }
 
 impl Preferences {
+    /// How many digits an E.164 number has after its `+`.
+    pub const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
+
     /// Checks the phone number is E.164: `+`, then 8 to 15 digits, the first not 0.
     ///
     /// # Errors
@@ -355,7 +358,7 @@ impl Preferences {
     pub fn validate(&self) -> Result<(), AppError> {
         if let Some(phone) = &self.sms_phone {
             let digits = phone.strip_prefix('+').unwrap_or("");
-            let ok = (8..=15).contains(&digits.len())
+            let ok = Self::PHONE_DIGITS.contains(&digits.len())
                 && digits.bytes().all(|b| b.is_ascii_digit())
                 && !digits.starts_with('0');
             if !ok {

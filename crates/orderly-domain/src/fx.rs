@@ -21,8 +21,14 @@ use crate::time::Timestamp;
 /// Billionths in one.
 const SCALE: u64 = 1_000_000_000;
 
-/// The largest rate accepted: a million units of the target per unit of the base.
-const MAX_RATE: u64 = 1_000_000 * SCALE;
+/// The most decimal places a rate may have (it is kept in billionths).
+pub const RATE_DECIMALS: usize = 9;
+
+/// The largest rate accepted, in whole units: a million units of the target per unit of the
+/// base.
+pub const MAX_RATE_UNITS: u64 = 1_000_000;
+
+const MAX_RATE: u64 = MAX_RATE_UNITS * SCALE;
 
 /// Units of one currency per unit of another, exact to 9 decimal places, greater than zero.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,24 +49,26 @@ impl Rate {
         if int_part.is_empty() || !digits(int_part) || !digits(frac) || text.ends_with('.') {
             return Err(bad("must be a decimal number such as \"151.25\""));
         }
-        if frac.len() > 9 {
-            return Err(bad("has more than 9 decimal places"));
+        if frac.len() > RATE_DECIMALS {
+            return Err(bad(&format!(
+                "has more than {RATE_DECIMALS} decimal places"
+            )));
         }
         let mut billionths: u64 = 0;
         let padded = frac
             .bytes()
-            .chain(std::iter::repeat_n(b'0', 9 - frac.len()));
+            .chain(std::iter::repeat_n(b'0', RATE_DECIMALS - frac.len()));
         for b in int_part.bytes().chain(padded) {
             billionths = billionths
                 .checked_mul(10)
                 .and_then(|v| v.checked_add(u64::from(b - b'0')))
-                .ok_or_else(|| bad("must be at most 1000000"))?;
+                .ok_or_else(|| bad(&format!("must be at most {MAX_RATE_UNITS}")))?;
         }
         if billionths == 0 {
             return Err(bad("must be greater than zero"));
         }
         if billionths > MAX_RATE {
-            return Err(bad("must be at most 1000000"));
+            return Err(bad(&format!("must be at most {MAX_RATE_UNITS}")));
         }
         Ok(Rate { billionths })
     }

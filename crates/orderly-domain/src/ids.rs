@@ -12,6 +12,8 @@ use crate::ValueError;
 
 /// Longest merchant-chosen id (product, customer).
 pub const MAX_ID_LEN: usize = 64;
+/// Longest e-mail address, in bytes.
+pub const MAX_EMAIL_BYTES: usize = 254;
 /// Smallest and largest quantity of one order line.
 pub const QUANTITY_RANGE: std::ops::RangeInclusive<u32> = 1..=10_000;
 
@@ -227,8 +229,11 @@ impl Email {
     /// [`ValueError`] saying what is wrong.
     pub fn parse(text: &str) -> Result<Self, ValueError> {
         let invalid = || ValueError::new("email", "is not an e-mail address like name@example.com");
-        if text.len() > 254 {
-            return Err(ValueError::new("email", "is longer than 254 bytes"));
+        if text.len() > MAX_EMAIL_BYTES {
+            return Err(ValueError::new(
+                "email",
+                format!("is longer than {MAX_EMAIL_BYTES} bytes"),
+            ));
         }
         let (local, domain) = text.split_once('@').ok_or_else(invalid)?;
         if local.is_empty()

@@ -88,7 +88,7 @@ async fn a_database_outage_is_refused_fast_and_the_saga_resumes_soon_after_it() 
         .unwrap();
     let took = started.elapsed();
     assert_eq!(refused.status(), 503);
-    assert_eq!(refused.headers()["retry-after"], "2");
+    assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(
         refused.headers()["content-type"],
         "application/problem+json"
@@ -204,7 +204,7 @@ async fn readyz_says_not_ready_while_the_embedded_disk_is_full_and_ready_once_it
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["retry-after"], "2");
+    assert_eq!(r.headers()["retry-after"], "1");
     assert!(server.log().contains("is full"), "{}", server.log());
 
     std::fs::remove_file(filler).unwrap();

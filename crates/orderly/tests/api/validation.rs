@@ -64,6 +64,10 @@ fn cases() -> Vec<Case> {
         case("malformed JSON", "POST", "/v1/orders", Body::Raw("application/json", "{\"customerId\": \"001\", ".into()), 400, "malformed-json", "EOF"),
         case("not JSON at all", "POST", "/v1/orders", Body::Raw("application/json", "customerId=001".into()), 400, "malformed-json", "expected"),
         case("no content type", "POST", "/v1/orders", Body::Raw("text/plain", "{}".into()), 415, "unsupported-media-type", "Content-Type"),
+        // serde alone reads a struct from an array of its fields; the API takes objects only.
+        case("array for an order", "POST", "/v1/orders", Body::Json(json!(["001", [["001", 1]]])), 422, "validation", "invalid type: sequence"),
+        case("array for a line", "POST", "/v1/orders", order(json!([["001", 1]])), 422, "validation", "items[0]: invalid type: sequence"),
+        case("array for a cart", "POST", "/v1/carts", Body::Json(json!([null, null])), 422, "validation", "invalid type: sequence"),
         case("unknown field", "POST", "/v1/orders", Body::Json(json!({"customerId": "001", "items": one, "coupon": "X"})), 422, "validation", "unknown field `coupon`"),
         case("missing items", "POST", "/v1/orders", Body::Json(json!({"customerId": "001"})), 422, "validation", "items"),
         case("wrong type", "POST", "/v1/orders", order(json!([{"productId": "001", "quantity": "two"}])), 422, "validation", "quantity"),
@@ -92,6 +96,9 @@ fn cases() -> Vec<Case> {
         case("bad status filter", "GET", "/v1/orders?status=lost", Body::None, 422, "validation", "placed, reserved"),
         case("bad limit", "GET", "/v1/orders?limit=1000", Body::None, 422, "validation", "between 1 and 100"),
         case("non-numeric limit", "GET", "/v1/orders?limit=ten", Body::None, 400, "bad-request", "limit"),
+        // The audit log's pages are 1 to 500 entries; 0 and 501 used to be clamped silently.
+        case("audit page of none", "GET", "/v1/audit?limit=0", Body::None, 422, "validation", "between 1 and 500"),
+        case("audit page too large", "GET", "/v1/audit?limit=501", Body::None, 422, "validation", "between 1 and 500"),
         case("unknown query parameter", "GET", "/v1/orders?sort=asc", Body::None, 400, "bad-request", "sort"),
         case("foreign cursor", "GET", "/v1/orders?cursor=abc", Body::None, 400, "invalid-cursor", "cursor"),
         case("ship without tracking", "POST", "/v1/orders/01a20209-de3c-70c5-99c1-72f98cb6e41f/ship", Body::Json(json!({"carrier": "DHL"})), 422, "validation", "trackingNumber"),
@@ -187,4 +194,65 @@ async fn validation_problems_list_every_bad_field() {
             "currency"
         ]
     );
+}
+
+#[tokio::test]
+async fn an_integer_may_be_written_as_any_number_without_a_fraction() {
+    // JSON Schema's `integer`, which the OpenAPI document states: 2.0 and 1e0 are integers.
+    let server = TestServer::start(&[]).await;
+    let body = json!({"customerId": "001", "items": [{"productId": "001", "quantity": 2.0}, {"productId": "002", "quantity": 1e0}]});
+    let (status, order) = server.post("/v1/orders", &body).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["lines"][0]["quantity"], 2);
+    assert_eq!(order["lines"][1]["quantity"], 1);
+    let (status, stock) = server
+        .post(
+            "/v1/inventory/001/adjustments",
+            &json!({"delta": 5.0, "reason": "recount"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{stock}");
+    let (status, problem) = server
+        .post(
+            "/v1/inventory/001/adjustments",
+            &json!({"delta": 5.5, "reason": "recount"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("validation"))
+    );
+}
+
+#[tokio::test]
+async fn checking_out_again_still_refuses_an_invalid_address() {
+    // The cart is its own idempotency key; a second checkout answers with the first order, but
+    // a body that breaks the rules is refused like the first time, not replayed over.
+    let server = TestServer::start(&[]).await;
+    let (status, cart) = server.post("/v1/carts", &json!({})).await;
+    assert_eq!(status, 201, "{cart}");
+    let id = cart["id"].as_str().unwrap();
+    let token = cart["token"].as_str().unwrap();
+    let post = |path: String, body: Value| {
+        let request = server
+            .client
+            .post(server.url(&path))
+            .header("cart-token", token)
+            .json(&body);
+        async move { status_and_json(request.send().await.unwrap()).await }
+    };
+    let line = json!({"productId": "001", "quantity": 1});
+    assert_eq!(post(format!("/v1/carts/{id}/lines"), line).await.0, 200);
+    let address = |country: &str| {
+        json!({"email": "guest@example.com", "name": "Guest", "shippingAddress":
+            {"name": "G", "line1": "1 Road", "city": "Town", "country": country}})
+    };
+    let checkout = format!("/v1/carts/{id}/checkout");
+    let (status, order) = post(checkout.clone(), address("JP")).await;
+    assert_eq!(status, 201, "{order}");
+    let (status, problem) = post(checkout.clone(), address("00")).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "shippingAddress.country");
+    let (status, replayed) = post(checkout, address("JP")).await;
+    assert_eq!((status, &replayed["id"]), (201, &order["id"]));
 }
