@@ -588,8 +588,12 @@ pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>)
     let schema = graphql::schema(Some(app.clone()));
     let mut router: Router<Orderly> = Router::new();
     for spec in route_table().into_iter().chain(extra) {
+        // The guard runs first: a caller who may not call the route is refused before its
+        // body is read, so nobody unauthenticated can make the server hold a body for a
+        // guarded route.
         let guarded = spec
             .handler
+            .route_layer(axum::middleware::from_fn(server::read_body))
             .route_layer(axum::middleware::from_fn_with_state(
                 spec.access,
                 auth::guard,
@@ -608,7 +612,6 @@ pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>)
             accounts,
             auth::authenticate,
         ))
-        .layer(axum::middleware::from_fn(server::read_body))
         .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(axum::middleware::from_fn(request::context))
 }

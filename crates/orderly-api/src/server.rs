@@ -16,8 +16,9 @@
 //!   - *idle*: kept alive between requests — closed after [`ServerLimits::idle_timeout`].
 //! - At [`ServerLimits::max_connections`] a new connection makes room by closing the connection
 //!   that has waited longest without a request in flight (idle, or dribbling its headers); when
-//!   every connection is busy, the newcomer gets a `503` with `Retry-After` at once. Running out
-//!   of file descriptors is handled the same way, never by stalling the accept loop.
+//!   every connection is busy, the newcomer gets a `503` with `Retry-After` at once. When the
+//!   process runs out of file descriptors anyway, the accept loop closes the longest-idle
+//!   connection and pauses a few milliseconds, instead of the second a plain accept loop sleeps.
 //! - [`raise_open_files_limit`]: lifts the soft limit on open files to the hard limit at start.
 
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
@@ -139,10 +140,11 @@ fn closing(mut response: axum::response::Response) -> axum::response::Response {
 }
 
 /// Raises the soft limit on open files to the hard limit; returns `(soft, hard)` as they are
-/// afterwards.
+/// afterwards (`u64::MAX` for unlimited). A failure to raise it leaves the old soft limit,
+/// returned as is.
 ///
 /// # Errors
-/// The limit cannot be read; a failure to raise it leaves the old soft limit, returned as is.
+/// None on Linux today; the `Result` is for platforms where the limit cannot be read.
 pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
@@ -187,6 +189,9 @@ struct ConnState {
     evict: Notify,
     /// Wakes the watcher to take up the new phase's deadline.
     changed: Notify,
+    /// The answer's last byte is in hyper's buffer: the connection turns idle once a flush
+    /// has handed it to the kernel, not before (until then, closing it would cut the answer).
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl ConnState {
@@ -197,6 +202,7 @@ impl ConnState {
             last_io: AtomicU64::new(now),
             evict: Notify::new(),
             changed: Notify::new(),
+            answered: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -311,7 +317,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     let mut last_warning: Option<Instant> = None;
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
+        while tasks.try_join_next().is_some() {}
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
@@ -321,15 +329,18 @@ pub async fn serve(
                 if registry.open.load(Ordering::Acquire) >= limits.max_connections
                     && !registry.evict_one()
                 {
-                    tokio::spawn(refuse(stream));
+                    tasks.spawn(refuse(stream));
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(
+                // Counted here, before the next accept: the bound holds through a burst, and
+                // shutdown sees every connection accepted.
+                let guard = ConnGuard::new(Arc::clone(&registry));
+                tasks.spawn(connection(
                     stream,
                     peer,
                     router.clone(),
-                    Arc::clone(&registry),
+                    guard,
                     stop_rx.clone(),
                 ));
             }
@@ -357,7 +368,34 @@ pub async fn serve(
             "connections still open at the shutdown timeout; closing them"
         );
     }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A connection's place in the [`Registry`], given up when the connection's task ends however
+/// it ends (a panic included).
+struct ConnGuard {
+    registry: Arc<Registry>,
+    id: u64,
+    state: Arc<ConnState>,
+}
+
+impl ConnGuard {
+    fn new(registry: Arc<Registry>) -> Self {
+        let (id, state) = registry.add();
+        ConnGuard {
+            registry,
+            id,
+            state,
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
 }
 
 fn out_of_descriptors(e: &io::Error) -> bool {
@@ -371,16 +409,43 @@ fn out_of_descriptors(e: &io::Error) -> bool {
     })
 }
 
-/// The answer to a connection beyond the bound when none can make room.
+/// The bytes of the answer to a connection beyond the bound: the API's `unavailable` problem.
+fn refusal() -> &'static [u8] {
+    static ANSWER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ANSWER.get_or_init(|| {
+        let mut problem = crate::problem::Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Temporarily unavailable",
+            "the server has as many connections open as it allows, all busy; retry shortly",
+        );
+        problem.request_id = None;
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\nretry-after: {}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            crate::problem::PROBLEM_JSON,
+            crate::openapi::UNAVAILABLE_RETRY_AFTER_SECS,
+            body.len()
+        )
+        .into_bytes()
+    })
+}
+
+/// Answers a connection beyond the bound when none can make room, then lingers briefly,
+/// reading what the client sent, so that closing does not reset the connection before the
+/// client has read the answer.
 async fn refuse(mut stream: TcpStream) {
-    const BODY: &str = r#"{"type":"https://orderly.dev/problems/unavailable","title":"Temporarily unavailable","status":503,"detail":"the server has as many connections open as it allows; retry shortly","code":"unavailable"}"#;
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.write_all(refusal()).await;
         let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut read = 0usize;
+        while read < 64 * 1024 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
     })
     .await;
 }
@@ -391,10 +456,11 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
-    registry: Arc<Registry>,
+    guard: ConnGuard,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (id, state) = registry.add();
+    let registry = Arc::clone(&guard.registry);
+    let state = Arc::clone(&guard.state);
     let io = TokioIo::new(Tracked {
         inner: stream,
         state: Arc::clone(&state),
@@ -410,6 +476,7 @@ async fn connection(
                 registry: Arc::clone(&registry),
             };
             let now = registry.now();
+            state.answered.store(false, Ordering::Release);
             state.set(BUSY, now);
             let deadline = tokio::time::Instant::now() + registry.limits.body_timeout;
             async move {
@@ -463,7 +530,7 @@ async fn connection(
             }
         }
     }
-    registry.remove(id);
+    drop(guard);
 }
 
 /// Marks the end of a request when the answer has been written (or abandoned).
@@ -474,7 +541,14 @@ struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.state.set(IDLE, self.registry.now());
+        // hyper drops the body once its last chunk is buffered; the flush that follows turns
+        // the connection idle (see `Tracked::poll_flush`). A request abandoned without an
+        // answer (the client went away) has nothing to flush.
+        if self.state.phase.load(Ordering::Acquire) == WRITING {
+            self.state.answered.store(true, Ordering::Release);
+        } else {
+            self.state.set(IDLE, self.registry.now());
+        }
     }
 }
 
@@ -567,7 +641,13 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(result, Poll::Ready(Ok(())))
+            && self.state.answered.swap(false, Ordering::AcqRel)
+        {
+            self.state.set(IDLE, self.registry.now());
+        }
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

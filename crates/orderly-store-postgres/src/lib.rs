@@ -750,14 +750,24 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
 
 #[async_trait]
 impl Readiness for PgStore {
-    /// A round trip to the server: it fails within the pool's acquire timeout while the
-    /// server cannot be reached. (PostgreSQL refuses writes itself when its disk is full.)
+    /// A round trip to the server, which fails within the pool's acquire timeout while the
+    /// server cannot be reached, and asks whether it takes writes: a standby left behind by a
+    /// failover (or a database set read-only) does not. (PostgreSQL refuses writes itself when
+    /// its disk is full.)
     async fn check_ready(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+        let (writable,): (bool,) = sqlx::query_as(
+            "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if writable {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "the database is read-only (a standby, or default_transaction_read_only is on); point --database-url at the primary".into(),
+            ))
+        }
     }
 }
 

@@ -58,7 +58,13 @@ pub struct SqliteStore {
     /// Readers, concurrent with the writer thanks to WAL.
     readers: Arc<Readers>,
     path: PathBuf,
+    /// When the last readiness probe write committed (ms since the epoch): a probe within
+    /// [`PROBE_EVERY_MS`] of it is not repeated, so frequent `/readyz` calls cost no writes.
+    last_probe: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// Least time between two readiness probe writes.
+const PROBE_EVERY_MS: i64 = 1_000;
 
 /// How to open the file.
 #[derive(Clone, Debug)]
@@ -135,6 +141,7 @@ impl SqliteStore {
             writer,
             readers: Arc::new(readers),
             path: settings.path.clone(),
+            last_probe: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
         })
     }
 
@@ -590,6 +597,10 @@ impl Readiness for SqliteStore {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let last = self.last_probe.load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) < PROBE_EVERY_MS {
+            return Ok(());
+        }
         self.writer
             .write(move |c| {
                 exec(
@@ -601,7 +612,10 @@ impl Readiness for SqliteStore {
                 .map(|_| ())
                 .map_err(writer::unavailable)
             })
-            .await
+            .await?;
+        self.last_probe
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -122,8 +122,9 @@ async fn a_client_sending_its_headers_a_byte_at_a_time_is_disconnected_at_the_he
 async fn a_client_sending_its_body_a_byte_at_a_time_gets_408_at_the_body_timeout() {
     let server = TestServer::start(&["--body-timeout-secs", "1"]).await;
     let mut stream = connect(&server).await;
+    // Opening a cart is public: the body is read.
     stream
-        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+        .write_all(b"POST /v1/carts HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
         .await
         .unwrap();
     let started = Instant::now();
@@ -142,6 +143,25 @@ async fn a_client_sending_its_body_a_byte_at_a_time_gets_408_at_the_body_timeout
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert!(answer.contains("connection: close"), "{answer}");
     assert!(answer.contains("request-timeout"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_may_not_call_a_route_is_refused_before_its_body_is_read() {
+    let server = TestServer::start(&["--body-timeout-secs", "30"]).await;
+    let mut stream = connect(&server).await;
+    // Placing an order needs credentials: the 401 comes at once, without waiting for the
+    // thousand bytes announced.
+    stream
+        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("no answer before the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     // Nothing was placed.
     let (_, orders) = server.get("/v1/orders").await;
     assert_eq!(orders["items"].as_array().unwrap().len(), 0, "{orders}");
@@ -151,34 +171,50 @@ async fn a_client_sending_its_body_a_byte_at_a_time_gets_408_at_the_body_timeout
 async fn a_kept_alive_connection_serves_requests_and_closes_after_the_idle_timeout() {
     let server = TestServer::start(&["--idle-timeout-secs", "1"]).await;
     let mut stream = connect(&server).await;
-    for _ in 0..3 {
+    let mut answered = Instant::now();
+    for i in 0..3 {
+        if i > 0 {
+            // Well within the idle timeout: the same connection serves the next one.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         stream
             .write_all(b"GET /healthz HTTP/1.1\r\nHost: shop.example\r\n\r\n")
             .await
             .unwrap();
         let (head, body) = read_answer(&mut stream).await;
+        answered = Instant::now();
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(body.contains("\"ok\""), "{body}");
-        // Well within the idle timeout: the same connection serves the next one.
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let waited = closed_within(&mut stream, Duration::from_secs(5)).await;
-    assert!(waited >= Duration::from_millis(600), "{waited:?}");
+    closed_within(&mut stream, Duration::from_secs(5)).await;
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900),
+        "closed after {idle:?} idle"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_connection_is_busy_a_new_one_is_refused_at_once_with_503() {
     let server = TestServer::start(&["--max-connections", "16", "--body-timeout-secs", "60"]).await;
     // Sixteen requests whose bodies never finish: all busy, none may be closed to make room.
+    // `100 Continue` comes back once the server reads the body: each is surely in flight.
     let mut busy = Vec::new();
     for _ in 0..16 {
         let mut s = connect(&server).await;
-        s.write_all(b"POST /v1/orders HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        s.write_all(b"POST /v1/carts HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n")
             .await
             .unwrap();
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("no 100 Continue")
+            .unwrap();
+        let interim = String::from_utf8_lossy(&buf[..n]);
+        assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+        s.write_all(b"{").await.unwrap();
         busy.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut extra = connect(&server).await;
     let started = Instant::now();
     let mut answer = String::new();
@@ -219,7 +255,7 @@ async fn a_flood_of_idle_and_slow_connections_never_stops_healthz_or_an_order() 
         let head: &[u8] = if i % 2 == 0 {
             b"GET /v1/products HTTP/1.1\r\nHost: shop.example\r\n"
         } else {
-            b"POST /v1/orders HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"
+            b"POST /v1/carts HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"
         };
         s.write_all(head).await.unwrap();
         slow.push(tokio::spawn(async move {

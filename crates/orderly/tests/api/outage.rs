@@ -71,7 +71,8 @@ async fn a_database_outage_is_refused_fast_and_the_saga_resumes_soon_after_it() 
     )
     .await;
     let before = server.place_reference().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stock reserved: the payment step (a second per provider call) has started.
+    server.wait_for(&id_of(&before), "reserved").await;
 
     proxy.cut();
     let cut_at = Instant::now();
@@ -184,11 +185,13 @@ impl Drop for SmallDisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_says_not_ready_while_the_embedded_disk_is_full_and_ready_once_it_has_room() {
     let Some(disk) = SmallDisk::mount(48) else {
+        // scripts/test demands it where it runs as root; elsewhere (a laptop, a container
+        // without CAP_SYS_ADMIN) the test says so and steps aside.
         assert!(
-            !rustix::process::geteuid().is_root(),
-            "root could not mount a tmpfs"
+            std::env::var_os("ORDERLY_REQUIRE_TMPFS").is_none(),
+            "ORDERLY_REQUIRE_TMPFS is set but a tmpfs could not be mounted"
         );
-        eprintln!("skipped: mounting a small disk needs root (CI runs as root)");
+        eprintln!("skipped: mounting a small disk needs root with CAP_SYS_ADMIN");
         return;
     };
     let logs = tempfile::tempdir().unwrap();
