@@ -34,7 +34,7 @@ use orderly_domain::{
 
 mod limits;
 
-pub use limits::{MAX_ALIASES, MAX_FIELDS};
+pub use limits::{INTROSPECTION_QUERY, MAX_ALIASES, MAX_FIELDS};
 
 use crate::auth::{Access, Caller, denied};
 use crate::dto::{

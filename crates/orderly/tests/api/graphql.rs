@@ -369,27 +369,7 @@ async fn orders_page_as_a_relay_connection_with_filters() {
 }
 
 /// The query GraphiQL sends to learn the schema (graphql-js `getIntrospectionQuery()`).
-const INTROSPECTION: &str = r"
-query IntrospectionQuery {
-  __schema {
-    queryType { name } mutationType { name } subscriptionType { name }
-    types { ...FullType }
-    directives { name description locations args { ...InputValue } }
-  }
-}
-fragment FullType on __Type {
-  kind name description
-  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
-  inputFields { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-  possibleTypes { ...TypeRef }
-}
-fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
-fragment TypeRef on __Type {
-  kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
-  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
-}";
+use orderly_api::graphql::INTROSPECTION_QUERY as INTROSPECTION;
 
 #[tokio::test]
 async fn limits_refuse_abuse_while_introspection_and_graphiql_work() {
