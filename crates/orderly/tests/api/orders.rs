@@ -114,10 +114,20 @@ async fn cancel_releases_reserved_stock_and_refunds_the_payment() {
 
 #[tokio::test]
 async fn an_order_canceled_while_payment_is_in_flight_ends_refunded_with_no_stock_held() {
-    // Payments take a while here, so the cancel lands while the provider is charging.
-    let server = TestServer::start(&["--payment-latency-ms", "300"]).await;
+    // Each provider call takes half a second here. Once the authorization is in the provider's
+    // ledger, the capture is under way: the cancel lands while the provider is charging.
+    let server = TestServer::start(&["--payment-latency-ms", "500"]).await;
     let id = id_of(&server.place_reference().await);
-    server.wait_for(&id, "reserved").await;
+    let ledger = server.dir.join("orderly.payments-ledger");
+    let authorized = format!("authorize order:{id}:authorize ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !std::fs::read_to_string(&ledger).is_ok_and(|l| l.contains(&authorized)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the authorization never reached the ledger"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let (code, _) = server
         .post(&format!("/v1/orders/{id}/cancel"), &json!(null))
         .await;
