@@ -446,7 +446,9 @@ pub struct Document {
     pub body: String,
 }
 
-/// Carts and exchange rates: documents read and written whole.
+/// Documents read and written whole, by [`DocKind`] and key, each with a version for
+/// optimistic concurrency: carts, exchange rates, accounts, sessions, staff users, API keys,
+/// notes, escalations, notification records and the rest [`DocKind`] lists.
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
     /// One document.

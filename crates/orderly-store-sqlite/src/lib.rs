@@ -5,8 +5,10 @@
 //!   starts the writer thread (the one connection that writes) and a pool of readers (WAL lets
 //!   readers run beside the writer).
 //! - `writer`: every write runs on that thread, in batches: concurrent writes share one
-//!   transaction and one fsync (group commit), each in its own savepoint.
-//! - `commit`: the writes themselves. A [`Commit`] is one savepoint: the order (with a version
+//!   transaction and one fsync (group commit), without savepoints: each write reads its
+//!   conditions before it changes anything, and a write that fails after a change makes the
+//!   batch run again with a savepoint around each write.
+//! - `commit`: the writes themselves. A [`Commit`] is one unit: the order (with a version
 //!   check), stock moves (refused below zero), the outbox events, their jobs, the idempotency key
 //!   and the handled-event mark.
 //! - `impl JobQueue`: the saga's queue, claimed with leases, first job of each order per lane.
@@ -543,7 +545,7 @@ impl StockStore for SqliteStore {
 #[async_trait]
 impl UnitOfWork for SqliteStore {
     async fn import_orders(&self, orders: &[Order]) -> Result<(), StoreError> {
-        // One savepoint, one fsync, for the whole slice.
+        // One write of the batch, one fsync, for the whole slice.
         let rows = orders
             .iter()
             .map(OrderRow::new)
