@@ -142,18 +142,16 @@ fn closing(mut response: axum::response::Response) -> axum::response::Response {
 /// Raises the soft limit on open files to the hard limit; returns `(soft, hard)` as they are
 /// afterwards (`u64::MAX` for unlimited). A failure to raise it leaves the old soft limit,
 /// returned as is.
-///
-/// # Errors
-/// None on Linux today; the `Result` is for platforms where the limit cannot be read.
-pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
+#[must_use]
+pub fn raise_open_files_limit() -> (u64, u64) {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     let (Some(soft), hard) = (limit.current, limit.maximum) else {
         // Unlimited already.
-        return Ok((u64::MAX, u64::MAX));
+        return (u64::MAX, u64::MAX);
     };
     let Some(hard) = hard else {
-        return Ok((soft, u64::MAX));
+        return (soft, u64::MAX);
     };
     if soft < hard {
         let raised = rustix::process::Rlimit {
@@ -161,10 +159,10 @@ pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
             maximum: Some(hard),
         };
         if setrlimit(Resource::Nofile, raised).is_ok() {
-            return Ok((hard, hard));
+            return (hard, hard);
         }
     }
-    Ok((soft, hard))
+    (soft, hard)
 }
 
 /// The connection bound that `open_files` allows: `wanted`, or fewer when the limit is lower,

@@ -333,16 +333,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// allows once the soft limit is raised to the hard one.
 fn http_limits(wanted: orderly_api::server::ServerLimits) -> orderly_api::server::ServerLimits {
     use orderly_api::server::{connections_allowed, raise_open_files_limit};
-    let open_files = match raise_open_files_limit() {
-        Ok((soft, hard)) => {
-            tracing::info!(soft, hard, "open-files limit");
-            soft
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the open-files limit; assuming 1024");
-            1024
-        }
-    };
+    let (open_files, hard) = raise_open_files_limit();
+    tracing::info!(soft = open_files, hard, "open-files limit");
     let allowed = connections_allowed(wanted.max_connections, open_files);
     if allowed < wanted.max_connections {
         tracing::warn!(
