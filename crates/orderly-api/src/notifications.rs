@@ -260,7 +260,7 @@ pub async fn get_preferences(
 ) -> ApiResult<Json<PreferencesDto>> {
     let id = own_customer(&caller, &id, Permission::CustomersRead)?;
     app.customer(&id).await?;
-    let prefs = notify::preferences(app.store().as_ref(), &id)
+    let prefs = notify::preferences(app.store(), &id)
         .await
         .map_err(orderly_core::AppError::from)?;
     Ok(Json(prefs.into()))
@@ -287,7 +287,7 @@ pub async fn put_preferences(
         marketing: body.marketing,
         sms_phone: body.sms_phone,
     };
-    let saved = notify::set_preferences(app.store().as_ref(), &id, &prefs).await?;
+    let saved = notify::set_preferences(app.store(), &id, &prefs).await?;
     Ok(Json(saved.into()))
 }
 

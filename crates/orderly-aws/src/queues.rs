@@ -34,6 +34,8 @@ impl JobMessage {
             event: self.event,
             attempts,
             last_error: None,
+            // SQS's visibility timeout is the lease; the table's job item is not claimed.
+            lease: None,
         })
     }
 }

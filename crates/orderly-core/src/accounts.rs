@@ -19,11 +19,11 @@ use orderly_auth::limit::RateLimiter;
 use orderly_auth::token::{self, SubjectKind, TokenSigner};
 use orderly_auth::{AuthError, ExternalVerifier, Permission, Principal, Role, password};
 use orderly_domain::{Address, Currency, Customer, CustomerId, Email, Name, Timestamp, ValueError};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::documents::{Change, DocumentType, Documents, Versioned};
 use crate::error::AppError;
-use crate::ports::{Clock, DocKind, Document, Store, StoreError};
+use crate::ports::{CatalogStore, Clock, DocKind, DocumentStore, Store, StoreError};
 
 /// How long access tokens, sessions and cached keys live, and the rate limits.
 #[derive(Clone, Copy, Debug)]
@@ -236,7 +236,8 @@ pub const DEFAULT_AUDIT_PAGE_LIMIT: u32 = 100;
 
 /// Accounts, sessions, keys and the audit log.
 pub struct Accounts {
-    store: Arc<dyn Store>,
+    customers: Arc<dyn CatalogStore>,
+    docs: Docs,
     clock: Arc<dyn Clock>,
     signer: TokenSigner,
     external: Option<Arc<dyn ExternalVerifier>>,
@@ -304,23 +305,56 @@ async fn verify_password(password: String, stored: Option<String>) -> bool {
     .unwrap_or(false)
 }
 
-fn decode<T: DeserializeOwned>(doc: &Document) -> Result<T, AppError> {
-    serde_json::from_str(&doc.body)
-        .map_err(|e| AppError::Internal(format!("{} {}: {e}", doc.kind.as_str(), doc.key)))
+impl DocumentType for AccountDoc {
+    const KIND: DocKind = DocKind::Account;
 }
 
-fn encode<T: Serialize>(
-    kind: DocKind,
-    key: &str,
-    version: u32,
-    body: &T,
-) -> Result<Document, AppError> {
-    Ok(Document {
-        kind,
-        key: key.to_owned(),
-        version,
-        body: serde_json::to_string(body).map_err(|e| AppError::Internal(e.to_string()))?,
-    })
+impl DocumentType for StaffDoc {
+    const KIND: DocKind = DocKind::Staff;
+}
+
+impl DocumentType for SessionDoc {
+    const KIND: DocKind = DocKind::Session;
+}
+
+impl DocumentType for RefreshDoc {
+    const KIND: DocKind = DocKind::Refresh;
+}
+
+impl DocumentType for ApiKeyDoc {
+    const KIND: DocKind = DocKind::ApiKey;
+}
+
+impl DocumentType for SecretDoc {
+    const KIND: DocKind = DocKind::Secret;
+}
+
+impl DocumentType for AuditEntry {
+    const KIND: DocKind = DocKind::Audit;
+}
+
+/// Every kind of document accounts keep.
+#[derive(Clone)]
+struct Docs {
+    accounts: Documents<AccountDoc>,
+    staff: Documents<StaffDoc>,
+    sessions: Documents<SessionDoc>,
+    refresh: Documents<RefreshDoc>,
+    keys: Documents<ApiKeyDoc>,
+    audit: Documents<AuditEntry>,
+}
+
+impl Docs {
+    fn new(store: &Arc<dyn DocumentStore>) -> Self {
+        Docs {
+            accounts: Documents::new(Arc::clone(store)),
+            staff: Documents::new(Arc::clone(store)),
+            sessions: Documents::new(Arc::clone(store)),
+            refresh: Documents::new(Arc::clone(store)),
+            keys: Documents::new(Arc::clone(store)),
+            audit: Documents::new(Arc::clone(store)),
+        }
+    }
 }
 
 fn unauthenticated(detail: &str) -> AppError {
@@ -341,11 +375,13 @@ impl Accounts {
         settings: AuthSettings,
         external: Option<Arc<dyn ExternalVerifier>>,
     ) -> Result<Self, AppError> {
-        let secret = Self::signing_secret(&store).await?;
+        let documents: Arc<dyn DocumentStore> = store.clone();
+        let secret = Self::signing_secret(&documents).await?;
         let signer = TokenSigner::new(secret.as_bytes(), settings.access_ttl_secs)
             .map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(Accounts {
-            store,
+            docs: Docs::new(&documents),
+            customers: store,
             clock,
             signer,
             external,
@@ -363,21 +399,23 @@ impl Accounts {
         })
     }
 
-    async fn signing_secret(store: &Arc<dyn Store>) -> Result<String, AppError> {
-        for _ in 0..3 {
-            if let Some(doc) = store.document(DocKind::Secret, SIGNING_SECRET).await? {
-                return Ok(decode::<SecretDoc>(&doc)?.secret);
-            }
-            let secret = token::random_secret(48).map_err(|e| AppError::Internal(e.to_string()))?;
-            let doc = encode(DocKind::Secret, SIGNING_SECRET, 1, &SecretDoc { secret })?;
-            match store.put_document(&doc, None).await {
-                Ok(()) | Err(StoreError::AlreadyExists) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Internal(
-            "the signing secret could not be stored".into(),
-        ))
+    /// The access-token signing secret: the stored one, or a new one if this is the first
+    /// node to start (a concurrent first node's wins, and every node reads the same).
+    async fn signing_secret(store: &Arc<dyn DocumentStore>) -> Result<String, AppError> {
+        let fresh = token::random_secret(48).map_err(|e| AppError::Internal(e.to_string()))?;
+        Documents::<SecretDoc>::new(Arc::clone(store))
+            .modify(SIGNING_SECRET, |read| {
+                Ok(match read {
+                    Some(stored) => Change::Keep(stored.secret),
+                    None => Change::Write(
+                        SecretDoc {
+                            secret: fresh.clone(),
+                        },
+                        fresh.clone(),
+                    ),
+                })
+            })
+            .await
     }
 
     /// The settings in force.
@@ -437,10 +475,9 @@ impl Accounts {
         let doc = match cached {
             Some(doc) => doc,
             None => {
-                let Some(stored) = self.store.document(DocKind::ApiKey, id).await? else {
+                let Some(doc) = self.docs.keys.value(id).await? else {
                     return Err(unauthenticated("this API key does not exist"));
                 };
-                let doc: ApiKeyDoc = decode(&stored)?;
                 self.keys
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -513,12 +550,7 @@ impl Accounts {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        if self
-            .store
-            .document(DocKind::Account, &email_key)
-            .await?
-            .is_some()
-        {
+        if self.docs.accounts.get(&email_key).await?.is_some() {
             return Err(AppError::AlreadyExists {
                 what: "account",
                 id: email_key,
@@ -543,12 +575,8 @@ impl Accounts {
         };
         // The customer first: an account must never point at a customer that is not there. A
         // failure in between leaves an unused customer record, which harms nobody.
-        self.store.create_customer(&customer).await?;
-        match self
-            .store
-            .put_document(&encode(DocKind::Account, &email_key, 1, &account)?, None)
-            .await
-        {
+        self.customers.create_customer(&customer).await?;
+        match self.docs.accounts.insert(&email_key, &account).await {
             Err(StoreError::AlreadyExists) => {
                 return Err(AppError::AlreadyExists {
                     what: "account",
@@ -582,8 +610,8 @@ impl Accounts {
         source: &str,
     ) -> Result<Tokens, AppError> {
         let (key, account) = self
-            .check_password::<AccountDoc>(
-                DocKind::Account,
+            .check_password(
+                &self.docs.accounts,
                 "customer",
                 email,
                 password,
@@ -613,7 +641,7 @@ impl Accounts {
         source: &str,
     ) -> Result<Tokens, AppError> {
         let (key, user) = self
-            .check_password::<StaffDoc>(DocKind::Staff, "staff", email, password, source, |u| {
+            .check_password(&self.docs.staff, "staff", email, password, source, |u| {
                 &u.password_hash
             })
             .await?;
@@ -639,9 +667,9 @@ impl Accounts {
     /// or staff users): the rate limits first, then one argon2 verification whether or not the
     /// e-mail is known, so an unknown e-mail and a wrong password take the same time and get
     /// the same answer. The normalised e-mail and the document if the password is right.
-    async fn check_password<T: DeserializeOwned>(
+    async fn check_password<T: DocumentType>(
         &self,
-        kind: DocKind,
+        docs: &Documents<T>,
         who: &str,
         email: &str,
         password: &str,
@@ -649,11 +677,10 @@ impl Accounts {
         hash: impl Fn(&T) -> &str,
     ) -> Result<(String, T), AppError> {
         let key = self.before_login(email, source)?;
-        let stored = match &key {
-            Some(key) => self.store.document(kind, key).await?,
+        let doc = match &key {
+            Some(key) => docs.value(key).await?,
             None => None,
         };
-        let doc = stored.map(|d| decode::<T>(&d)).transpose()?;
         let ok = verify_password(
             password.to_owned(),
             doc.as_ref().map(|d| hash(d).to_owned()),
@@ -720,9 +747,7 @@ impl Accounts {
             revoked_at: None,
             source: source.to_owned(),
         };
-        self.store
-            .put_document(&encode(DocKind::Session, &session, 1, &doc)?, None)
-            .await?;
+        self.docs.sessions.insert(&session, &doc).await?;
         self.tokens(kind, email, subject, role, &session, doc.expires_at)
             .await
     }
@@ -747,11 +772,9 @@ impl Accounts {
             expires_at: session_expires,
             used_at: None,
         };
-        self.store
-            .put_document(
-                &encode(DocKind::Refresh, &token::digest(&refresh), 1, &doc)?,
-                None,
-            )
+        self.docs
+            .refresh
+            .insert(&token::digest(&refresh), &doc)
             .await?;
         Ok(Tokens {
             access_token: access,
@@ -771,20 +794,18 @@ impl Accounts {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AppError> {
         let now = self.now();
         let digest = token::digest(refresh_token);
-        let Some(stored) = self.store.document(DocKind::Refresh, &digest).await? else {
+        let Some(Versioned {
+            value: mut refresh,
+            version,
+        }) = self.docs.refresh.get(&digest).await?
+        else {
             return Err(unauthenticated(
                 "this refresh token is not valid; log in again",
             ));
         };
-        let mut refresh: RefreshDoc = decode(&stored)?;
-        let Some(session_doc) = self
-            .store
-            .document(DocKind::Session, &refresh.session)
-            .await?
-        else {
+        let Some(session) = self.docs.sessions.value(&refresh.session).await? else {
             return Err(unauthenticated("this session has ended; log in again"));
         };
-        let session: SessionDoc = decode(&session_doc)?;
         if refresh.used_at.is_some() {
             // Replay of a spent token: someone else holds a copy. End the session for both.
             self.revoke_session(&refresh.session).await?;
@@ -796,12 +817,11 @@ impl Accounts {
             return Err(unauthenticated("this session has ended; log in again"));
         }
         refresh.used_at = Some(now);
+        // Spent once: no retry, since a concurrent use of the same token is a replay.
         match self
-            .store
-            .put_document(
-                &encode(DocKind::Refresh, &digest, stored.version + 1, &refresh)?,
-                Some(stored.version),
-            )
+            .docs
+            .refresh
+            .save(&digest, &refresh, Some(version))
             .await
         {
             Err(StoreError::Conflict) => {
@@ -841,65 +861,37 @@ impl Accounts {
     /// # Errors
     /// [`AppError::Unauthenticated`] if the token is unknown.
     pub async fn logout(&self, refresh_token: &str) -> Result<(), AppError> {
-        let Some(stored) = self
-            .store
-            .document(DocKind::Refresh, &token::digest(refresh_token))
+        let Some(refresh) = self
+            .docs
+            .refresh
+            .value(&token::digest(refresh_token))
             .await?
         else {
             return Err(unauthenticated("this refresh token is not valid"));
         };
-        let refresh: RefreshDoc = decode(&stored)?;
         self.revoke_session(&refresh.session).await
     }
 
     async fn revoke_session(&self, id: &str) -> Result<(), AppError> {
         let now = self.now();
-        self.update::<SessionDoc>(DocKind::Session, id, |session| {
-            session.revoked_at.is_none() && {
-                session.revoked_at = Some(now);
-                true
-            }
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Reads a document, lets `change` alter it (answering whether it changed anything), and
-    /// writes it back unless someone else did meanwhile, in which case it starts over. `None`
-    /// if there is no such document.
-    async fn update<T: Serialize + DeserializeOwned>(
-        &self,
-        kind: DocKind,
-        key: &str,
-        mut change: impl FnMut(&mut T) -> bool,
-    ) -> Result<Option<T>, AppError> {
-        for _ in 0..5 {
-            let Some(stored) = self.store.document(kind, key).await? else {
-                return Ok(None);
-            };
-            let mut value: T = decode(&stored)?;
-            if !change(&mut value) {
-                return Ok(Some(value));
-            }
-            let doc = encode(kind, key, stored.version + 1, &value)?;
-            match self.store.put_document(&doc, Some(stored.version)).await {
-                Err(StoreError::Conflict) => {}
-                other => return other.map(|()| Some(value)).map_err(Into::into),
-            }
-        }
-        Err(AppError::Unavailable(format!(
-            "the {} is being changed by others; try again",
-            kind.as_str()
-        )))
+        self.docs
+            .sessions
+            .update(id, |session| {
+                session.revoked_at.is_none() && {
+                    session.revoked_at = Some(now);
+                    true
+                }
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn account(&self, email_key: &str) -> Result<AccountDoc, AppError> {
-        let doc = self
-            .store
-            .document(DocKind::Account, email_key)
+        self.docs
+            .accounts
+            .value(email_key)
             .await?
-            .ok_or_else(|| unauthenticated("this account no longer exists"))?;
-        decode(&doc)
+            .ok_or_else(|| unauthenticated("this account no longer exists"))
     }
 
     /// The profile of the signed-in customer.
@@ -945,7 +937,9 @@ impl Accounts {
             return Err(AppError::Invalid(errors));
         }
         let account = self
-            .update::<AccountDoc>(DocKind::Account, &key, |account| {
+            .docs
+            .accounts
+            .update(&key, |account| {
                 if let Some(name) = &change.name {
                     account.name.clone_from(name);
                 }
@@ -965,15 +959,14 @@ impl Accounts {
     // ----- staff ----------------------------------------------------------------------------
 
     async fn staff_doc(&self, email_key: &str) -> Result<StaffDoc, AppError> {
-        let doc = self
-            .store
-            .document(DocKind::Staff, email_key)
+        self.docs
+            .staff
+            .value(email_key)
             .await?
             .ok_or_else(|| AppError::NotFound {
                 what: "user",
                 id: email_key.to_owned(),
-            })?;
-        decode(&doc)
+            })
     }
 
     /// Makes a staff user.
@@ -1011,11 +1004,7 @@ impl Accounts {
             created_at: self.now(),
             created_by: created_by.to_owned(),
         };
-        match self
-            .store
-            .put_document(&encode(DocKind::Staff, &key, 1, &doc)?, None)
-            .await
-        {
+        match self.docs.staff.insert(&key, &doc).await {
             Err(StoreError::AlreadyExists) => Err(AppError::AlreadyExists {
                 what: "user",
                 id: key,
@@ -1032,10 +1021,8 @@ impl Accounts {
     /// # Errors
     /// [`AppError::Unavailable`] if the store is down.
     pub async fn staff(&self) -> Result<Vec<StaffUser>, AppError> {
-        let docs = self.all(DocKind::Staff).await?;
-        docs.iter()
-            .map(|d| decode::<StaffDoc>(d).map(|s| staff_of(&s)))
-            .collect()
+        let users = self.docs.staff.all().await?;
+        Ok(users.iter().map(|(_, user)| staff_of(user)).collect())
     }
 
     /// Changes a staff user's role or disables them. Their access tokens keep the old role
@@ -1051,7 +1038,9 @@ impl Accounts {
     ) -> Result<StaffUser, AppError> {
         let key = email.to_lowercase();
         let user = self
-            .update::<StaffDoc>(DocKind::Staff, &key, |user| {
+            .docs
+            .staff
+            .update(&key, |user| {
                 user.role = role.unwrap_or(user.role);
                 user.disabled = disabled.unwrap_or(user.disabled);
                 true
@@ -1113,9 +1102,7 @@ impl Accounts {
             },
             digest: token::digest(&key),
         };
-        self.store
-            .put_document(&encode(DocKind::ApiKey, &id, 1, &doc)?, None)
-            .await?;
+        self.docs.keys.insert(&id, &doc).await?;
         Ok((doc.key, key))
     }
 
@@ -1124,10 +1111,8 @@ impl Accounts {
     /// # Errors
     /// [`AppError::Unavailable`] if the store is down.
     pub async fn keys(&self) -> Result<Vec<ApiKey>, AppError> {
-        let docs = self.all(DocKind::ApiKey).await?;
-        docs.iter()
-            .map(|d| decode::<ApiKeyDoc>(d).map(|k| k.key))
-            .collect()
+        let keys = self.docs.keys.all().await?;
+        Ok(keys.into_iter().map(|(_, doc)| doc.key).collect())
     }
 
     /// Revokes a key; it stops working at once here and within the key cache time elsewhere.
@@ -1137,7 +1122,9 @@ impl Accounts {
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, AppError> {
         let now = self.now();
         let doc = self
-            .update::<ApiKeyDoc>(DocKind::ApiKey, id, |doc| {
+            .docs
+            .keys
+            .update(id, |doc| {
                 doc.key.revoked_at.is_none() && {
                     doc.key.revoked_at = Some(now);
                     true
@@ -1176,15 +1163,7 @@ impl Accounts {
             outcome: outcome.to_owned(),
             source: source.to_owned(),
         };
-        let written = match encode(DocKind::Audit, &entry.id, 1, &entry) {
-            Ok(doc) => self
-                .store
-                .put_document(&doc, None)
-                .await
-                .map_err(AppError::from),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
+        if let Err(e) = self.docs.audit.insert(&entry.id, &entry).await {
             tracing::error!(error = %e, actor = %entry.actor, action = %entry.action, target = ?entry.target, outcome = %entry.outcome, source = %entry.source, "could not record an audit entry");
         }
     }
@@ -1198,27 +1177,15 @@ impl Accounts {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, AppError> {
-        let docs = self
-            .store
-            .documents(
-                DocKind::Audit,
+        let entries = self
+            .docs
+            .audit
+            .page(
                 after,
                 limit.clamp(*AUDIT_PAGE_LIMITS.start(), *AUDIT_PAGE_LIMITS.end()),
             )
             .await?;
-        docs.iter().map(decode).collect()
-    }
-
-    async fn all(&self, kind: DocKind) -> Result<Vec<Document>, AppError> {
-        let mut out: Vec<Document> = Vec::new();
-        loop {
-            let after = out.last().map(|d| d.key.clone());
-            let page = self.store.documents(kind, after.as_deref(), 100).await?;
-            if page.is_empty() {
-                return Ok(out);
-            }
-            out.extend(page);
-        }
+        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     }
 }
 

@@ -8,19 +8,23 @@ use orderly_domain::text::check_text;
 use orderly_domain::{
     Actor, Address, Currency, Customer, CustomerId, Email, Event, ExchangeRate, Money, Name,
     NewOrder, Order, OrderId, OrderLine, OrderStatus, Prices, Product, ProductId, Quantity, Rate,
-    Shipment, Stamp, StockAdjustment, StockEffect, StockLevel, Transition, ValueError,
+    Shipment, Stamp, StockAdjustment, StockLevel, Transition, ValueError,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use crate::commits::{CONFLICT_RETRIES, order_change, outgoing, stock_moves};
+use crate::documents::{DocumentType, Documents};
 use crate::error::AppError;
 use crate::ports::{
-    Clock, Commit, CommitError, DocKind, Document, IdGenerator, IdempotencyRecord, OrderFilter,
-    OrderWrite, Outgoing, Page, PageRequest, Store, StoreError,
+    Clock, Commit, CommitError, DocKind, IdGenerator, IdempotencyRecord, OrderFilter, OrderWrite,
+    Page, PageRequest, Store, StoreError,
 };
-use crate::saga::consumers_of;
-use crate::storage;
+
+impl DocumentType for ExchangeRate {
+    const KIND: DocKind = DocKind::Rate;
+}
 
 /// A product's price in a currency, and whether it was converted.
 pub(crate) enum Priced {
@@ -44,8 +48,6 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub const PAGE_LIMITS: std::ops::RangeInclusive<u32> = 1..=100;
 /// The page size of a list that names none.
 pub const DEFAULT_PAGE_LIMIT: u32 = 20;
-/// How often a use case re-reads and re-applies after a concurrent change.
-const CONFLICT_RETRIES: usize = 8;
 
 /// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -439,11 +441,12 @@ impl Orderly {
         if currency == self.settings.base_currency {
             return Ok(None);
         }
-        let Some(doc) = self.store.document(DocKind::Rate, currency.code()).await? else {
-            return Ok(None);
-        };
-        let rate: ExchangeRate = storage::decode(&doc.body)?;
-        Ok((rate.from == self.settings.base_currency).then_some(rate))
+        let rate = self.rates_of().value(currency.code()).await?;
+        Ok(rate.filter(|r| r.from == self.settings.base_currency))
+    }
+
+    fn rates_of(&self) -> Documents<ExchangeRate> {
+        Documents::new(self.store.clone())
     }
 
     /// Every rate from the base currency, by currency code.
@@ -451,15 +454,14 @@ impl Orderly {
     /// # Errors
     /// Storage.
     pub async fn rates(&self) -> Result<Vec<ExchangeRate>, AppError> {
-        let docs = self.store.documents(DocKind::Rate, None, 1_000).await?;
-        let mut rates = Vec::with_capacity(docs.len());
-        for doc in docs {
-            let rate: ExchangeRate = storage::decode(&doc.body)?;
-            if rate.from == self.settings.base_currency {
-                rates.push(rate);
-            }
-        }
-        Ok(rates)
+        Ok(self
+            .rates_of()
+            .all()
+            .await?
+            .into_iter()
+            .map(|(_, rate)| rate)
+            .filter(|rate| rate.from == self.settings.base_currency)
+            .collect())
     }
 
     /// Sets the rate from the base currency to `to`. Orders placed before keep the rate they
@@ -481,31 +483,9 @@ impl Orderly {
             rate,
             set_at: self.clock.now(),
         };
-        let body = storage::encode(&new)?;
-        for _ in 0..3 {
-            let stored = self.store.document(DocKind::Rate, to.code()).await?;
-            let doc = Document {
-                kind: DocKind::Rate,
-                key: to.code().to_owned(),
-                version: stored.as_ref().map_or(1, |d| d.version + 1),
-                body: body.clone(),
-            };
-            match self
-                .store
-                .put_document(&doc, stored.map(|d| d.version))
-                .await
-            {
-                Ok(()) => {
-                    tracing::info!(from = %base, %to, %rate, "exchange rate set");
-                    return Ok(new);
-                }
-                Err(StoreError::Conflict | StoreError::AlreadyExists | StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Unavailable(
-            "the rate kept changing concurrently; try again".into(),
-        ))
+        self.rates_of().put(to.code(), &new).await?;
+        tracing::info!(from = %base, %to, %rate, "exchange rate set");
+        Ok(new)
     }
 
     /// One order with its history.
@@ -902,55 +882,6 @@ impl Orderly {
         }
         Ok(loaded)
     }
-}
-
-/// A commit that writes `order` (read at `expected_version`), moves `stock` and publishes
-/// `event`: the shape of almost every step.
-pub(crate) fn order_change(
-    order: Order,
-    expected_version: u32,
-    event: Event,
-    stock: Vec<crate::ports::StockMove>,
-) -> Commit {
-    Commit {
-        order: Some(OrderWrite::Update {
-            order,
-            expected_version,
-        }),
-        stock,
-        events: vec![outgoing(event)],
-        ..Commit::default()
-    }
-}
-
-/// An event with the consumers subscribed to its kind.
-pub(crate) fn outgoing(event: Event) -> Outgoing {
-    Outgoing {
-        consumers: consumers_of(event.kind).to_vec(),
-        event,
-    }
-}
-
-/// The stock moves a transition's effect implies for an order's lines, one per product.
-pub(crate) fn stock_moves(order: &Order, effect: StockEffect) -> Vec<crate::ports::StockMove> {
-    let (available, reserved): (i64, i64) = match effect {
-        StockEffect::Reserve => (-1, 1),
-        StockEffect::Release => (1, -1),
-        StockEffect::Consume => (0, -1),
-        StockEffect::None => return Vec::new(),
-    };
-    let mut per_product: BTreeMap<&ProductId, i64> = BTreeMap::new();
-    for line in &order.lines {
-        *per_product.entry(&line.product_id).or_default() += i64::from(line.quantity.get());
-    }
-    per_product
-        .into_iter()
-        .map(|(product_id, n)| crate::ports::StockMove {
-            product_id: product_id.clone(),
-            available: available * n,
-            reserved: reserved * n,
-        })
-        .collect()
 }
 
 fn not_found(what: &'static str, id: impl ToString) -> AppError {

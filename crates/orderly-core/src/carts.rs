@@ -16,12 +16,27 @@ use orderly_domain::{
 use sha2::{Digest, Sha256};
 
 use crate::app::{IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, Priced};
+use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
-use crate::ports::{DocKind, Document, StoreError};
-use crate::storage;
+use crate::ports::{DocKind, StoreError};
 
-/// How many times a cart change re-reads the cart after a concurrent change.
-const CART_RETRIES: usize = 5;
+impl DocumentType for Cart {
+    const KIND: DocKind = DocKind::Cart;
+
+    fn set_version(&mut self, version: u32) {
+        self.version = version;
+    }
+}
+
+/// The cart if `token` opens it; a wrong token looks exactly like a missing cart, so ids leak
+/// nothing.
+fn opened_by(cart: Option<Cart>, id: CartId, token: &str) -> Result<Cart, AppError> {
+    cart.filter(|cart| same(&cart.token_hash, &token_hash(token)))
+        .ok_or_else(|| AppError::NotFound {
+            what: "cart",
+            id: id.to_string(),
+        })
+}
 
 /// Carts read per step of the sweep.
 const SWEEP_PAGE: u32 = 100;
@@ -153,13 +168,7 @@ impl Orderly {
             self.now(),
             self.idle_ms(),
         );
-        let doc = Document {
-            kind: DocKind::Cart,
-            key: cart.id.to_string(),
-            version: cart.version,
-            body: storage::encode(&cart)?,
-        };
-        self.store().put_document(&doc, None).await?;
+        self.carts().insert(&cart.id.to_string(), &cart).await?;
         tracing::info!(cart_id = %cart.id, "cart opened");
         Ok(OpenedCart {
             view: self.price_cart(cart).await?,
@@ -167,33 +176,13 @@ impl Orderly {
         })
     }
 
-    async fn load_cart(&self, id: CartId, token: &str) -> Result<Cart, AppError> {
-        let missing = || AppError::NotFound {
-            what: "cart",
-            id: id.to_string(),
-        };
-        let doc = self
-            .store()
-            .document(DocKind::Cart, &id.to_string())
-            .await?
-            .ok_or_else(missing)?;
-        let mut cart: Cart = storage::decode(&doc.body)?;
-        // A wrong token looks exactly like a missing cart: ids leak nothing.
-        if !same(&cart.token_hash, &token_hash(token)) {
-            return Err(missing());
-        }
-        cart.version = doc.version;
-        Ok(cart)
+    fn carts(&self) -> Documents<Cart> {
+        Documents::new(self.store().clone())
     }
 
-    async fn save_cart(&self, cart: &Cart, expected: u32) -> Result<(), StoreError> {
-        let doc = Document {
-            kind: DocKind::Cart,
-            key: cart.id.to_string(),
-            version: cart.version,
-            body: storage::encode(cart)?,
-        };
-        self.store().put_document(&doc, Some(expected)).await
+    async fn load_cart(&self, id: CartId, token: &str) -> Result<Cart, AppError> {
+        let cart = self.carts().value(&id.to_string()).await?;
+        opened_by(cart, id, token)
     }
 
     /// Reads the cart, applies `change`, writes it back if nobody changed it meanwhile (else
@@ -202,21 +191,18 @@ impl Orderly {
         &self,
         id: CartId,
         token: &str,
-        change: impl Fn(&mut Cart, Timestamp) -> Result<(), AppError>,
+        change: impl Fn(&mut Cart, Timestamp) -> Result<(), AppError> + Send + Sync,
     ) -> Result<CartView, AppError> {
-        for _ in 0..CART_RETRIES {
-            let mut cart = self.load_cart(id, token).await?;
-            let expected = cart.version;
-            change(&mut cart, self.now())?;
-            match self.save_cart(&cart, expected).await {
-                Ok(()) => return self.price_cart(cart).await,
-                Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Unavailable(
-            "the cart kept changing concurrently; try again".into(),
-        ))
+        let now = self.now();
+        let cart = self
+            .carts()
+            .modify(&id.to_string(), |read| {
+                let mut cart = opened_by(read, id, token)?;
+                change(&mut cart, now)?;
+                Ok(Change::Write(cart.clone(), cart))
+            })
+            .await?;
+        self.price_cart(cart).await
     }
 
     /// A cart with its lines priced now.
@@ -422,19 +408,17 @@ impl Orderly {
             Placed::New(o) | Placed::Replay(o) => o.id,
         };
         // Record the order on the cart; a concurrent checkout may have done so already.
-        for _ in 0..CART_RETRIES {
-            let mut cart = self.load_cart(id, token).await?;
-            if cart.status == CartStatus::CheckedOut {
-                break;
-            }
-            let expected = cart.version;
-            cart.checked_out(order_id, self.now());
-            match self.save_cart(&cart, expected).await {
-                Ok(()) => break,
-                Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let now = self.now();
+        self.carts()
+            .modify(&id.to_string(), |read| {
+                let mut cart = opened_by(read, id, token)?;
+                if cart.status == CartStatus::CheckedOut {
+                    return Ok(Change::Keep(()));
+                }
+                cart.checked_out(order_id, now);
+                Ok(Change::Write(cart, ()))
+            })
+            .await?;
         tracing::info!(cart_id = %id, %order_id, "cart checked out");
         Ok(placed)
     }
@@ -484,22 +468,16 @@ impl Orderly {
         let mut report = SweepReport::default();
         let mut after: Option<String> = None;
         loop {
-            let docs = self
-                .store()
-                .documents(DocKind::Cart, after.as_deref(), SWEEP_PAGE)
-                .await?;
-            let Some(last) = docs.last() else {
+            let page = self.carts().page(after.as_deref(), SWEEP_PAGE).await?;
+            let Some((last, _)) = page.last() else {
                 return Ok(report);
             };
-            after = Some(last.key.clone());
-            let mut carts = Vec::with_capacity(docs.len());
-            for doc in &docs {
-                let mut cart: Cart = storage::decode(&doc.body)?;
-                cart.version = doc.version;
-                if cart.status == CartStatus::Open {
-                    carts.push(cart);
-                }
-            }
+            after = Some(last.clone());
+            let carts: Vec<Cart> = page
+                .into_iter()
+                .map(|(_, cart)| cart)
+                .filter(|cart| cart.status == CartStatus::Open)
+                .collect();
             report.carts += carts.len() as u64;
             let ids: Vec<ProductId> = carts
                 .iter()
@@ -525,7 +503,12 @@ impl Orderly {
                 let expected = cart.version;
                 if cart.is_past_expiry(now) {
                     cart.expire();
-                    if self.save_cart(&cart, expected).await.is_ok() {
+                    if self
+                        .carts()
+                        .save(&cart.id.to_string(), &cart, Some(expected))
+                        .await
+                        .is_ok()
+                    {
                         report.expired += 1;
                     }
                     continue;
@@ -549,7 +532,13 @@ impl Orderly {
                     };
                     changed |= cart.limit_line(&line.product_id, limit, &reason, now);
                 }
-                if changed && self.save_cart(&cart, expected).await.is_ok() {
+                if changed
+                    && self
+                        .carts()
+                        .save(&cart.id.to_string(), &cart, Some(expected))
+                        .await
+                        .is_ok()
+                {
                     report.changed += 1;
                 }
             }

@@ -28,6 +28,8 @@
 pub mod accounts;
 pub mod app;
 pub mod carts;
+pub mod commits;
+pub mod documents;
 pub mod error;
 pub mod memory;
 pub mod metered;

@@ -331,6 +331,17 @@ impl UnitOfWork for MemoryStore {
             }
             _ => {}
         }
+        for w in &commit.documents {
+            let stored = s
+                .documents
+                .get(&(w.document.kind.as_str(), w.document.key.clone()));
+            if stored.map(|d| d.version) != w.expected_version {
+                return Err(CommitError::DocumentChanged(
+                    w.document.kind,
+                    w.document.key.clone(),
+                ));
+            }
+        }
         let mut new_levels = Vec::with_capacity(commit.stock.len());
         for m in &commit.stock {
             let level = s
@@ -369,6 +380,12 @@ impl UnitOfWork for MemoryStore {
         if let Some(rec) = commit.idempotency {
             s.idempotency.insert(rec.key.clone(), rec);
         }
+        for w in commit.documents {
+            s.documents.insert(
+                (w.document.kind.as_str(), w.document.key.clone()),
+                w.document,
+            );
+        }
         if let Some(h) = commit.handled {
             s.handled.insert((h.consumer, h.event_id));
             s.jobs.remove(&h.job_id);
@@ -386,6 +403,7 @@ impl UnitOfWork for MemoryStore {
                             event: out.event.clone(),
                             attempts: 0,
                             last_error: None,
+                            lease: None,
                         },
                         next_at: Timestamp::from_millis(0),
                         lease_until: None,
@@ -424,7 +442,10 @@ impl JobQueue for MemoryStore {
             let leased = queued.lease_until.is_some_and(|l| l > now);
             if queued.next_at <= now && !leased && claimed.len() < limit as usize {
                 queued.lease_until = Some(now.plus_millis(lease_ms));
-                claimed.push(queued.job.clone());
+                claimed.push(Job {
+                    lease: queued.lease_until,
+                    ..queued.job.clone()
+                });
             }
         }
         Ok(claimed)
@@ -438,7 +459,9 @@ impl JobQueue for MemoryStore {
         error: &str,
     ) -> Result<(), StoreError> {
         let mut s = self.lock()?;
-        if let Some(q) = s.jobs.get_mut(&job.id) {
+        if let Some(q) = s.jobs.get_mut(&job.id)
+            && holds(job, q)
+        {
             q.job.attempts = attempts;
             q.job.last_error = Some(error.to_owned());
             q.next_at = next_at;
@@ -448,7 +471,10 @@ impl JobQueue for MemoryStore {
     }
 
     async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
-        self.lock()?.jobs.remove(&job.id);
+        let mut s = self.lock()?;
+        if s.jobs.get(&job.id).is_some_and(|q| holds(job, q)) {
+            s.jobs.remove(&job.id);
+        }
         Ok(())
     }
 
@@ -476,4 +502,9 @@ impl JobQueue for MemoryStore {
     async fn pending_jobs(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.jobs.len() as u64)
     }
+}
+
+/// True if `job`'s claim still holds the queued job's lease (or was not a claim).
+fn holds(job: &Job, queued: &QueuedJob) -> bool {
+    job.lease.is_none() || job.lease == queued.lease_until
 }

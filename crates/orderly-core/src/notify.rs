@@ -20,10 +20,11 @@ use std::sync::Arc;
 use orderly_domain::{Customer, CustomerId, Event, EventId, EventKind, Order, OrderId, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::documents::{DocumentType, Documents, Versioned};
 use crate::error::AppError;
 use crate::ports::{
-    Category, Clock, Commit, CommitError, DocKind, Document, Handled, Job, Message, Notifier,
-    NotifyError, Recipient, Store, StoreError,
+    Category, Clock, Commit, CommitError, DocKind, Handled, Job, Message, Notifier, NotifyError,
+    Recipient, Store, StoreError,
 };
 use crate::saga::StepError;
 
@@ -600,22 +601,15 @@ impl Notifications {
     /// # Errors
     /// A storage failure.
     pub async fn record(&self, key: &str) -> Result<Option<NotificationRecord>, StoreError> {
-        self.read(DocKind::Notification, key)
-            .await
-            .map(|r| r.map(|(_, rec)| rec))
+        self.records().value(key).await
     }
 
-    async fn read(
-        &self,
-        kind: DocKind,
-        key: &str,
-    ) -> Result<Option<(u32, NotificationRecord)>, StoreError> {
-        let Some(doc) = self.store.document(kind, key).await? else {
-            return Ok(None);
-        };
-        let record = serde_json::from_str(&doc.body)
-            .map_err(|e| StoreError::Corrupt(format!("notification {key}: {e}")))?;
-        Ok(Some((doc.version, record)))
+    fn records(&self) -> Documents<NotificationRecord> {
+        Documents::new(self.store.clone())
+    }
+
+    fn failures(&self) -> Documents<FailedNotification> {
+        Documents::new(self.store.clone())
     }
 
     async fn write_record(
@@ -640,32 +634,20 @@ impl Notifications {
             error,
             at: self.clock.now(),
         };
-        self.put(DocKind::Notification, &record, None).await?;
+        // A concurrent writer of the same new record (another node sending the same message)
+        // has the same facts, so a record that exists already is not an error.
+        let new = |written: Result<(), StoreError>| match written {
+            Err(StoreError::AlreadyExists) => Ok(()),
+            other => other,
+        };
+        new(self.records().insert(&record.key, &record).await)?;
         if status == Status::Failed {
-            self.put(DocKind::NotificationFailure, &record, None)
-                .await?;
+            new(self
+                .failures()
+                .insert(&record.key, &FailedNotification(record.clone()))
+                .await)?;
         }
         Ok(())
-    }
-
-    /// Writes a record; a concurrent writer of a new one (another node sending the same
-    /// message) has the same facts, so that is not an error.
-    async fn put(
-        &self,
-        kind: DocKind,
-        record: &NotificationRecord,
-        expected_version: Option<u32>,
-    ) -> Result<(), StoreError> {
-        let doc = Document {
-            kind,
-            key: record.key.clone(),
-            version: expected_version.map_or(1, |v| v + 1),
-            body: serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        };
-        match self.store.put_document(&doc, expected_version).await {
-            Err(StoreError::AlreadyExists) if expected_version.is_none() => Ok(()),
-            other => other,
-        }
     }
 
     /// Notifications that failed and were not retried successfully since, in key order after
@@ -681,17 +663,12 @@ impl Notifications {
         let mut found = Vec::new();
         let mut cursor = after.map(str::to_owned);
         loop {
-            let docs = self
-                .store
-                .documents(DocKind::NotificationFailure, cursor.as_deref(), 100)
-                .await?;
-            let Some(last) = docs.last() else {
+            let page = self.failures().page(cursor.as_deref(), 100).await?;
+            let Some((last, _)) = page.last() else {
                 return Ok(found);
             };
-            cursor = Some(last.key.clone());
-            for doc in docs {
-                let record: NotificationRecord = serde_json::from_str(&doc.body)
-                    .map_err(|e| AppError::Internal(format!("notification {}: {e}", doc.key)))?;
+            cursor = Some(last.clone());
+            for (_, FailedNotification(record)) in page {
                 if record.status == Status::Failed {
                     found.push(record);
                     if found.len() >= limit as usize {
@@ -711,7 +688,11 @@ impl Notifications {
     /// if the message is not wanted any more; [`RetryError::NotSent`] if the channel refused it
     /// again (the record keeps the new error).
     pub async fn retry(&self, key: &str) -> Result<NotificationRecord, RetryError> {
-        let Some((version, failure)) = self.read(DocKind::NotificationFailure, key).await? else {
+        let Some(Versioned {
+            value: FailedNotification(failure),
+            version,
+        }) = self.failures().get(key).await?
+        else {
             return Err(RetryError::App(AppError::NotFound {
                 what: "notification",
                 id: key.to_owned(),
@@ -750,7 +731,8 @@ impl Notifications {
                 updated.error = Some(e.clone());
             }
         }
-        self.put(DocKind::NotificationFailure, &updated, Some(version))
+        self.failures()
+            .save(key, &FailedNotification(updated.clone()), Some(version))
             .await
             .map_err(|e| match e {
                 StoreError::Conflict => RetryError::App(AppError::Unavailable(
@@ -758,9 +740,7 @@ impl Notifications {
                 )),
                 other => other.into(),
             })?;
-        if let Some((v, _)) = self.read(DocKind::Notification, key).await? {
-            self.put(DocKind::Notification, &updated, Some(v)).await?;
-        }
+        self.records().put(key, &updated).await?;
         match sent {
             Ok(()) => Ok(updated),
             Err(e) => Err(RetryError::NotSent(e.to_string())),
@@ -772,7 +752,7 @@ impl Notifications {
     /// # Errors
     /// A storage failure.
     pub async fn preferences_of(&self, customer: &CustomerId) -> Result<Preferences, StoreError> {
-        preferences(self.store.as_ref(), customer).await
+        preferences(&self.store, customer).await
     }
 }
 
@@ -804,17 +784,13 @@ impl From<StoreError> for RetryError {
 /// # Errors
 /// A storage failure, or a stored document that does not parse.
 pub async fn preferences(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     customer: &CustomerId,
 ) -> Result<Preferences, StoreError> {
-    match store
-        .document(DocKind::NotificationPreferences, customer.as_str())
+    Ok(Documents::<Preferences>::new(store.clone())
+        .value(customer.as_str())
         .await?
-    {
-        Some(doc) => serde_json::from_str(&doc.body)
-            .map_err(|e| StoreError::Corrupt(format!("preferences of {customer}: {e}"))),
-        None => Ok(Preferences::default()),
-    }
+        .unwrap_or_default())
 }
 
 /// Replaces a customer's preferences.
@@ -822,7 +798,7 @@ pub async fn preferences(
 /// # Errors
 /// [`AppError::NotFound`] for an unknown customer, [`AppError::Invalid`] for a bad number.
 pub async fn set_preferences(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     customer: &CustomerId,
     prefs: &Preferences,
 ) -> Result<Preferences, AppError> {
@@ -833,25 +809,26 @@ pub async fn set_preferences(
             id: customer.to_string(),
         });
     }
-    let body = serde_json::to_string(prefs).map_err(|e| AppError::Internal(e.to_string()))?;
-    for _ in 0..8 {
-        let current = store
-            .document(DocKind::NotificationPreferences, customer.as_str())
-            .await?;
-        let expected = current.as_ref().map(|d| d.version);
-        let doc = Document {
-            kind: DocKind::NotificationPreferences,
-            key: customer.as_str().to_owned(),
-            version: expected.map_or(1, |v| v + 1),
-            body: body.clone(),
-        };
-        match store.put_document(&doc, expected).await {
-            Ok(()) => return Ok(prefs.clone()),
-            Err(StoreError::AlreadyExists | StoreError::Conflict) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(AppError::Unavailable(
-        "the preferences kept changing; try again".into(),
-    ))
+    Documents::<Preferences>::new(store.clone())
+        .put(customer.as_str(), prefs)
+        .await?;
+    Ok(prefs.clone())
+}
+
+impl DocumentType for Preferences {
+    const KIND: DocKind = DocKind::NotificationPreferences;
+}
+
+impl DocumentType for NotificationRecord {
+    const KIND: DocKind = DocKind::Notification;
+}
+
+/// A notification that ran out of retries, kept apart for staff (the same record, under
+/// [`DocKind::NotificationFailure`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+struct FailedNotification(NotificationRecord);
+
+impl DocumentType for FailedNotification {
+    const KIND: DocKind = DocKind::NotificationFailure;
 }

@@ -53,6 +53,10 @@ pub enum CommitError {
     /// This consumer already handled this event; the work is done.
     #[error("event already handled")]
     AlreadyHandled,
+    /// A document of the commit was written by someone else since it was read (or, for a new
+    /// one, exists already).
+    #[error("{0} {1} was changed concurrently")]
+    DocumentChanged(DocKind, String),
     /// The storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -197,6 +201,18 @@ pub struct Commit {
     pub idempotency: Option<IdempotencyRecord>,
     /// The job this commit completes.
     pub handled: Option<Handled>,
+    /// Documents that belong to the change (a note, an escalation), each written only over
+    /// the version read ([`CommitError::DocumentChanged`] otherwise).
+    pub documents: Vec<DocumentWrite>,
+}
+
+/// A document to write as part of a [`Commit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentWrite {
+    /// The document, at its new version.
+    pub document: Document,
+    /// `None`: it must be new; `Some(v)`: the stored one must still be at version `v`.
+    pub expected_version: Option<u32>,
 }
 
 impl Commit {
@@ -247,6 +263,10 @@ pub struct Job {
     pub attempts: u32,
     /// The last failure, if any.
     pub last_error: Option<String>,
+    /// The end of the lease this claim holds, which is also its token: a later claim of the
+    /// same job (after the lease ran out) holds another. `None` for a job not claimed from a
+    /// [`JobQueue`] (a queue message of the serverless runtime).
+    pub lease: Option<Timestamp>,
 }
 
 /// Products and customers.
@@ -356,7 +376,9 @@ pub trait JobQueue: Send + Sync {
         limit: u32,
         lease_ms: i64,
     ) -> Result<Vec<Job>, StoreError>;
-    /// Puts a failed job back, due at `next_at`, with its attempt count and error.
+    /// Puts a failed job back, due at `next_at`, with its attempt count and error — only while
+    /// `job`'s lease is still the job's (else, with the job claimed again since, it changes
+    /// nothing: the new holder decides).
     async fn retry_job(
         &self,
         job: &Job,
@@ -364,7 +386,8 @@ pub trait JobQueue: Send + Sync {
         next_at: Timestamp,
         error: &str,
     ) -> Result<(), StoreError>;
-    /// Removes a job whose event was already handled.
+    /// Removes a job whose event was already handled, on the same condition as
+    /// [`JobQueue::retry_job`].
     async fn delete_job(&self, job: &Job) -> Result<(), StoreError>;
     /// Frees every lease: for a single-node database after a restart, whose leases all belonged
     /// to the process that died.
@@ -407,6 +430,12 @@ pub enum DocKind {
     NotificationFailure,
     /// A customer's notification preferences (marketing opt-out, SMS number), by customer id.
     NotificationPreferences,
+}
+
+impl std::fmt::Display for DocKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl DocKind {
@@ -577,9 +606,8 @@ impl<T: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + Documen
 {
 }
 
-/// A payment provider. Every call carries an idempotency key derived from the order and the
-/// step (`order:{id}:authorize`, `order:{id}:capture`, `order:{id}:refund`), so a retried call
-/// never charges or refunds twice.
+/// A payment provider. Every call carries a [`PaymentKey`] made of the order and the step, so
+/// a retried call never charges or refunds twice.
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
     /// Reserves `amount` on the customer's payment method; returns the authorization's id.
@@ -615,11 +643,91 @@ pub trait PaymentGateway: Send + Sync {
     async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError>;
 }
 
+/// The payment calls a saga step makes, each under its own key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PaymentStep {
+    /// Reserving the total on the buyer's payment method.
+    Authorize,
+    /// Taking the authorized total (a void of the same step releases it).
+    Capture,
+    /// Giving money back.
+    Refund,
+}
+
+impl PaymentStep {
+    /// The step's name in the key.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStep::Authorize => "authorize",
+            PaymentStep::Capture => "capture",
+            PaymentStep::Refund => "refund",
+        }
+    }
+}
+
+/// The idempotency key of a payment call: one order, one step (and, for a step made more than
+/// once, which time), the same for every retry, so a retried call never charges or refunds
+/// twice. Written `order:{id}:{step}` (`order:{id}:{step}:{n}` from the second time on) —
+/// the text providers keep, so it never changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PaymentKey {
+    order: OrderId,
+    step: PaymentStep,
+    nth: u32,
+}
+
+impl PaymentKey {
+    /// The key of `step` for `order`.
+    #[must_use]
+    pub fn new(order: OrderId, step: PaymentStep) -> Self {
+        PaymentKey {
+            order,
+            step,
+            nth: 0,
+        }
+    }
+
+    /// The key of the `n`th time the step is made for the order (0 is the first).
+    #[must_use]
+    pub fn nth(self, n: u32) -> Self {
+        PaymentKey { nth: n, ..self }
+    }
+
+    /// The same order's key for another step, the same time.
+    #[must_use]
+    pub fn for_step(self, step: PaymentStep) -> Self {
+        PaymentKey { step, ..self }
+    }
+
+    /// The order.
+    #[must_use]
+    pub fn order(self) -> OrderId {
+        self.order
+    }
+
+    /// The step.
+    #[must_use]
+    pub fn step(self) -> PaymentStep {
+        self.step
+    }
+}
+
+impl std::fmt::Display for PaymentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "order:{}:{}", self.order, self.step.as_str())?;
+        if self.nth > 0 {
+            write!(f, ":{}", self.nth)?;
+        }
+        Ok(())
+    }
+}
+
 /// A call to the payment provider.
 #[derive(Clone, Debug)]
 pub struct PaymentRequest {
-    /// `order:{id}:capture`, `order:{id}:refund`: the same for every retry of one step.
-    pub idempotency_key: String,
+    /// The same for every retry of one step.
+    pub idempotency_key: PaymentKey,
     /// The order paid for.
     pub order_id: OrderId,
     /// The payer.

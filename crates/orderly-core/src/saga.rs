@@ -27,32 +27,14 @@ use orderly_domain::{
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::app::{order_change, stock_moves};
+pub use crate::commits::consumers_of;
+use crate::commits::{CONFLICT_RETRIES, order_change, stock_moves};
 use crate::notify::Notifications;
 use crate::ports::{
     Clock, Commit, CommitError, Consumer, Handled, IdGenerator, Job, PaymentError, PaymentGateway,
-    PaymentRequest, Store, StoreError,
+    PaymentKey, PaymentRequest, PaymentStep, Store, StoreError,
 };
 use crate::retry::RetryPolicy;
-
-/// Which consumers handle which events: the saga's steps, and the notifier for every event
-/// that produces a message ([`Template::for_event`]).
-#[must_use]
-pub fn consumers_of(kind: EventKind) -> &'static [Consumer] {
-    match kind {
-        EventKind::OrderPlaced => &[Consumer::Inventory, Consumer::Notify],
-        EventKind::InventoryReserved => &[Consumer::Payment],
-        EventKind::OrderCanceled => &[Consumer::Payment, Consumer::Notify],
-        EventKind::PaymentFailed
-        | EventKind::OrderShipped
-        | EventKind::OrderDelivered
-        | EventKind::RefundIssued
-        | EventKind::OrderNeedsAttention => &[Consumer::Notify],
-        EventKind::InventoryRejected | EventKind::PaymentCaptured => &[],
-        // A retry names the step it re-queues itself (see `Orderly::retry`).
-        EventKind::RetryRequested => &[],
-    }
-}
 
 /// Why a step did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +97,6 @@ enum Outcome {
 
 /// Default wait before the stage-1 recovery try of a capture.
 pub const PAYMENT_RECOVERY_DELAY: Duration = Duration::from_secs(300);
-
-/// How many times a step re-reads the order after a concurrent change before it retries later.
-const CONFLICT_RETRIES: usize = 8;
 
 impl Saga {
     /// Wires the consumers.
@@ -277,18 +256,18 @@ impl Saga {
                 since: stamp.at,
             };
             let event = order.flag_attention(attention, &stamp);
-            let flagged = order.clone();
+            // The staff's queue entry commits with the flag: no flagged order is missing from
+            // it, and no entry names an order that was not flagged.
+            let escalation = crate::support::escalation_write(&self.store, &order).await?;
             let commit = Commit {
                 handled: Some(handled(job)),
+                documents: escalation.into_iter().collect(),
                 ..order_change(order, expected_version, event, Vec::new())
             };
             match self.store.commit(commit).await {
-                Ok(()) => {
-                    crate::support::record_escalation(self.store.as_ref(), &flagged).await;
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err(CommitError::AlreadyHandled) => return self.store.delete_job(job).await,
-                Err(CommitError::VersionConflict(_)) => {}
+                Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
                 Err(CommitError::Store(e)) => return Err(e),
                 Err(other) => return Err(StoreError::Corrupt(other.to_string())),
             }
@@ -430,7 +409,7 @@ impl Saga {
     /// re-run after a crash gets the first answers back instead of charging again.
     async fn charge(&self, request: &PaymentRequest) -> Result<(String, String), PaymentError> {
         let authorize = PaymentRequest {
-            idempotency_key: request.idempotency_key.replace(":capture", ":authorize"),
+            idempotency_key: request.idempotency_key.for_step(PaymentStep::Authorize),
             ..request.clone()
         };
         let authorization = self
@@ -448,7 +427,7 @@ impl Saga {
     async fn capture(&self, job: &Job) -> Result<(), StepError> {
         let order = self.load(job).await?;
         let request = PaymentRequest {
-            idempotency_key: format!("order:{}:capture", order.id),
+            idempotency_key: PaymentKey::new(order.id, PaymentStep::Capture),
             order_id: order.id,
             customer_id: order.customer_id.clone(),
             amount: order.total,
@@ -523,7 +502,7 @@ impl Saga {
                 .map_err(StepError::from);
         };
         let request = PaymentRequest {
-            idempotency_key: format!("order:{}:refund", order.id),
+            idempotency_key: PaymentKey::new(order.id, PaymentStep::Refund),
             order_id: order.id,
             customer_id: order.customer_id.clone(),
             amount: payment.refundable(),

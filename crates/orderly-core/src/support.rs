@@ -1,13 +1,17 @@
 //! What support staff do for a customer: notes on an order, correcting its shipping address
 //! before it ships, and running a stuck step again.
 
-use orderly_domain::{Actor, Address, OrderId, OrderStatus, Timestamp, ValueError};
+use std::sync::Arc;
+
+use orderly_domain::{Actor, Address, AddressLocked, OrderId, OrderStatus, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Orderly;
+use crate::commits::{CONFLICT_RETRIES, order_change};
+use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
 use crate::ports::{
-    Commit, CommitError, Consumer, DocKind, Document, OrderWrite, Outgoing, StoreError,
+    Commit, CommitError, Consumer, DocKind, DocumentWrite, OrderWrite, Outgoing, Store, StoreError,
 };
 
 /// Longest note, in characters.
@@ -27,14 +31,24 @@ pub struct Note {
     pub text: String,
 }
 
-#[derive(Default, Serialize, Deserialize)]
-struct NotesDoc {
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(crate) struct NotesDoc {
     notes: Vec<Note>,
 }
 
-const ATTEMPTS: usize = 5;
+impl DocumentType for NotesDoc {
+    const KIND: DocKind = DocKind::Notes;
+}
 
 impl Orderly {
+    fn notes_of(&self) -> Documents<NotesDoc> {
+        Documents::new(self.store.clone())
+    }
+
+    fn escalations_of(&self) -> Documents<Escalation> {
+        Documents::new(self.store.clone())
+    }
+
     /// The notes on an order, oldest first.
     ///
     /// # Errors
@@ -42,19 +56,11 @@ impl Orderly {
     pub async fn notes(&self, id: OrderId) -> Result<Vec<Note>, AppError> {
         self.order(id).await?;
         Ok(self
-            .notes_doc(id)
+            .notes_of()
+            .value(&id.to_string())
             .await?
-            .map(|(d, _)| d.notes)
+            .map(|d| d.notes)
             .unwrap_or_default())
-    }
-
-    async fn notes_doc(&self, id: OrderId) -> Result<Option<(NotesDoc, u32)>, AppError> {
-        let Some(doc) = self.store.document(DocKind::Notes, &id.to_string()).await? else {
-            return Ok(None);
-        };
-        let notes = serde_json::from_str(&doc.body)
-            .map_err(|e| AppError::Internal(format!("notes of {id}: {e}")))?;
-        Ok(Some((notes, doc.version)))
     }
 
     /// Adds a note to an order.
@@ -71,52 +77,33 @@ impl Orderly {
             ));
         }
         self.order(id).await?;
-        self.append_note(id, author, text).await
-    }
-
-    async fn append_note(&self, id: OrderId, author: &str, text: &str) -> Result<Note, AppError> {
         let note = Note {
             at: self.now(),
             author: author.to_owned(),
             text: text.to_owned(),
         };
-        for _ in 0..ATTEMPTS {
-            let (mut doc, version) = self
-                .notes_doc(id)
-                .await?
-                .map_or((NotesDoc::default(), None), |(d, v)| (d, Some(v)));
-            if doc.notes.len() >= MAX_NOTES {
-                return Err(AppError::invalid(
-                    "text",
-                    format!("an order holds at most {MAX_NOTES} notes"),
-                ));
-            }
-            doc.notes.push(note.clone());
-            let body =
-                serde_json::to_string(&doc).map_err(|e| AppError::Internal(e.to_string()))?;
-            let write = Document {
-                kind: DocKind::Notes,
-                key: id.to_string(),
-                version: version.map_or(1, |v| v + 1),
-                body,
-            };
-            match self.store.put_document(&write, version).await {
-                Ok(()) => return Ok(note),
-                Err(StoreError::Conflict | StoreError::AlreadyExists) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Unavailable(
-            "the notes are being changed; try again".into(),
-        ))
+        self.notes_of()
+            .modify(&id.to_string(), |read| {
+                let mut doc = read.unwrap_or_default();
+                if doc.notes.len() >= MAX_NOTES {
+                    return Err(AppError::invalid(
+                        "text",
+                        format!("an order holds at most {MAX_NOTES} notes"),
+                    ));
+                }
+                doc.notes.push(note.clone());
+                Ok(Change::Write(doc, note.clone()))
+            })
+            .await
     }
 
-    /// Corrects the shipping address of an order that has not shipped. The change is kept as a
-    /// note with the old address.
+    /// Corrects the shipping address of an order that has not shipped. The order's history
+    /// gets a `ShippingAddressChanged` entry with the old and the new address, and the same
+    /// words become a note by the staff member, in the same commit.
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for a bad address; [`AppError::NotFound`]; an illegal transition
-    /// once the order has shipped or ended.
+    /// [`AppError::Invalid`] for a bad address; [`AppError::NotFound`];
+    /// [`AppError::NotNow`] once the order has shipped or ended.
     pub async fn change_shipping_address(
         &self,
         id: OrderId,
@@ -131,43 +118,38 @@ impl Orderly {
                     .collect(),
             )
         })?;
-        for _ in 0..ATTEMPTS {
+        let key = id.to_string();
+        for _ in 0..CONFLICT_RETRIES {
             let mut order = self.order(id).await?;
-            if !matches!(
-                order.status,
-                OrderStatus::Placed | OrderStatus::Reserved | OrderStatus::Paid
-            ) {
-                return Err(AppError::NotNow(format!(
-                    "order {id} is {}; its address can change only until it ships",
-                    order.status.as_str()
-                )));
-            }
-            let before = order.shipping_address.replace(address.clone());
             let expected_version = order.version;
-            order.version += 1;
-            order.updated_at = self.now();
-            let commit = Commit {
-                order: Some(OrderWrite::Update {
-                    order: order.clone(),
-                    expected_version,
-                }),
-                ..Commit::default()
-            };
-            match self.store.commit(commit).await {
-                Ok(()) => {
-                    let was = before.map_or_else(|| "none".to_owned(), |a| describe(&a));
-                    self.append_note(
-                        id,
-                        actor.as_str(),
-                        &format!(
-                            "shipping address changed from {was} to {}",
-                            describe(&address)
-                        ),
-                    )
-                    .await?;
-                    return Ok(order);
-                }
-                Err(CommitError::VersionConflict(_)) => {}
+            let stamp = self.stamp(actor.clone());
+            let event = order
+                .change_shipping_address(address.clone(), &stamp)
+                .map_err(|AddressLocked(status)| {
+                    AppError::NotNow(format!(
+                        "order {id} is {}; its address can change only until it ships",
+                        status.as_str()
+                    ))
+                })?;
+            let mut commit =
+                order_change(order.clone(), expected_version, event.clone(), Vec::new());
+            let notes = self.notes_of().get(&key).await?;
+            let version = notes.as_ref().map(|n| n.version);
+            let mut doc = notes.map(|n| n.value).unwrap_or_default();
+            // A full notes list never blocks the correction: the history holds it anyway.
+            if doc.notes.len() < MAX_NOTES {
+                doc.notes.push(Note {
+                    at: stamp.at,
+                    author: actor.as_str().to_owned(),
+                    text: event.detail.unwrap_or_default(),
+                });
+                commit
+                    .documents
+                    .push(Documents::write(&key, &doc, version)?);
+            }
+            match self.commit(commit).await {
+                Ok(()) => return Ok(order),
+                Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -175,11 +157,10 @@ impl Orderly {
             "the order kept changing; try again".into(),
         ))
     }
-}
 
-impl Orderly {
     /// Runs the saga step that gave up on an order once more, with a fresh set of retries. The
     /// step keeps its idempotency keys, so a payment that did go through is not taken twice.
+    /// The order's escalation is marked resolved by `actor` in the same commit.
     ///
     /// # Errors
     /// [`AppError::NotNow`] if the order does not need attention; [`AppError::NotFound`].
@@ -188,7 +169,8 @@ impl Orderly {
         id: OrderId,
         actor: Actor,
     ) -> Result<orderly_domain::Order, AppError> {
-        for _ in 0..ATTEMPTS {
+        let key = id.to_string();
+        for _ in 0..CONFLICT_RETRIES {
             let mut order = self.order(id).await?;
             let expected_version = order.version;
             let stamp = self.stamp(actor.clone());
@@ -200,6 +182,12 @@ impl Orderly {
             let consumer = Consumer::parse(&step).ok_or_else(|| {
                 AppError::Internal(format!("order {id} names an unknown step {step:?}"))
             })?;
+            let mut documents = Vec::new();
+            if let Some(mut entry) = self.escalations_of().get(&key).await? {
+                entry.value.resolved_at = Some(stamp.at);
+                entry.value.resolved_by = Some(actor.as_str().to_owned());
+                documents.push(Documents::write(&key, &entry.value, Some(entry.version))?);
+            }
             let commit = Commit {
                 order: Some(OrderWrite::Update {
                     order: order.clone(),
@@ -209,14 +197,12 @@ impl Orderly {
                     event,
                     consumers: vec![consumer],
                 }],
+                documents,
                 ..Commit::default()
             };
             match self.commit(commit).await {
-                Ok(()) => {
-                    self.resolve_escalation(id, &actor).await;
-                    return Ok(order);
-                }
-                Err(CommitError::VersionConflict(_)) => {}
+                Ok(()) => return Ok(order),
+                Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -252,54 +238,46 @@ pub struct Escalation {
     pub resolved_by: Option<String>,
 }
 
-/// Writes or rewrites the escalation of `order`, which was just flagged. Kept beside the order
-/// (which is the truth: its `needsAttention`); a failure here is logged, and the flagged order
-/// is still found by reading it.
-pub(crate) async fn record_escalation(
-    store: &dyn crate::ports::Store,
-    order: &orderly_domain::Order,
-) {
-    let Some(attention) = &order.needs_attention else {
-        return;
-    };
-    let entry = Escalation {
-        order_id: order.id,
-        customer_id: order.customer_id.clone(),
-        status: order.status,
-        step: attention.step.clone(),
-        error: attention.error.clone(),
-        attempts: attention.attempts,
-        since: attention.since,
-        resolved_at: None,
-        resolved_by: None,
-    };
-    if let Err(e) = put_escalation(store, &entry).await {
-        tracing::error!(order_id = %order.id, error = %e, "could not record the escalation");
+impl DocumentType for Escalation {
+    const KIND: DocKind = DocKind::Escalation;
+}
+
+impl Escalation {
+    /// The open escalation of an order a step just flagged (`None` if it is not flagged).
+    #[must_use]
+    pub fn of(order: &orderly_domain::Order) -> Option<Self> {
+        let attention = order.needs_attention.as_ref()?;
+        Some(Escalation {
+            order_id: order.id,
+            customer_id: order.customer_id.clone(),
+            status: order.status,
+            step: attention.step.clone(),
+            error: attention.error.clone(),
+            attempts: attention.attempts,
+            since: attention.since,
+            resolved_at: None,
+            resolved_by: None,
+        })
     }
 }
 
-async fn put_escalation(
-    store: &dyn crate::ports::Store,
-    entry: &Escalation,
-) -> Result<(), AppError> {
-    let key = entry.order_id.to_string();
-    let body = serde_json::to_string(entry).map_err(|e| AppError::Internal(e.to_string()))?;
-    for _ in 0..ATTEMPTS {
-        let current = store.document(DocKind::Escalation, &key).await?;
-        let expected = current.as_ref().map(|d| d.version);
-        let doc = Document {
-            kind: DocKind::Escalation,
-            key: key.clone(),
-            version: expected.map_or(1, |v| v + 1),
-            body: body.clone(),
-        };
-        match store.put_document(&doc, expected).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Conflict | StoreError::AlreadyExists) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(AppError::Unavailable("the escalation kept changing".into()))
+/// The write of `order`'s escalation, for the commit that flags it: over the order's earlier
+/// escalation if it had one.
+///
+/// # Errors
+/// A storage failure.
+pub(crate) async fn escalation_write(
+    store: &Arc<dyn Store>,
+    order: &orderly_domain::Order,
+) -> Result<Option<DocumentWrite>, StoreError> {
+    let Some(entry) = Escalation::of(order) else {
+        return Ok(None);
+    };
+    let key = order.id.to_string();
+    let read = Documents::<Escalation>::new(store.clone())
+        .get(&key)
+        .await?;
+    Documents::write(&key, &entry, read.map(|r| r.version)).map(Some)
 }
 
 impl Orderly {
@@ -309,51 +287,15 @@ impl Orderly {
     /// # Errors
     /// A storage failure.
     pub async fn escalations(&self, open_only: bool) -> Result<Vec<Escalation>, AppError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .documents(DocKind::Escalation, after.as_deref(), 100)
-                .await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            after = Some(last.key.clone());
-            for doc in &page {
-                let entry: Escalation = serde_json::from_str(&doc.body)
-                    .map_err(|e| AppError::Internal(format!("escalation {}: {e}", doc.key)))?;
-                if !open_only || entry.resolved_at.is_none() {
-                    out.push(entry);
-                }
-            }
-        }
+        let mut out: Vec<Escalation> = self
+            .escalations_of()
+            .all()
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| !open_only || e.resolved_at.is_none())
+            .collect();
         out.sort_by_key(|e| e.since);
         Ok(out)
     }
-
-    async fn resolve_escalation(&self, id: OrderId, actor: &Actor) {
-        let key = id.to_string();
-        let found = match self.store.document(DocKind::Escalation, &key).await {
-            Ok(Some(doc)) => serde_json::from_str::<Escalation>(&doc.body).ok(),
-            _ => None,
-        };
-        if let Some(mut entry) = found {
-            entry.resolved_at = Some(self.now());
-            entry.resolved_by = Some(actor.as_str().to_owned());
-            if let Err(e) = put_escalation(self.store.as_ref(), &entry).await {
-                tracing::error!(order_id = %id, error = %e, "could not mark the escalation resolved");
-            }
-        }
-    }
-}
-
-fn describe(a: &Address) -> String {
-    let mut parts = vec![a.name.as_str(), a.line1.as_str()];
-    parts.extend(a.line2.as_deref());
-    parts.push(a.city.as_str());
-    parts.extend(a.region.as_deref());
-    parts.extend(a.postal_code.as_deref());
-    parts.push(a.country.as_str());
-    parts.join(", ")
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orderly_core::memory::MemoryStore;
 use orderly_core::ports::{
-    PaymentError, PaymentGateway, PaymentRequest, Store, SystemClock, UuidV7,
+    PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep, Store, SystemClock,
+    UuidV7,
 };
 use orderly_core::saga::Saga;
 use orderly_core::{
@@ -56,8 +57,9 @@ impl PaymentGateway for ScriptedPayments {
         next?;
         let mut charged = self.charged.lock().unwrap();
         // A real provider answers a repeated idempotency key with the original charge.
-        if !charged.contains(&request.idempotency_key) {
-            charged.push(request.idempotency_key.clone());
+        let key = request.idempotency_key.to_string();
+        if !charged.contains(&key) {
+            charged.push(key);
         }
         Ok(format!("ch_{}", request.order_id))
     }
@@ -70,18 +72,16 @@ impl PaymentGateway for ScriptedPayments {
         self.refunded
             .lock()
             .unwrap()
-            .push(request.idempotency_key.clone());
+            .push(request.idempotency_key.to_string());
         Ok(format!("re_{}", request.order_id))
     }
 
     async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError> {
         let mut charged = self.charged.lock().unwrap();
-        if let Some(i) = charged.iter().position(|k| k == &request.idempotency_key) {
+        let key = request.idempotency_key.to_string();
+        if let Some(i) = charged.iter().position(|k| *k == key) {
             charged.remove(i);
-            self.voided
-                .lock()
-                .unwrap()
-                .push(request.idempotency_key.clone());
+            self.voided.lock().unwrap().push(key);
         }
         Ok(())
     }
@@ -423,7 +423,7 @@ async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_cancele
     // A run that charged and died before it could record the charge.
     let order = w.app.order(id).await.unwrap();
     let request = PaymentRequest {
-        idempotency_key: format!("order:{id}:capture"),
+        idempotency_key: PaymentKey::new(id, PaymentStep::Capture),
         order_id: id,
         customer_id: order.customer_id.clone(),
         amount: order.total,

@@ -38,11 +38,13 @@ pub enum EventKind {
     OrderNeedsAttention,
     /// Staff asked for the step that gave up to run again.
     RetryRequested,
+    /// Staff corrected the shipping address before the order shipped.
+    ShippingAddressChanged,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::OrderPlaced,
         EventKind::InventoryReserved,
         EventKind::InventoryRejected,
@@ -54,6 +56,7 @@ impl EventKind {
         EventKind::RefundIssued,
         EventKind::OrderNeedsAttention,
         EventKind::RetryRequested,
+        EventKind::ShippingAddressChanged,
     ];
 
     /// The `detail-type` name.
@@ -71,6 +74,7 @@ impl EventKind {
             EventKind::RefundIssued => "RefundIssued",
             EventKind::OrderNeedsAttention => "OrderNeedsAttention",
             EventKind::RetryRequested => "RetryRequested",
+            EventKind::ShippingAddressChanged => "ShippingAddressChanged",
         }
     }
 

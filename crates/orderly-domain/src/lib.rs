@@ -33,8 +33,8 @@ pub use fx::{ExchangeRate, Rate};
 pub use ids::{CartId, CustomerId, Email, EventId, OrderId, ProductId, Quantity};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
-    Actor, Attention, HistoryEntry, IllegalTransition, NewOrder, Order, OrderError, OrderLine,
-    OrderStatus, Payment, Refund, Shipment, Stamp, StockEffect, Transition,
+    Actor, AddressLocked, Attention, HistoryEntry, IllegalTransition, NewOrder, Order, OrderError,
+    OrderLine, OrderStatus, Payment, Refund, Shipment, Stamp, StockEffect, Transition,
 };
 pub use text::{Address, Name};
 pub use time::Timestamp;

@@ -203,6 +203,11 @@ pub struct IllegalTransition {
     pub transition: Transition,
 }
 
+/// A shipping address change asked of an order that has shipped or ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the order is {0}; its address can change only until it ships")]
+pub struct AddressLocked(pub OrderStatus);
+
 /// Who or what caused a change: shown in the history so staff can tell.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -537,6 +542,38 @@ impl Order {
         }
         self.status = to;
         Ok(self.record(transition.event_kind(), Some(from), stamp, detail))
+    }
+
+    /// Replaces the shipping address of an order that has not shipped; the history keeps the
+    /// old and the new address. No status change.
+    ///
+    /// # Errors
+    /// [`AddressLocked`] once the order has shipped, or ended without shipping.
+    pub fn change_shipping_address(
+        &mut self,
+        address: Address,
+        stamp: &Stamp,
+    ) -> Result<Event, AddressLocked> {
+        if !matches!(
+            self.status,
+            OrderStatus::Placed | OrderStatus::Reserved | OrderStatus::Paid
+        ) {
+            return Err(AddressLocked(self.status));
+        }
+        let detail = Some(format!(
+            "shipping address changed from {} to {}",
+            self.shipping_address
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), Address::one_line),
+            address.one_line()
+        ));
+        self.shipping_address = Some(address);
+        Ok(self.record(
+            EventKind::ShippingAddressChanged,
+            Some(self.status),
+            stamp,
+            detail,
+        ))
     }
 
     /// Records the captured payment and moves the order to `paid`.

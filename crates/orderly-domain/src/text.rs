@@ -95,6 +95,18 @@ pub struct Address {
 }
 
 impl Address {
+    /// The address on one line, parts joined by commas, as a person writes it on a label.
+    #[must_use]
+    pub fn one_line(&self) -> String {
+        let mut parts = vec![self.name.as_str(), self.line1.as_str()];
+        parts.extend(self.line2.as_deref());
+        parts.push(self.city.as_str());
+        parts.extend(self.region.as_deref());
+        parts.extend(self.postal_code.as_deref());
+        parts.push(self.country.as_str());
+        parts.join(", ")
+    }
+
     /// Longest address line in characters.
     pub const MAX_LINE: usize = 200;
 

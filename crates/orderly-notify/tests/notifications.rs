@@ -330,7 +330,7 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
     let shop = shop(3).await;
     let customer = CustomerId::parse("001").unwrap();
     notify::set_preferences(
-        shop.store.as_ref(),
+        &shop.store,
         &customer,
         &Preferences {
             marketing: false,
@@ -397,7 +397,7 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
         && s.contains("has shipped with DHL Express, tracking JD014600006281234567.")));
 
     // Opted in again, the next delivery brings the review request too.
-    notify::set_preferences(shop.store.as_ref(), &customer, &Preferences::default())
+    notify::set_preferences(&shop.store, &customer, &Preferences::default())
         .await
         .unwrap();
     let second = shop.place().await;
@@ -421,7 +421,7 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
 async fn a_phone_number_that_is_not_e164_is_refused() {
     let shop = shop(1).await;
     let err = notify::set_preferences(
-        shop.store.as_ref(),
+        &shop.store,
         &CustomerId::parse("001").unwrap(),
         &Preferences {
             marketing: true,

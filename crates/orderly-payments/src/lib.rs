@@ -375,7 +375,8 @@ fn record(
 #[async_trait]
 impl PaymentGateway for SimulatedPayments {
     async fn authorize(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
-        self.call(&request.idempotency_key, "authorize").await
+        self.call(&request.idempotency_key.to_string(), "authorize")
+            .await
     }
 
     async fn capture(
@@ -383,7 +384,8 @@ impl PaymentGateway for SimulatedPayments {
         request: &PaymentRequest,
         _authorization: &str,
     ) -> Result<String, PaymentError> {
-        self.call(&request.idempotency_key, "capture").await
+        self.call(&request.idempotency_key.to_string(), "capture")
+            .await
     }
 
     async fn refund(
@@ -391,11 +393,12 @@ impl PaymentGateway for SimulatedPayments {
         request: &PaymentRequest,
         _capture_ref: &str,
     ) -> Result<String, PaymentError> {
-        self.call(&request.idempotency_key, "refund").await
+        self.call(&request.idempotency_key.to_string(), "refund")
+            .await
     }
 
     async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError> {
-        self.call(&request.idempotency_key, "void")
+        self.call(&request.idempotency_key.to_string(), "void")
             .await
             .map(|_| ())
     }
@@ -404,12 +407,15 @@ impl PaymentGateway for SimulatedPayments {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orderly_core::ports::{PaymentKey, PaymentStep};
     use orderly_domain::{Currency, CustomerId, Money, OrderId};
 
-    fn request(key: &str) -> PaymentRequest {
+    /// The capture request of order `n`.
+    fn request(n: u128) -> PaymentRequest {
+        let order_id = OrderId::from_uuid(uuid::Uuid::from_u128(n));
         PaymentRequest {
-            idempotency_key: key.to_owned(),
-            order_id: OrderId::from_uuid(uuid::Uuid::nil()),
+            idempotency_key: PaymentKey::new(order_id, PaymentStep::Capture),
+            order_id,
             customer_id: CustomerId::parse("001").unwrap(),
             amount: Money::from_minor(27998, Currency::USD),
             payment_method: None,
@@ -419,18 +425,9 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_key_returns_the_same_charge() {
         let p = SimulatedPayments::new(SimulatedSettings::default());
-        let a = p
-            .capture(&request("order:1:capture"), "auth")
-            .await
-            .unwrap();
-        let b = p
-            .capture(&request("order:1:capture"), "auth")
-            .await
-            .unwrap();
-        let c = p
-            .capture(&request("order:2:capture"), "auth")
-            .await
-            .unwrap();
+        let a = p.capture(&request(1), "auth").await.unwrap();
+        let b = p.capture(&request(1), "auth").await.unwrap();
+        let c = p.capture(&request(2), "auth").await.unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -444,7 +441,7 @@ mod tests {
         let outcomes = |p: SimulatedPayments| async move {
             let mut declined = Vec::new();
             for i in 0..1000 {
-                declined.push(p.authorize(&request(&format!("k{i}"))).await.is_err());
+                declined.push(p.authorize(&request(10_000 + i)).await.is_err());
             }
             declined
         };
@@ -462,29 +459,21 @@ mod tests {
         let path = dir.join("ledger.txt");
         let _ = std::fs::remove_file(&path);
         let first = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
-        let charge = first
-            .capture(&request("order:9:capture"), "auth")
-            .await
-            .unwrap();
+        let charge = first.capture(&request(9), "auth").await.unwrap();
         drop(first);
         let again = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
-        assert_eq!(
-            again
-                .capture(&request("order:9:capture"), "auth")
-                .await
-                .unwrap(),
-            charge
-        );
-        again.void(&request("order:9:capture")).await.unwrap();
-        again.void(&request("order:10:capture")).await.unwrap();
+        assert_eq!(again.capture(&request(9), "auth").await.unwrap(), charge);
+        again.void(&request(9)).await.unwrap();
+        again.void(&request(10)).await.unwrap();
         let ledger = SimulatedPayments::read_ledger(&path).unwrap();
         let ops: Vec<_> = ledger
             .iter()
             .map(|(op, key, _)| format!("{op} {key}"))
             .collect();
+        let key = request(9).idempotency_key;
         assert_eq!(
             ops,
-            ["capture order:9:capture", "void order:9:capture"],
+            [format!("capture {key}"), format!("void {key}")],
             "nothing to void for order 10"
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -496,19 +485,10 @@ mod tests {
         let path = dir.path().join("shared.ledger");
         let node_a = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
         let node_b = SimulatedPayments::with_ledger(SimulatedSettings::default(), &path).unwrap();
-        let first = node_a
-            .capture(&request("order:1:capture"), "auth")
-            .await
-            .unwrap();
-        let again = node_b
-            .capture(&request("order:1:capture"), "auth")
-            .await
-            .unwrap();
+        let first = node_a.capture(&request(1), "auth").await.unwrap();
+        let again = node_b.capture(&request(1), "auth").await.unwrap();
         assert_eq!(first, again);
-        node_b
-            .capture(&request("order:2:capture"), "auth")
-            .await
-            .unwrap();
+        node_b.capture(&request(2), "auth").await.unwrap();
         let ledger = SimulatedPayments::read_ledger(&path).unwrap();
         assert_eq!(ledger.len(), 2, "{ledger:?}");
     }
@@ -525,11 +505,11 @@ mod tests {
             for i in 0..200 {
                 let p = Arc::clone(&p);
                 calls.spawn(async move {
-                    let key = format!("order:{i}:capture");
+                    let request = request(i);
                     (
                         round,
-                        key.clone(),
-                        p.capture(&request(&key), "auth").await.unwrap(),
+                        request.idempotency_key.to_string(),
+                        p.capture(&request, "auth").await.unwrap(),
                     )
                 });
             }
@@ -544,8 +524,8 @@ mod tests {
         let ledger = SimulatedPayments::read_ledger(&path).unwrap();
         assert_eq!(ledger.len(), 200, "each key recorded once");
         // A void after the capture undoes it; without one there is nothing to void.
-        p.void(&request("order:7:capture")).await.unwrap();
-        p.void(&request("order:999:capture")).await.unwrap();
+        p.void(&request(7)).await.unwrap();
+        p.void(&request(999)).await.unwrap();
         let ledger = SimulatedPayments::read_ledger(&path).unwrap();
         assert_eq!(ledger.len(), 201);
         assert_eq!(ledger[200].0, "void");
@@ -559,11 +539,11 @@ mod tests {
         };
         let p = SimulatedPayments::new(settings);
         for i in 0..50 {
-            let key = format!("t{i}");
+            let request = request(20_000 + i);
             let mut tries = 0;
             loop {
                 tries += 1;
-                match p.capture(&request(&key), "auth").await {
+                match p.capture(&request, "auth").await {
                     Ok(_) => break,
                     Err(PaymentError::Transient(_)) => assert!(tries < 40),
                     Err(e) => panic!("{e}"),

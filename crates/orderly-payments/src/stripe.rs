@@ -364,7 +364,11 @@ impl PaymentGateway for Stripe {
             ("metadata[customer_id]", request.customer_id.to_string()),
         ];
         let mut intent: PaymentIntent = self
-            .post("/v1/payment_intents", &params, &request.idempotency_key)
+            .post(
+                "/v1/payment_intents",
+                &params,
+                &request.idempotency_key.to_string(),
+            )
             .await
             .map_err(|f| f.judge(&self.api_key))?;
         if intent.status == "processing" {
@@ -421,7 +425,7 @@ impl PaymentGateway for Stripe {
             .post::<PaymentIntent>(
                 &format!("/v1/payment_intents/{authorization}/capture"),
                 &[("amount_to_capture", amount.to_string())],
-                &request.idempotency_key,
+                &request.idempotency_key.to_string(),
             )
             .await;
         let intent = match answer {
@@ -467,7 +471,7 @@ impl PaymentGateway for Stripe {
             ("metadata[order_id]", request.order_id.to_string()),
         ];
         let refund: Refund = self
-            .post("/v1/refunds", &params, &request.idempotency_key)
+            .post("/v1/refunds", &params, &request.idempotency_key.to_string())
             .await
             .map_err(|f| f.judge(&self.api_key))?;
         match refund.status.as_deref() {

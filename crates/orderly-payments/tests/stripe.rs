@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use orderly_core::ports::{PaymentError, PaymentGateway, PaymentRequest};
+use orderly_core::ports::{PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep};
 use orderly_core::secret::Secret;
 use orderly_domain::{Currency, CustomerId, Money, OrderId};
 use orderly_payments::stripe::{STRIPE_VERSION, StripeSettings, WebhookError, verify_webhook};
@@ -56,9 +56,17 @@ fn money(minor: i64, code: &str) -> Money {
     Money::from_minor(minor, Currency::parse(code).unwrap())
 }
 
+/// A request of `order_id` under the key `{step}` or `{step}:{n}`, as the saga writes them.
 fn request(order_id: OrderId, step: &str, amount: Money, pm: Option<&str>) -> PaymentRequest {
+    let (name, n) = step.split_once(':').unwrap_or((step, "0"));
+    let step = match name {
+        "authorize" => PaymentStep::Authorize,
+        "capture" => PaymentStep::Capture,
+        "refund" => PaymentStep::Refund,
+        other => panic!("no payment step {other}"),
+    };
     PaymentRequest {
-        idempotency_key: format!("order:{order_id}:{step}"),
+        idempotency_key: PaymentKey::new(order_id, step).nth(n.parse().unwrap()),
         order_id,
         customer_id: CustomerId::parse("cust-001").unwrap(),
         amount,
@@ -417,7 +425,7 @@ async fn capturing_an_already_captured_payment_intent_returns_it() {
     // Another key, as after Stripe dropped the first key's record (24 hours): Stripe refuses a
     // second capture, and the adapter finds the PaymentIntent captured already.
     let again = stripe
-        .capture(&usd_order(55, "capture-later"), &authorization)
+        .capture(&usd_order(55, "capture:1"), &authorization)
         .await
         .unwrap();
     assert_eq!(again, first);
@@ -444,7 +452,7 @@ async fn capturing_an_already_captured_payment_intent_returns_it() {
     // A canceled authorization cannot be captured: final.
     let canceled = stripe.authorize(&usd_order(56, "authorize")).await.unwrap();
     stripe.void(&usd_order(56, "capture")).await.unwrap();
-    let reason = declined(stripe.capture(&usd_order(56, "capture2"), &canceled).await);
+    let reason = declined(stripe.capture(&usd_order(56, "capture:2"), &canceled).await);
     assert!(
         reason.contains("payment_intent_unexpected_state"),
         "{reason}"

@@ -143,6 +143,7 @@ enum Guard {
     NewOrder,
     OrderVersion(OrderId),
     Stock(ProductId),
+    Document(DocKind, String),
 }
 
 impl DynamoStore {
@@ -556,6 +557,28 @@ impl DynamoStore {
                 ("at".to_owned(), n(a.at.millis())),
             ]);
             items.push((self.put(item, None)?, Guard::None));
+        }
+        for w in &commit.documents {
+            let doc = &w.document;
+            let item = HashMap::from([
+                ("pk".to_owned(), s(doc_pk(doc.kind))),
+                ("sk".to_owned(), s(doc.key.clone())),
+                ("version".to_owned(), n(i64::from(doc.version))),
+                ("doc".to_owned(), s(doc.body.clone())),
+            ]);
+            let put = Put::builder().table_name(&self.table).set_item(Some(item));
+            let put = match w.expected_version {
+                None => put.condition_expression("attribute_not_exists(pk)"),
+                Some(v) => put
+                    .condition_expression("version = :expected")
+                    .expression_attribute_values(":expected", n(i64::from(v))),
+            };
+            items.push((
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(unavailable)?)
+                    .build(),
+                Guard::Document(doc.kind, doc.key.clone()),
+            ));
         }
         let job_count: usize = commit.events.iter().map(|e| e.consumers.len()).sum();
         let mut ids = self.job_ids(job_count).await?.into_iter();
@@ -1049,6 +1072,7 @@ impl UnitOfWork for DynamoStore {
                         Some(_) => CommitError::InsufficientStock(product.clone()),
                         None => CommitError::UnknownProduct(product.clone()),
                     },
+                    Guard::Document(kind, key) => CommitError::DocumentChanged(*kind, key.clone()),
                     Guard::None => CommitError::Store(StoreError::Corrupt(
                         "an unconditional write failed its condition".into(),
                     )),
@@ -1089,6 +1113,7 @@ fn job_from_item(item: &Item) -> Result<Job, StoreError> {
         event: decode(&text(item, "payload")?)?,
         attempts: u32::try_from(number(item, "attempts")?).map_err(unavailable)?,
         last_error: text(item, "last_error").ok(),
+        lease: None,
     })
 }
 
@@ -1151,7 +1176,10 @@ impl JobQueue for DynamoStore {
                 .send()
                 .await;
             match result {
-                Ok(_) => claimed.push(job_from_item(&item)?),
+                Ok(_) => claimed.push(Job {
+                    lease: Some(Timestamp::from_millis(lease_until)),
+                    ..job_from_item(&item)?
+                }),
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
@@ -1177,13 +1205,18 @@ impl JobQueue for DynamoStore {
                 "SET attempts = :attempts, next_at = :next, last_error = :error, lsk = :lsk \
                  REMOVE lease_until",
             )
-            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":attempts", n(i64::from(attempts)))
             .expression_attribute_values(":next", n(next_at.millis()))
             .expression_attribute_values(":error", s(error))
-            .expression_attribute_values(":lsk", s(job_lsk(next_at.millis(), job.id)))
-            .send()
-            .await;
+            .expression_attribute_values(":lsk", s(job_lsk(next_at.millis(), job.id)));
+        let result = match job.lease {
+            None => result.condition_expression("attribute_exists(pk)"),
+            Some(lease) => result
+                .condition_expression("lease_until = :held")
+                .expression_attribute_values(":held", n(lease.millis())),
+        }
+        .send()
+        .await;
         match result {
             Err(e)
                 if !e
@@ -1192,20 +1225,34 @@ impl JobQueue for DynamoStore {
             {
                 Err(sdk_error(e))
             }
-            // Done meanwhile (the job is gone): nothing to retry.
+            // Done meanwhile (the job is gone), or claimed again since: the holder decides.
             _ => Ok(()),
         }
     }
 
     async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
-        self.client
+        let delete = self
+            .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(order_pk(job.event.order_id), &job_sk(job.id))))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(sdk_error)
+            .set_key(Some(key(order_pk(job.event.order_id), &job_sk(job.id))));
+        let delete = match job.lease {
+            None => delete,
+            Some(lease) => delete
+                .condition_expression("lease_until = :held")
+                .expression_attribute_values(":held", n(lease.millis())),
+        };
+        match delete.send().await {
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(sdk_error(e))
+            }
+            // Claimed again since: the holder decides.
+            _ => Ok(()),
+        }
     }
 
     async fn release_leases(&self) -> Result<u64, StoreError> {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderly_core::ports::{
-    CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
+    CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore, DocumentWrite,
     IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
     Readiness, StockStore, StoreError, UnitOfWork,
 };
@@ -555,8 +555,67 @@ fn refused(e: CommitError) -> Attempt {
 const COMMIT: &str = "SELECT orderly_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
      $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";
 
-/// Applies a commit in one statement (its own transaction).
+/// Applies a commit: in one statement (its own transaction), or, when it carries documents,
+/// in one transaction of the documents' writes and that statement.
 async fn apply(pool: &PgPool, commit: &Commit) -> Result<(), Attempt> {
+    if commit.documents.is_empty() {
+        let done = commit_statement(commit)?.execute(pool).await;
+        return done.map(|_| ()).map_err(|e| commit_refusal(commit, e));
+    }
+    let mut tx = pool.begin().await?;
+    for w in &commit.documents {
+        write_document(&mut tx, w).await?;
+    }
+    let done = commit_statement(commit)?.execute(&mut *tx).await;
+    done.map_err(|e| commit_refusal(commit, e))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One document of a commit, inside its transaction: new, or over the version read.
+async fn write_document(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    w: &DocumentWrite,
+) -> Result<(), Attempt> {
+    let doc = &w.document;
+    let changed = || refused(CommitError::DocumentChanged(doc.kind, doc.key.clone()));
+    let written = match w.expected_version {
+        None => {
+            sqlx::query(
+                "INSERT INTO documents (kind, key, version, doc) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(doc.kind.as_str())
+            .bind(&doc.key)
+            .bind(i64::from(doc.version))
+            .bind(&doc.body)
+            .execute(&mut **tx)
+            .await?
+        }
+        Some(expected) => {
+            sqlx::query(
+                "UPDATE documents SET version = $1, doc = $2 \
+                 WHERE kind = $3 AND key = $4 AND version = $5",
+            )
+            .bind(i64::from(doc.version))
+            .bind(&doc.body)
+            .bind(doc.kind.as_str())
+            .bind(&doc.key)
+            .bind(i64::from(expected))
+            .execute(&mut **tx)
+            .await?
+        }
+    };
+    if written.rows_affected() == 0 {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+/// The `orderly_commit` statement of a commit, bound.
+fn commit_statement(
+    commit: &Commit,
+) -> Result<sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>, Attempt> {
     let handled = commit.handled.as_ref();
     let idem = commit.idempotency.as_ref();
     let (order, expected) = match &commit.order {
@@ -591,7 +650,7 @@ async fn apply(pool: &PgPool, commit: &Commit) -> Result<(), Attempt> {
         .iter()
         .map(|o| encode(&o.event))
         .collect::<Result<Vec<_>, _>>()?;
-    let done = sqlx::query(COMMIT)
+    Ok(sqlx::query(COMMIT)
         .bind(handled.map(|h| h.consumer.as_str()))
         .bind(handled.map(|h| h.event_id.uuid()))
         .bind(handled.map(|h| h.job_id))
@@ -651,25 +710,32 @@ async fn apply(pool: &PgPool, commit: &Commit) -> Result<(), Attempt> {
         .bind(payloads)
         .bind(job_events)
         .bind(job_consumers)
-        .bind(job_lanes)
-        .execute(pool)
-        .await;
-    let Err(e) = done else { return Ok(()) };
-    let Some(db) = e.as_database_error() else {
-        return Err(e.into());
+        .bind(job_lanes))
+}
+
+/// What a failed `orderly_commit` statement means: a refused condition, or a database error.
+fn commit_refusal(commit: &Commit, e: sqlx::Error) -> Attempt {
+    let order = match &commit.order {
+        Some(OrderWrite::Insert(order) | OrderWrite::Update { order, .. }) => Some(order),
+        None => None,
     };
-    let product = || ProductId::parse(db.message()).map_err(corrupt);
-    Err(match db.code().as_deref() {
+    let Some(db) = e.as_database_error() else {
+        return e.into();
+    };
+    let product = || ProductId::parse(db.message()).map_err(|e| Attempt::from(corrupt(e)));
+    match db.code().as_deref() {
         Some("OY001") => refused(CommitError::AlreadyHandled),
         Some("OY002") => refused(CommitError::IdempotencyKeyTaken),
         Some("OY003") => match order {
             Some(o) => refused(CommitError::VersionConflict(o.id)),
             None => Attempt::from(corrupt("a version conflict without an order")),
         },
-        Some("OY004") => refused(CommitError::InsufficientStock(product()?)),
-        Some("OY005") => refused(CommitError::UnknownProduct(product()?)),
+        Some("OY004") => {
+            product().map_or_else(|a| a, |p| refused(CommitError::InsufficientStock(p)))
+        }
+        Some("OY005") => product().map_or_else(|a| a, |p| refused(CommitError::UnknownProduct(p))),
         _ => e.into(),
-    })
+    }
 }
 
 /// Transactions retried after a serialization failure or deadlock.
@@ -745,6 +811,7 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         event: decode(&payload)?,
         attempts: u32::try_from(attempts).map_err(corrupt)?,
         last_error: row.try_get("last_error").map_err(corrupt)?,
+        lease: None,
     })
 }
 
@@ -786,10 +853,16 @@ impl JobQueue for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
+        let lease = Some(now.plus_millis(lease_ms));
         let mut jobs = rows
             .iter()
-            .map(job_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|row| {
+                Ok(Job {
+                    lease,
+                    ..job_from_row(row)?
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
     }
@@ -803,12 +876,13 @@ impl JobQueue for PgStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE jobs SET attempts = $1, next_at = $2, last_error = $3, lease_until = NULL \
-             WHERE id = $4",
+             WHERE id = $4 AND ($5::bigint IS NULL OR lease_until = $5)",
         )
         .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
         .bind(next_at.millis())
         .bind(error)
         .bind(job.id)
+        .bind(job.lease.map(Timestamp::millis))
         .execute(&self.pool)
         .await
         .map(|_| ())
@@ -816,8 +890,9 @@ impl JobQueue for PgStore {
     }
 
     async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
+        sqlx::query("DELETE FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR lease_until = $2)")
             .bind(job.id)
+            .bind(job.lease.map(Timestamp::millis))
             .execute(&self.pool)
             .await
             .map(|_| ())

@@ -1,7 +1,9 @@
 //! The writes themselves, as they run on the writer thread: a [`Commit`] (prepared on the
 //! caller's thread, so the writer only binds and steps), a document, the job queue's leases.
 
-use orderly_core::ports::{Commit, CommitError, Document, OrderWrite, StockMove, StoreError};
+use orderly_core::ports::{
+    Commit, CommitError, Document, DocumentWrite, OrderWrite, StockMove, StoreError,
+};
 use orderly_core::storage::encode as to_json;
 use orderly_domain::{Order, OrderId, StockAdjustment};
 use rusqlite::{Connection, OptionalExtension, Params, params};
@@ -73,6 +75,7 @@ pub(crate) struct Prepared {
     stock: Vec<StockMove>,
     adjustment: Option<StockAdjustment>,
     events: Vec<EventRow>,
+    documents: Vec<DocumentWrite>,
 }
 
 impl Prepared {
@@ -124,6 +127,7 @@ impl Prepared {
             stock: commit.stock,
             adjustment: commit.adjustment,
             events,
+            documents: commit.documents,
         })
     }
 
@@ -199,6 +203,17 @@ impl Prepared {
             )
             .map_err(db)?;
         }
+        for w in &self.documents {
+            match put_document(conn, &w.document, w.expected_version) {
+                Err(StoreError::AlreadyExists | StoreError::Conflict | StoreError::NotFound) => {
+                    return Err(CommitError::DocumentChanged(
+                        w.document.kind,
+                        w.document.key.clone(),
+                    ));
+                }
+                other => other?,
+            }
+        }
         for e in &self.events {
             exec(
                 conn,
@@ -225,7 +240,8 @@ impl Prepared {
 impl Prepared {
     /// The commit's conditions, read before anything is written, in the order a write would
     /// meet them: the event not yet handled, the order still at the version read, every stock
-    /// move leaving both counts at zero or above (moves of one product taken in turn).
+    /// move leaving both counts at zero or above (moves of one product taken in turn), every
+    /// document still at the version read.
     fn check(&self, conn: &Connection) -> Result<(), CommitError> {
         let db = |e: rusqlite::Error| CommitError::Store(unavailable(e));
         if let Some((consumer, event_id, _)) = &self.handled {
@@ -246,6 +262,23 @@ impl Prepared {
                 .map_err(db)?;
             if version != Some(*expected) {
                 return Err(CommitError::VersionConflict(row.id));
+            }
+        }
+        for w in &self.documents {
+            let version: Option<u32> = conn
+                .prepare_cached("SELECT version FROM documents WHERE kind = ?1 AND key = ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![w.document.kind.as_str(), w.document.key], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                })
+                .map_err(db)?;
+            if version != w.expected_version {
+                return Err(CommitError::DocumentChanged(
+                    w.document.kind,
+                    w.document.key.clone(),
+                ));
             }
         }
         let mut levels: Vec<(&str, i64, i64)> = Vec::with_capacity(self.stock.len());

@@ -644,6 +644,7 @@ impl JobQueue for SqliteStore {
                     event: decode(&row.payload)?,
                     attempts: u32::try_from(row.attempts).map_err(corrupt)?,
                     last_error: row.last_error,
+                    lease: Some(Timestamp::from_millis(now + lease_ms)),
                 })
             })
             .collect()
@@ -657,13 +658,14 @@ impl JobQueue for SqliteStore {
         error: &str,
     ) -> Result<(), StoreError> {
         let (id, next_at, error) = (job.id, next_at.millis(), error.to_owned());
+        let lease = job.lease.map(Timestamp::millis);
         self.writer
             .write(move |c| {
                 exec(
                     c,
                     "UPDATE jobs SET attempts = ?1, next_at = ?2, last_error = ?3, lease_until = NULL \
-                     WHERE id = ?4",
-                    params![attempts, next_at, error, id],
+                     WHERE id = ?4 AND (?5 IS NULL OR lease_until = ?5)",
+                    params![attempts, next_at, error, id, lease],
                 )
                 .map(|_| ())
                 .map_err(writer::unavailable)
@@ -672,12 +674,16 @@ impl JobQueue for SqliteStore {
     }
 
     async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
-        let id = job.id;
+        let (id, lease) = (job.id, job.lease.map(Timestamp::millis));
         self.writer
             .write(move |c| {
-                exec(c, "DELETE FROM jobs WHERE id = ?1", [id])
-                    .map(|_| ())
-                    .map_err(writer::unavailable)
+                exec(
+                    c,
+                    "DELETE FROM jobs WHERE id = ?1 AND (?2 IS NULL OR lease_until = ?2)",
+                    params![id, lease],
+                )
+                .map(|_| ())
+                .map_err(writer::unavailable)
             })
             .await
     }

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use orderly_core::ports::{
-    Commit, CommitError, Consumer, DocKind, Document, Handled, IdempotencyRecord, OrderFilter,
-    OrderWrite, Outgoing, PageRequest, StockMove, Store, StoreError,
+    Commit, CommitError, Consumer, DocKind, Document, DocumentWrite, Handled, IdempotencyRecord,
+    OrderFilter, OrderWrite, Outgoing, PageRequest, StockMove, Store, StoreError,
 };
 use orderly_domain::{
     CustomerId, Event, EventKind, OrderStatus, ProductId, StockAdjustment, Transition,
@@ -502,7 +502,7 @@ pub async fn a_retried_job_waits_until_due(store: Arc<dyn Store>) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
     assert_eq!(again[0].last_error.as_deref(), Some("provider down"));
-    store.delete_job(&job).await.unwrap();
+    store.delete_job(&again[0]).await.unwrap();
     assert_eq!(store.pending_jobs().await.unwrap(), 0);
     assert_eq!(store.next_due().await.unwrap(), None);
 }
@@ -827,4 +827,200 @@ pub async fn notification_documents_are_kept_like_any_other(store: Arc<dyn Store
         assert_eq!(store.documents(kind, None, 10).await.unwrap().len(), 1);
     }
     assert!(store.document(DocKind::Cart, "x").await.unwrap().is_none());
+}
+
+fn note_write(key: &str, body: &str, read: Option<u32>) -> DocumentWrite {
+    DocumentWrite {
+        document: Document {
+            kind: DocKind::Notes,
+            key: key.to_owned(),
+            version: read.map_or(1, |v| v + 1),
+            body: body.to_owned(),
+        },
+        expected_version: read,
+    }
+}
+
+pub async fn a_commit_writes_its_documents_with_the_order(store: Arc<dyn Store>) {
+    with_product(&store, "001", 10).await;
+    let order = fixtures::order("001", &[("001", 1)]);
+    let key = order.id.to_string();
+    let body = serde_json::json!({ "text": UNICODE_SAMPLES.join(" ") }).to_string();
+    store
+        .commit(Commit {
+            documents: vec![note_write(&key, &body, None)],
+            ..fixtures::place(&order)
+        })
+        .await
+        .unwrap();
+    let doc = store.document(DocKind::Notes, &key).await.unwrap().unwrap();
+    assert_eq!((doc.version, doc.body.as_str()), (1, body.as_str()));
+    let mut reserved = order.clone();
+    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
+    store
+        .commit(Commit {
+            order: Some(OrderWrite::Update {
+                order: reserved,
+                expected_version: 1,
+            }),
+            events: vec![Outgoing {
+                event,
+                consumers: Vec::new(),
+            }],
+            documents: vec![
+                note_write(&key, "{\"n\":2}", Some(1)),
+                DocumentWrite {
+                    document: Document {
+                        kind: DocKind::Escalation,
+                        ..note_write(&key, "{}", None).document
+                    },
+                    expected_version: None,
+                },
+            ],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let doc = store.document(DocKind::Notes, &key).await.unwrap().unwrap();
+    assert_eq!((doc.version, doc.body.as_str()), (2, "{\"n\":2}"));
+    assert!(
+        store
+            .document(DocKind::Escalation, &key)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.order(order.id).await.unwrap().unwrap().status,
+        OrderStatus::Reserved
+    );
+}
+
+pub async fn a_commit_whose_document_changed_writes_nothing(store: Arc<dyn Store>) {
+    with_product(&store, "001", 10).await;
+    let order = fixtures::order("001", &[("001", 2)]);
+    let key = order.id.to_string();
+    store.commit(fixtures::place(&order)).await.unwrap();
+    store
+        .put_document(&note_write(&key, "{\"n\":1}", None).document, None)
+        .await
+        .unwrap();
+    store
+        .put_document(&note_write(&key, "{\"n\":2}", Some(1)).document, Some(1))
+        .await
+        .unwrap();
+    let mut reserved = order.clone();
+    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
+    let stale = Commit {
+        order: Some(OrderWrite::Update {
+            order: reserved,
+            expected_version: 1,
+        }),
+        stock: vec![reserve("001", 2)],
+        events: vec![Outgoing {
+            event,
+            consumers: vec![Consumer::Payment],
+        }],
+        documents: vec![note_write(&key, "{\"n\":\"stale\"}", Some(1))],
+        ..Commit::default()
+    };
+    assert_eq!(
+        store.commit(stale.clone()).await,
+        Err(CommitError::DocumentChanged(DocKind::Notes, key.clone()))
+    );
+    let new_but_taken = Commit {
+        documents: vec![note_write(&key, "{}", None)],
+        ..stale
+    };
+    assert_eq!(
+        store.commit(new_but_taken).await,
+        Err(CommitError::DocumentChanged(DocKind::Notes, key.clone()))
+    );
+    assert_eq!(
+        store.order(order.id).await.unwrap().unwrap().status,
+        OrderStatus::Placed,
+        "the order is not written"
+    );
+    assert_eq!(
+        store.stock(&pid("001")).await.unwrap().unwrap().available,
+        10,
+        "no stock moved"
+    );
+    assert_eq!(store.order_events(order.id).await.unwrap().len(), 1);
+    assert_eq!(store.pending_jobs().await.unwrap(), 1, "no job escaped");
+    let doc = store.document(DocKind::Notes, &key).await.unwrap().unwrap();
+    assert_eq!((doc.version, doc.body.as_str()), (2, "{\"n\":2}"));
+}
+
+pub async fn a_commit_whose_order_changed_writes_no_document(store: Arc<dyn Store>) {
+    with_product(&store, "001", 10).await;
+    let order = fixtures::order("001", &[("001", 1)]);
+    let key = order.id.to_string();
+    store.commit(fixtures::place(&order)).await.unwrap();
+    let mut reserved = order.clone();
+    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
+    let commit = Commit {
+        order: Some(OrderWrite::Update {
+            order: reserved,
+            expected_version: 7,
+        }),
+        events: vec![Outgoing {
+            event,
+            consumers: Vec::new(),
+        }],
+        documents: vec![note_write(&key, "{}", None)],
+        ..Commit::default()
+    };
+    assert_eq!(
+        store.commit(commit).await,
+        Err(CommitError::VersionConflict(order.id))
+    );
+    assert!(
+        store
+            .document(DocKind::Notes, &key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn only_the_lease_holder_puts_a_job_back_or_removes_it(store: Arc<dyn Store>) {
+    let order = fixtures::order("001", &[("001", 1)]);
+    store.commit(fixtures::place(&order)).await.unwrap();
+    let first = store.claim_jobs(at(0), 10, 1_000).await.unwrap().remove(0);
+    // The first run's lease runs out (its answer was lost, say) and another claims the job.
+    let second = store
+        .claim_jobs(at(2_000), 10, 1_000)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.id, second.id);
+    assert_ne!(first.lease, second.lease, "each claim holds its own lease");
+    store
+        .retry_job(&first, 1, at(2_500), "late record of the first run")
+        .await
+        .unwrap();
+    store.delete_job(&first).await.unwrap();
+    assert_eq!(
+        store.pending_jobs().await.unwrap(),
+        1,
+        "the stale claim removed nothing"
+    );
+    assert!(
+        store
+            .claim_jobs(at(2_600), 10, 1_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the second claim still holds its lease: the step cannot run twice at once"
+    );
+    store
+        .retry_job(&second, 1, at(3_500), "provider down")
+        .await
+        .unwrap();
+    let third = store.claim_jobs(at(3_500), 10, 1_000).await.unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].last_error.as_deref(), Some("provider down"));
+    store.delete_job(&third[0]).await.unwrap();
+    assert_eq!(store.pending_jobs().await.unwrap(), 0);
 }

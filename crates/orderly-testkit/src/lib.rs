@@ -60,6 +60,10 @@ macro_rules! store_contract_tests {
             a_foreign_cursor_is_refused,
             concurrent_reservations_sell_exactly_the_stock,
             a_fresh_store_is_ready,
+            a_commit_writes_its_documents_with_the_order,
+            a_commit_whose_document_changed_writes_nothing,
+            a_commit_whose_order_changed_writes_no_document,
+            only_the_lease_holder_puts_a_job_back_or_removes_it,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {

@@ -744,6 +744,24 @@ async fn support_notes_an_order_and_corrects_its_address_until_it_ships() {
             .contains("Straße 1, Köln, 50667, DE"),
         "{notes}"
     );
+    // The correction is part of the order's own record: one version, a history entry naming
+    // who made it, and an event, committed with the note.
+    let history = changed["history"].as_array().unwrap();
+    let entry = history.last().unwrap();
+    assert_eq!(entry["event"], "ShippingAddressChanged", "{changed}");
+    assert_eq!(entry["actor"], "staff:sam@shop.example");
+    assert_eq!(entry["detail"], notes[1]["text"]);
+    let (_, events) = server
+        .get_with(&sam, &format!("/v1/orders/{order}/events"))
+        .await;
+    let changes: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detailType"] == "ShippingAddressChanged")
+        .collect();
+    assert_eq!(changes.len(), 1, "{events}");
+    assert_eq!(changes[0]["orderVersion"], changed["version"]);
 
     // Once shipped, the address is settled.
     server.wait_for(&order, "paid").await;
