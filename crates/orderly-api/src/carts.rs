@@ -279,7 +279,7 @@ pub async fn open_cart(
             _ => None,
         },
     };
-    let opened = app.open_cart(customer, cart_currency).await?;
+    let opened = app.carts.open_cart(customer, cart_currency).await?;
     let dto = CartDto::new(&opened.view, Some(opened.token));
     let mut response = (StatusCode::CREATED, Json(dto)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/carts/{}", opened.view.cart.id)) {
@@ -299,7 +299,10 @@ pub async fn get_cart(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<CartDto>> {
-    let view = app.cart(cart_id(&id)?, &token(&headers, &id)?).await?;
+    let view = app
+        .carts
+        .cart(cart_id(&id)?, &token(&headers, &id)?)
+        .await?;
     Ok(Json(CartDto::new(&view, None)))
 }
 
@@ -324,6 +327,7 @@ pub async fn add_line(
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
     let product = ProductId::parse(&body.product_id)?;
     let view = app
+        .carts
         .add_to_cart(cart, &token, product, quantity(body.quantity)?)
         .await?;
     Ok(Json(CartDto::new(&view, None)))
@@ -344,6 +348,7 @@ pub async fn set_quantity(
 ) -> ApiResult<Json<CartDto>> {
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
     let view = app
+        .carts
         .set_cart_quantity(
             cart,
             &token,
@@ -367,6 +372,7 @@ pub async fn remove_line(
 ) -> ApiResult<Json<CartDto>> {
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
     let view = app
+        .carts
         .remove_from_cart(cart, &token, &product_id(&product)?)
         .await?;
     Ok(Json(CartDto::new(&view, None)))
@@ -427,7 +433,7 @@ pub async fn checkout(
 ) -> ApiResult<Response> {
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
     accounts.count_order(&caller.principal, &caller.source)?;
-    let placed = app.check_out(cart, &token, body.parse()?).await?;
+    let placed = app.carts.check_out(cart, &token, body.parse()?).await?;
     Ok(crate::routes::placed_response(placed))
 }
 
@@ -455,7 +461,7 @@ pub struct SetRateRequest {
 /// Every exchange rate staff set.
 #[utoipa::path(get, path = "/v1/rates", tag = "rates", responses((status = 200, body = RatesDto)))]
 pub async fn list_rates(State(app): State<Orderly>) -> ApiResult<Json<RatesDto>> {
-    let rates = app.rates().await?;
+    let rates = app.catalog.rates().await?;
     Ok(Json(RatesDto {
         base: app.settings().base_currency.code().to_owned(),
         rates: rates.iter().map(Into::into).collect(),
@@ -477,6 +483,6 @@ pub async fn set_rate(
 ) -> ApiResult<Json<RateDto>> {
     let to = Currency::parse(&code).map_err(|e| ValueError::new("currency", e.to_string()))?;
     let rate = Rate::parse(&body.rate)?;
-    let set = app.set_rate(to, rate).await?;
+    let set = app.catalog.set_rate(to, rate).await?;
     Ok(Json((&set).into()))
 }

@@ -139,7 +139,7 @@ impl Loader<ProductId> for CatalogLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Product>, Self::Error> {
-        let found = self.0.products(keys).await.map_err(gql)?;
+        let found = self.0.catalog.products(keys).await.map_err(gql)?;
         Ok(found.into_iter().map(|p| (p.id.clone(), p)).collect())
     }
 }
@@ -152,7 +152,7 @@ impl Loader<CustomerId> for CatalogLoader {
         &self,
         keys: &[CustomerId],
     ) -> Result<HashMap<CustomerId, Customer>, Self::Error> {
-        let found = self.0.customers(keys).await.map_err(gql)?;
+        let found = self.0.catalog.customers(keys).await.map_err(gql)?;
         Ok(found.into_iter().map(|c| (c.id.clone(), c)).collect())
     }
 }
@@ -346,7 +346,7 @@ impl Query {
             return Ok(None);
         };
         // Someone else's order is as absent as one that does not exist.
-        Ok(found(app(ctx).order(id).await)?
+        Ok(found(app(ctx).orders.order(id).await)?
             .filter(|o| caller.may_touch(&o.customer_id, Permission::OrdersRead))
             .map(OrderNode))
     }
@@ -382,7 +382,7 @@ impl Query {
             first,
             after,
             |page| async move {
-                let page = app.list_orders(&filter, &page).await?;
+                let page = app.orders.list_orders(&filter, &page).await?;
                 prefetch(ctx, &page.items).await;
                 Ok(page)
             },
@@ -400,7 +400,7 @@ impl Query {
         let Ok(id) = ProductId::parse(&id) else {
             return Ok(None);
         };
-        Ok(found(app(ctx).product(&id).await)?.map(ProductNode))
+        Ok(found(app(ctx).catalog.product(&id).await)?.map(ProductNode))
     }
 
     /// Products by id, as a Relay connection.
@@ -415,7 +415,7 @@ impl Query {
         connection(
             first,
             after,
-            |page| async move { app.list_products(&page).await },
+            |page| async move { app.catalog.list_products(&page).await },
             ProductNode,
         )
         .await
@@ -440,7 +440,7 @@ impl Query {
         if !caller.may_touch(&id, Permission::CustomersRead) {
             return Ok(None);
         }
-        Ok(found(app(ctx).customer(&id).await)?.map(CustomerNode))
+        Ok(found(app(ctx).catalog.customer(&id).await)?.map(CustomerNode))
     }
 }
 
@@ -476,7 +476,7 @@ async fn visible(
             &format!("this needs {permission}"),
         )));
     }
-    let order = app(ctx).order(order_id(id)?).await.map_err(gql)?;
+    let order = app(ctx).orders.order(order_id(id)?).await.map_err(gql)?;
     if caller.may_touch(&order.customer_id, permission) {
         Ok(order)
     } else {
@@ -539,6 +539,7 @@ impl Mutation {
             .map_err(gql)?;
         let actor = Actor::caller(&caller.actor());
         let placed = app(ctx)
+            .orders
             .place_order_by(request, key, actor)
             .await
             .map_err(gql)?;
@@ -562,6 +563,7 @@ impl Mutation {
         let caller = caller(ctx);
         let order = visible(ctx, &id, Permission::OrdersCancel).await?;
         let order = app(ctx)
+            .orders
             .cancel(order.id, reason, Actor::caller(&caller.actor()))
             .await
             .map_err(gql);
@@ -580,6 +582,7 @@ impl Mutation {
         let caller = caller(ctx);
         caller.require(Permission::OrdersFulfil).map_err(api_gql)?;
         let order = app(ctx)
+            .orders
             .ship(
                 order_id(&id)?,
                 carrier,
@@ -597,6 +600,7 @@ impl Mutation {
         let caller = caller(ctx);
         caller.require(Permission::OrdersFulfil).map_err(api_gql)?;
         let order = app(ctx)
+            .orders
             .deliver(order_id(&id)?, Actor::caller(&caller.actor()))
             .await
             .map_err(gql);

@@ -122,14 +122,13 @@ pub async fn healthz() -> Json<Health> {
     (status = 503, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(app): State<Orderly>) -> Response {
-    let store = app.store();
-    if let Err(e) = store.check_ready().await {
+    if let Err(e) = app.readiness().check_ready().await {
         return Problem::from(orderly_core::AppError::Unavailable(format!(
             "not ready: {e}"
         )))
         .into_response();
     }
-    match store.pending_jobs().await {
+    match app.jobs().pending_jobs().await {
         Ok(n) => Json(Health {
             status: "ready",
             pending_jobs: Some(n),
@@ -148,7 +147,7 @@ async fn metrics(
     let mut text = storage
         .map(|Extension(m)| m.render_prometheus())
         .unwrap_or_default();
-    if let Ok(n) = app.store().pending_jobs().await {
+    if let Ok(n) = app.jobs().pending_jobs().await {
         text.push_str(&format!(
             "# HELP orderly_saga_jobs_pending Saga jobs waiting to run.\n# TYPE orderly_saga_jobs_pending gauge\norderly_saga_jobs_pending {n}\n"
         ));

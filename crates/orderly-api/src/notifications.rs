@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use orderly_auth::Permission;
-use orderly_core::notify::{self, NotificationRecord, Notifications, Preferences, RetryError};
+use orderly_core::notify::{NotificationRecord, Notifications, Preferences, RetryError};
 use orderly_core::ports::Category;
 use orderly_core::{Orderly, page_request};
 use orderly_domain::{CustomerId, ValueError};
@@ -259,8 +259,10 @@ pub async fn get_preferences(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PreferencesDto>> {
     let id = own_customer(&caller, &id, Permission::CustomersRead)?;
-    app.customer(&id).await?;
-    let prefs = notify::preferences(app.store(), &id)
+    app.catalog.customer(&id).await?;
+    let prefs = app
+        .preferences
+        .of(&id)
         .await
         .map_err(orderly_core::AppError::from)?;
     Ok(Json(prefs.into()))
@@ -287,7 +289,7 @@ pub async fn put_preferences(
         marketing: body.marketing,
         sms_phone: body.sms_phone,
     };
-    let saved = notify::set_preferences(app.store(), &id, &prefs).await?;
+    let saved = app.preferences.set(&id, &prefs).await?;
     Ok(Json(saved.into()))
 }
 

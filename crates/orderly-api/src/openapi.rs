@@ -17,10 +17,11 @@ use std::borrow::Cow;
 use axum::http::Method;
 use orderly_auth::{Permission, Role};
 use orderly_core::accounts::{AUDIT_PAGE_LIMITS, DEFAULT_AUDIT_PAGE_LIMIT, MAX_KEY_NAME};
-use orderly_core::app::{
-    DEFAULT_PAGE_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_REASON, MAX_SHIPMENT_TEXT, MAX_STOCK, PAGE_LIMITS,
-};
+use orderly_core::catalog::MAX_STOCK;
 use orderly_core::notify::Preferences;
+use orderly_core::orders::placing::MAX_IDEMPOTENCY_KEY;
+use orderly_core::orders::{MAX_REASON, MAX_SHIPMENT_TEXT};
+use orderly_core::paging::{DEFAULT_PAGE_LIMIT, PAGE_LIMITS};
 use orderly_core::support::MAX_NOTE;
 use orderly_domain::fx::{MAX_RATE_UNITS, RATE_DECIMALS};
 use orderly_domain::ids::{MAX_EMAIL_BYTES, MAX_ID_LEN, QUANTITY_RANGE};

@@ -74,7 +74,7 @@ pub async fn place_order(
     accounts.count_order(&caller.principal, &caller.source)?;
     let actor = Actor::caller(&caller.actor());
     Ok(placed_response(
-        app.place_order_by(request, key, actor).await?,
+        app.orders.place_order_by(request, key, actor).await?,
     ))
 }
 
@@ -109,7 +109,7 @@ pub async fn visible_order(
     id: &str,
     permission: Permission,
 ) -> Result<orderly_domain::Order, ApiError> {
-    let order = app.order(order_id(id)?).await?;
+    let order = app.orders.order(order_id(id)?).await?;
     if caller.may_touch(&order.customer_id, permission) {
         Ok(order)
     } else {
@@ -171,7 +171,7 @@ pub async fn order_events(
 ) -> ApiResult<Json<Vec<orderly_domain::Event>>> {
     visible_order(&app, &caller, &id, Permission::OrdersRead).await?;
     // Serialized straight to bytes: `totalAmount` keeps its exact decimal text.
-    Ok(Json(app.order_events(order_id(&id)?).await?))
+    Ok(Json(app.orders.order_events(order_id(&id)?).await?))
 }
 
 /// Filters and paging for the order list.
@@ -241,7 +241,7 @@ pub async fn list_orders(
         status,
         customer_id,
     };
-    let found = app.list_orders(&filter, &page).await?;
+    let found = app.orders.list_orders(&filter, &page).await?;
     Ok(Json(OrderPage {
         items: found
             .items
@@ -271,6 +271,7 @@ pub async fn cancel_order(
 ) -> ApiResult<Json<OrderDto>> {
     let order = visible_order(&app, &caller, &id, Permission::OrdersCancel).await?;
     let order = app
+        .orders
         .cancel(order.id, body.reason, Actor::caller(&caller.actor()))
         .await?;
     Ok(Json(OrderDto::from(&order)))
@@ -294,6 +295,7 @@ pub async fn ship_order(
     ApiJson(body): ApiJson<ShipRequest>,
 ) -> ApiResult<Json<OrderDto>> {
     let order = app
+        .orders
         .ship(
             order_id(&id)?,
             body.carrier,
@@ -320,6 +322,7 @@ pub async fn deliver_order(
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderDto>> {
     let order = app
+        .orders
         .deliver(order_id(&id)?, Actor::caller(&caller.actor()))
         .await?;
     Ok(Json(OrderDto::from(&order)))
@@ -348,7 +351,7 @@ pub async fn list_products(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ProductPage>> {
     let page = page_request(q.limit, q.cursor)?;
-    let found = app.list_products(&page).await?;
+    let found = app.catalog.list_products(&page).await?;
     Ok(Json(ProductPage {
         items: found.items.iter().map(ProductDto::from).collect(),
         next_cursor: found.next_cursor,
@@ -365,7 +368,7 @@ pub async fn get_product(
     State(app): State<Orderly>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ProductDto>> {
-    let product = app.product(&product_id(&id)?).await?;
+    let product = app.catalog.product(&product_id(&id)?).await?;
     Ok(Json(ProductDto::from(&product)))
 }
 
@@ -383,7 +386,7 @@ pub async fn create_product(
     State(app): State<Orderly>,
     ApiJson(body): ApiJson<CreateProductRequest>,
 ) -> ApiResult<Response> {
-    let product = app.create_product(body.parse()?).await?;
+    let product = app.catalog.create_product(body.parse()?).await?;
     Ok(with_location(
         StatusCode::CREATED,
         &format!("/v1/products/{}", product.id),
@@ -408,7 +411,7 @@ pub async fn update_product(
     ApiJson(body): ApiJson<UpdateProductRequest>,
 ) -> ApiResult<Json<ProductDto>> {
     let id = product_id(&id)?;
-    let product = app.update_product(&id, body.parse()?).await?;
+    let product = app.catalog.update_product(&id, body.parse()?).await?;
     Ok(Json(ProductDto::from(&product)))
 }
 
@@ -427,7 +430,7 @@ pub async fn create_customer(
     ApiJson(body): ApiJson<CreateCustomerRequest>,
 ) -> ApiResult<Response> {
     let (id, email, name) = body.parse()?;
-    let customer = app.create_customer(id, email, name).await?;
+    let customer = app.catalog.create_customer(id, email, name).await?;
     Ok(with_location(
         StatusCode::CREATED,
         &format!("/v1/customers/{}", customer.id),
@@ -451,7 +454,7 @@ pub async fn get_customer(
         return Err(Problem::not_found("customer", &id).into());
     }
     let id = parsed;
-    let customer = app.customer(&id).await?;
+    let customer = app.catalog.customer(&id).await?;
     Ok(Json(CustomerDto::from(&customer)))
 }
 
@@ -466,8 +469,8 @@ pub async fn get_stock(
     Path(id): Path<String>,
 ) -> ApiResult<Json<StockDto>> {
     let id = product_id(&id)?;
-    let level = app.stock(&id).await?;
-    let adjustments = app.adjustments(&id, 20).await?;
+    let level = app.catalog.stock(&id).await?;
+    let adjustments = app.catalog.adjustments(&id, 20).await?;
     Ok(Json(StockDto::new(&id, level, &adjustments)))
 }
 
@@ -490,9 +493,10 @@ pub async fn adjust_stock(
 ) -> ApiResult<Response> {
     let id = product_id(&id)?;
     let level = app
+        .catalog
         .adjust_stock(&id, body.delta, body.reason, Actor::caller(&caller.actor()))
         .await?;
-    let adjustments = app.adjustments(&id, 20).await?;
+    let adjustments = app.catalog.adjustments(&id, 20).await?;
     Ok(with_location(
         StatusCode::CREATED,
         &format!("/v1/inventory/{id}"),
@@ -519,7 +523,7 @@ pub async fn order_notes(
     State(app): State<Orderly>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<NoteDto>>> {
-    let notes = app.notes(order_id(&id)?).await?;
+    let notes = app.support.notes(order_id(&id)?).await?;
     Ok(Json(notes.iter().map(NoteDto::from).collect()))
 }
 
@@ -541,6 +545,7 @@ pub async fn add_note(
     ApiJson(body): ApiJson<NoteRequest>,
 ) -> ApiResult<Response> {
     let note = app
+        .support
         .add_note(order_id(&id)?, &caller.actor(), &body.text)
         .await?;
     Ok((StatusCode::CREATED, Json(NoteDto::from(&note))).into_response())
@@ -566,6 +571,7 @@ pub async fn change_address(
 ) -> ApiResult<Json<OrderDto>> {
     let order = visible_order(&app, &caller, &id, Permission::OrdersEdit).await?;
     let order = app
+        .support
         .change_shipping_address(order.id, body.into(), &Actor::caller(&caller.actor()))
         .await?;
     Ok(Json(OrderDto::from(&order).for_caller(&caller)))
@@ -587,6 +593,7 @@ pub async fn retry_order(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let order = app
+        .support
         .retry(order_id(&id)?, Actor::caller(&caller.actor()))
         .await?;
     Ok((
@@ -618,7 +625,7 @@ pub async fn escalations(
     ApiQuery(q): ApiQuery<EscalationQuery>,
 ) -> ApiResult<Json<Vec<EscalationDto>>> {
     let raw = caller.principal.can(Permission::RawErrors);
-    let found = app.escalations(q.open.unwrap_or(true)).await?;
+    let found = app.support.escalations(q.open.unwrap_or(true)).await?;
     Ok(Json(
         found
             .iter()

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use orderly_aws::process_order::{CaughtError, TaskInput, run_task};
 use orderly_aws::queues::JobMessage;
 use orderly_core::memory::MemoryStore;
-use orderly_core::ports::{Clock, Consumer, Store, SystemClock, UuidV7};
+use orderly_core::ports::{Clock, Consumer, Store, SystemClock};
 use orderly_core::saga::Saga;
-use orderly_core::{AppSettings, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy};
+use orderly_core::{Application, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy};
 use orderly_domain::{CustomerId, OrderId, OrderStatus, ProductId, Quantity};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
 use serde_json::Value;
-use tokio::sync::Notify;
 
 #[test]
 fn the_definition_retries_every_error_5_s_5_times_doubling_then_flags_the_order() {
@@ -58,24 +57,13 @@ fn the_definition_retries_every_error_5_s_5_times_doubling_then_flags_the_order(
 /// A reserved order and its payment job, on the memory store.
 async fn payment_job(transient_rate: f64) -> (Orderly, Saga, OrderId, JobMessage) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let app = Orderly::new(
-        Arc::clone(&store),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        AppSettings::default(),
-        Arc::new(Notify::new()),
-    );
-    app.load_demo_data().await.unwrap();
-    let saga = Saga::new(
-        Arc::clone(&store),
-        Arc::new(SimulatedPayments::new(SimulatedSettings {
-            transient_rate,
-            ..SimulatedSettings::default()
-        })),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        RetryPolicy::default(),
-    );
+    let wiring = Application::new(Arc::clone(&store)).with_retry(RetryPolicy::default());
+    let app = wiring.orderly();
+    app.catalog.load_demo_data().await.unwrap();
+    let saga = wiring.saga(Arc::new(SimulatedPayments::new(SimulatedSettings {
+        transient_rate,
+        ..SimulatedSettings::default()
+    })));
     let request = PlaceOrder {
         customer_id: CustomerId::parse("001").unwrap(),
         items: vec![LineRequest {
@@ -86,7 +74,7 @@ async fn payment_job(transient_rate: f64) -> (Orderly, Saga, OrderId, JobMessage
         shipping_address: None,
         payment_method: None,
     };
-    let Placed::New(order) = app.place_order(request, None).await.unwrap() else {
+    let Placed::New(order) = app.orders.place_order(request, None).await.unwrap() else {
         panic!()
     };
     // The order's next saga step; its notify jobs wait in their own lane.
@@ -119,7 +107,10 @@ async fn the_task_captures_the_payment() {
         .await
         .unwrap();
     assert_eq!(out.status, "done");
-    assert_eq!(app.order(id).await.unwrap().status, OrderStatus::Paid);
+    assert_eq!(
+        app.orders.order(id).await.unwrap().status,
+        OrderStatus::Paid
+    );
 }
 
 #[tokio::test]
@@ -152,7 +143,7 @@ async fn a_failing_task_errs_for_step_functions_and_the_catch_flags_the_order() 
     .await
     .unwrap();
     assert_eq!(out.status, "needs-attention");
-    let order = app.order(id).await.unwrap();
+    let order = app.orders.order(id).await.unwrap();
     let attention = order.needs_attention.expect("flagged");
     assert_eq!(
         (attention.step.as_str(), attention.attempts),

@@ -2,10 +2,79 @@
 //! event: what turns a domain change into one atomic write.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use orderly_domain::{Event, EventKind, Order, ProductId, StockEffect};
+use orderly_domain::{
+    Actor, Event, EventKind, Order, OrderId, ProductId, Stamp, StockEffect, Timestamp,
+};
+use tokio::sync::Notify;
 
-use crate::ports::{Commit, Consumer, OrderWrite, Outgoing, StockMove};
+use crate::ports::{
+    Clock, Commit, CommitError, Consumer, IdGenerator, OrderWrite, Outgoing, StockMove, UnitOfWork,
+};
+
+/// What every use case that changes something needs: the atomic commit, the clock and ids for
+/// the change's stamp, and the signal that wakes the saga's dispatcher when a commit queues
+/// work.
+#[derive(Clone)]
+pub struct Changes {
+    commits: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    work: Arc<Notify>,
+}
+
+impl Changes {
+    /// Commits through `commits`, stamped by `clock` and `ids`, signalling `work`.
+    pub(crate) fn new(
+        commits: Arc<dyn UnitOfWork>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        work: Arc<Notify>,
+    ) -> Self {
+        Changes {
+            commits,
+            clock,
+            ids,
+            work,
+        }
+    }
+
+    /// The time now.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// A new order's id.
+    #[must_use]
+    pub fn order_id(&self) -> OrderId {
+        self.ids.order_id()
+    }
+
+    /// The stamp of a change made now by `actor`.
+    #[must_use]
+    pub fn stamp(&self, actor: Actor) -> Stamp {
+        Stamp {
+            event_id: self.ids.event_id(),
+            at: self.clock.now(),
+            actor,
+        }
+    }
+
+    /// Commits `commit`, and wakes the dispatcher if it queued saga work.
+    ///
+    /// # Errors
+    /// What the store refuses ([`CommitError`]).
+    pub async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        let queues = commit.queues_jobs();
+        self.commits.commit(commit).await?;
+        if queues {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+}
 
 /// How many times a change is read and applied again after a concurrent writer changed the
 /// same order or document first, before the caller is told to try again.
@@ -82,4 +151,18 @@ pub fn stock_moves(order: &Order, effect: StockEffect) -> Vec<StockMove> {
             reserved: reserved * n,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Template;
+
+    #[test]
+    fn every_event_with_a_message_queues_a_notify_job_and_no_other_does() {
+        for kind in EventKind::ALL {
+            let notifies = consumers_of(kind).contains(&Consumer::Notify);
+            assert_eq!(notifies, !Template::for_event(kind).is_empty(), "{kind}");
+        }
+    }
 }

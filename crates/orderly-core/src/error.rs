@@ -80,6 +80,14 @@ impl From<ValueError> for AppError {
     }
 }
 
+/// A missing `what` named `id`.
+pub(crate) fn not_found(what: &'static str, id: impl ToString) -> AppError {
+    AppError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -26,14 +26,17 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
-pub mod app;
+pub mod application;
 pub mod carts;
+pub mod catalog;
 pub mod commits;
 pub mod documents;
 pub mod error;
 pub mod memory;
 pub mod metered;
 pub mod notify;
+pub mod orders;
+pub mod paging;
 pub mod ports;
 pub mod retry;
 pub mod saga;
@@ -41,10 +44,11 @@ pub mod secret;
 pub mod storage;
 pub mod support;
 
-pub use app::{
-    AppSettings, CreateProduct, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed,
-    UpdateProduct, page_request,
-};
-pub use carts::{CartView, Checkout, OpenedCart, PricedLine, SweepReport};
+pub use application::{AppSettings, Application, CART_IDLE, Orderly};
+pub use carts::{CartView, Carts, Checkout, OpenedCart, PricedLine, SweepReport};
+pub use catalog::{Catalog, CreateProduct, UpdateProduct};
 pub use error::AppError;
+pub use orders::{IdempotencyKey, LineRequest, Orders, PlaceOrder, Placed};
+pub use paging::page_request;
 pub use retry::RetryPolicy;
+pub use support::Support;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use orderly_auth::{Permission, Principal, Role};
-use orderly_core::AppError;
 use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::memory::MemoryStore;
 use orderly_core::ports::{Clock, Store};
+use orderly_core::{AppError, Application};
 use orderly_domain::Timestamp;
 
 struct TestClock(AtomicI64);
@@ -27,14 +27,11 @@ impl TestClock {
 }
 
 async fn accounts_on(store: &Arc<dyn Store>, clock: &Arc<TestClock>) -> Accounts {
-    Accounts::open(
-        Arc::clone(store),
-        Arc::clone(clock) as Arc<dyn Clock>,
-        AuthSettings::default(),
-        None,
-    )
-    .await
-    .unwrap()
+    Application::new(Arc::clone(store))
+        .with_clock(Arc::clone(clock) as Arc<dyn Clock>)
+        .accounts(AuthSettings::default(), None)
+        .await
+        .unwrap()
 }
 
 fn setup() -> (Arc<dyn Store>, Arc<TestClock>) {

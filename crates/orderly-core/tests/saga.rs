@@ -8,14 +8,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orderly_core::memory::MemoryStore;
 use orderly_core::ports::{
-    PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep, Store, SystemClock,
-    UuidV7,
+    Clock, ManualClock, PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep,
+    Store,
 };
 use orderly_core::saga::Saga;
 use orderly_core::{
-    AppSettings, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy,
+    Application, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy,
 };
-use orderly_domain::{Actor, CustomerId, EventKind, OrderId, OrderStatus, ProductId, Quantity};
+use orderly_domain::{
+    Actor, CustomerId, EventKind, OrderId, OrderStatus, ProductId, Quantity, Timestamp,
+};
 use tokio::sync::Notify;
 
 /// Answers captures from a script (then succeeds), and counts what it charged per key.
@@ -92,6 +94,7 @@ struct World {
     app: Orderly,
     saga: Saga,
     payments: Arc<ScriptedPayments>,
+    clock: Arc<ManualClock>,
 }
 
 async fn world(script: Vec<Result<(), PaymentError>>, retry: RetryPolicy) -> World {
@@ -100,27 +103,21 @@ async fn world(script: Vec<Result<(), PaymentError>>, retry: RetryPolicy) -> Wor
 
 async fn world_with(payments: Arc<ScriptedPayments>, retry: RetryPolicy) -> World {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let app = Orderly::new(
-        Arc::clone(&store),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        AppSettings::default(),
-        Arc::new(Notify::new()),
-    );
-    app.load_demo_data().await.unwrap();
-    let saga = Saga::new(
-        Arc::clone(&store),
-        payments.clone(),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        retry,
-    )
-    .with_payment_recovery(None);
+    // Time moves only when the test moves it: retry delays are skipped, not waited out.
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_700_000_000_000)));
+    let wiring = Application::new(Arc::clone(&store))
+        .with_clock(clock.clone())
+        .with_retry(retry)
+        .with_payment_recovery(None);
+    let app = wiring.orderly();
+    app.catalog.load_demo_data().await.unwrap();
+    let saga = wiring.saga(payments.clone());
     World {
         store,
         app,
         saga,
         payments,
+        clock,
     }
 }
 
@@ -148,7 +145,13 @@ fn reference() -> PlaceOrder {
 
 impl World {
     async fn place(&self) -> OrderId {
-        match self.app.place_order(reference(), None).await.unwrap() {
+        match self
+            .app
+            .orders
+            .place_order(reference(), None)
+            .await
+            .unwrap()
+        {
             Placed::New(o) => o.id,
             Placed::Replay(_) => panic!("replay"),
         }
@@ -164,16 +167,18 @@ impl World {
             .expect("a saga job")
     }
 
-    /// Runs queued jobs until none is left (waiting out retry delays).
+    /// Runs queued jobs until none is left, moving the clock to each retry when it is due.
     async fn drain(&self) {
         for _ in 0..1000 {
-            let now = orderly_core::ports::Clock::now(&SystemClock);
+            let now = self.clock.now();
             let jobs = self.store.claim_jobs(now, 64, 60_000).await.unwrap();
             if jobs.is_empty() {
                 if self.store.pending_jobs().await.unwrap() == 0 {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                let due = self.store.next_due().await.unwrap().expect("a job is due");
+                assert!(due > now, "a due job that cannot be claimed");
+                self.clock.advance_to(due);
                 continue;
             }
             for job in jobs {
@@ -184,7 +189,12 @@ impl World {
     }
 
     async fn stock(&self, p: &str) -> (i64, i64) {
-        let s = self.app.stock(&ProductId::parse(p).unwrap()).await.unwrap();
+        let s = self
+            .app
+            .catalog
+            .stock(&ProductId::parse(p).unwrap())
+            .await
+            .unwrap();
         (s.available, s.reserved)
     }
 }
@@ -194,7 +204,7 @@ async fn a_placed_order_is_reserved_then_paid() {
     let w = world(vec![], fast()).await;
     let id = w.place().await;
     w.drain().await;
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Paid);
     assert_eq!(w.stock("001").await, (149, 1));
     assert_eq!(w.payments.charged.lock().unwrap().len(), 1);
@@ -209,7 +219,7 @@ async fn a_decline_rejects_and_releases_stock() {
     .await;
     let id = w.place().await;
     w.drain().await;
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Rejected);
     assert_eq!(
         order.reason.as_deref(),
@@ -224,7 +234,10 @@ async fn transient_failures_are_retried_and_charge_once() {
     let w = world(vec![down(), down()], fast()).await;
     let id = w.place().await;
     w.drain().await;
-    assert_eq!(w.app.order(id).await.unwrap().status, OrderStatus::Paid);
+    assert_eq!(
+        w.app.orders.order(id).await.unwrap().status,
+        OrderStatus::Paid
+    );
     assert_eq!(w.payments.charged.lock().unwrap().len(), 1);
 }
 
@@ -234,7 +247,7 @@ async fn exhausted_retries_flag_the_order_for_attention() {
     let w = world(vec![down(), down(), down(), down()], fast()).await;
     let id = w.place().await;
     w.drain().await;
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Reserved);
     let attention = order.needs_attention.unwrap();
     assert_eq!(
@@ -258,25 +271,22 @@ async fn stage_one_recovery_tries_a_failing_capture_once_more_later_before_flagg
     let down = || Err(PaymentError::Transient("503".into()));
     // Three fast tries fail (the first and its two retries); the recovery try gets through.
     let mut w = world(vec![down(), down(), down()], fast()).await;
-    w.saga = Saga::new(
-        Arc::clone(&w.store),
-        w.payments.clone(),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        RetryPolicy {
+    w.saga = Application::new(Arc::clone(&w.store))
+        .with_clock(w.clock.clone())
+        .with_retry(RetryPolicy {
             max_attempts: 2,
             ..fast()
-        },
-    )
-    .with_payment_recovery(Some(Duration::from_millis(30)));
+        })
+        .with_payment_recovery(Some(Duration::from_millis(30)))
+        .saga(w.payments.clone());
     let id = w.place().await;
-    let started = std::time::Instant::now();
+    let started = w.clock.now();
     w.drain().await;
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Paid, "{order:?}");
     assert!(order.needs_attention.is_none());
     assert!(
-        started.elapsed() >= Duration::from_millis(30),
+        w.clock.now().millis() - started.millis() >= 30,
         "the recovery try waits"
     );
     assert_eq!(w.payments.charged.lock().unwrap().len(), 1);
@@ -292,7 +302,7 @@ async fn stage_one_recovery_tries_a_failing_capture_once_more_later_before_flagg
     .await;
     let id = w.place().await;
     w.drain().await;
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Reserved);
     assert_eq!(order.needs_attention.unwrap().attempts, 3);
 }
@@ -301,7 +311,7 @@ async fn stage_one_recovery_tries_a_failing_capture_once_more_later_before_flagg
 async fn a_redelivered_event_changes_nothing() {
     let w = world(vec![], fast()).await;
     let id = w.place().await;
-    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let now = w.clock.now();
     let job = w.saga_job(now).await;
     w.saga.run(&job).await;
     w.saga.run(&job).await; // delivered again
@@ -331,16 +341,17 @@ async fn canceling_a_paid_order_releases_stock_and_refunds_once() {
     let id = w.place().await;
     w.drain().await;
     w.app
+        .orders
         .cancel(id, Some("changed mind".into()), Actor::api())
         .await
         .unwrap();
     assert_eq!(w.stock("001").await, (150, 0));
     w.drain().await;
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.payment.unwrap().refunds.len(), 1);
     assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
     // A second cancel is refused and refunds nothing more.
-    assert!(w.app.cancel(id, None, Actor::api()).await.is_err());
+    assert!(w.app.orders.cancel(id, None, Actor::api()).await.is_err());
     w.drain().await;
     assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
 }
@@ -350,10 +361,10 @@ async fn a_cancel_before_the_payment_step_means_no_charge_at_all() {
     let w = world(vec![], fast()).await;
     let id = w.place().await;
     // Run only the inventory step, then cancel before the payment step runs.
-    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let now = w.clock.now();
     let job = w.saga_job(now).await;
     w.saga.run(&job).await;
-    w.app.cancel(id, None, Actor::api()).await.unwrap();
+    w.app.orders.cancel(id, None, Actor::api()).await.unwrap();
     w.drain().await;
     assert!(w.payments.charged.lock().unwrap().is_empty());
     assert!(w.payments.refunded.lock().unwrap().is_empty());
@@ -364,17 +375,17 @@ async fn a_cancel_before_the_payment_step_means_no_charge_at_all() {
 async fn an_idempotency_key_replays_and_refuses_another_body() {
     let w = world(vec![], fast()).await;
     let key = || Some(IdempotencyKey::parse("k-1").unwrap());
-    let Placed::New(first) = w.app.place_order(reference(), key()).await.unwrap() else {
+    let Placed::New(first) = w.app.orders.place_order(reference(), key()).await.unwrap() else {
         panic!()
     };
-    let Placed::Replay(again) = w.app.place_order(reference(), key()).await.unwrap() else {
+    let Placed::Replay(again) = w.app.orders.place_order(reference(), key()).await.unwrap() else {
         panic!()
     };
     assert_eq!(first.id, again.id);
     let mut other = reference();
     other.items.pop();
     assert_eq!(
-        w.app.place_order(other, key()).await.unwrap_err(),
+        w.app.orders.place_order(other, key()).await.unwrap_err(),
         orderly_core::AppError::IdempotencyKeyReused
     );
 }
@@ -389,7 +400,7 @@ async fn a_cancel_that_lands_while_the_provider_charges_is_recorded_and_refunded
     });
     let w = Arc::new(world_with(payments, fast()).await);
     let id = w.place().await;
-    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let now = w.clock.now();
     let reserve = w.saga_job(now).await;
     w.saga.run(&reserve).await;
     let capture = w.saga_job(now).await;
@@ -399,13 +410,14 @@ async fn a_cancel_that_lands_while_the_provider_charges_is_recorded_and_refunded
     };
     started.notified().await;
     w.app
+        .orders
         .cancel(id, Some("too slow".into()), Actor::api())
         .await
         .unwrap();
     release.notify_one();
     runner.await.unwrap();
     w.drain().await;
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Canceled);
     let payment = order.payment.expect("the charge is recorded");
     assert_eq!(payment.refunds.len(), 1, "and refunded");
@@ -417,11 +429,11 @@ async fn a_cancel_that_lands_while_the_provider_charges_is_recorded_and_refunded
 async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_canceled() {
     let w = world(vec![], fast()).await;
     let id = w.place().await;
-    let now = orderly_core::ports::Clock::now(&SystemClock);
+    let now = w.clock.now();
     let reserve = w.saga_job(now).await;
     w.saga.run(&reserve).await;
     // A run that charged and died before it could record the charge.
-    let order = w.app.order(id).await.unwrap();
+    let order = w.app.orders.order(id).await.unwrap();
     let request = PaymentRequest {
         idempotency_key: PaymentKey::new(id, PaymentStep::Capture),
         order_id: id,
@@ -430,7 +442,7 @@ async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_cancele
         payment_method: None,
     };
     w.payments.capture(&request, "auth").await.unwrap();
-    w.app.cancel(id, None, Actor::api()).await.unwrap();
+    w.app.orders.cancel(id, None, Actor::api()).await.unwrap();
     w.drain().await;
     assert!(
         w.payments.charged.lock().unwrap().is_empty(),

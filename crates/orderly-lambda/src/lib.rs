@@ -24,10 +24,10 @@ use orderly_aws::notify::SnsNotifier;
 use orderly_aws::worker::Delivery;
 use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::notify::{Notifications, NotifySettings};
-use orderly_core::ports::{Notifier, Recipient, Store, SystemClock, UuidV7};
+use orderly_core::ports::{Notifier, PaymentGateway, Recipient, Store};
 use orderly_core::saga::Saga;
 use orderly_core::secret::Secret;
-use orderly_core::{AppSettings, Orderly, RetryPolicy};
+use orderly_core::{Application, Orderly, RetryPolicy};
 use orderly_notify::smtp::{SmtpNotifier, SmtpSettings, TlsMode};
 use orderly_notify::{FileTemplates, Routes};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
@@ -76,6 +76,11 @@ pub struct Functions {
     pub store: Arc<dyn Store>,
 }
 
+/// The saga's retry policy on AWS: the reference one (5 s, 5 retries, ×2).
+fn application(store: Arc<dyn Store>) -> Application {
+    Application::new(store).with_retry(RetryPolicy::default())
+}
+
 impl Functions {
     /// Loads the SDK configuration and connects the table named by `ORDERLY_TABLE`.
     ///
@@ -92,13 +97,7 @@ impl Functions {
     /// The use cases.
     #[must_use]
     pub fn app(&self) -> Orderly {
-        Orderly::new(
-            Arc::clone(&self.store),
-            Arc::new(SystemClock),
-            Arc::new(UuidV7),
-            AppSettings::default(),
-            Arc::new(tokio::sync::Notify::new()),
-        )
+        application(Arc::clone(&self.store)).orderly()
     }
 
     /// Accounts and access. Tokens of an external identity provider (a Cognito user pool) are
@@ -123,14 +122,10 @@ impl Functions {
                 return Err("an external identity provider needs ORDERLY_JWT_ISSUER, ORDERLY_JWT_AUDIENCE and ORDERLY_JWKS".into());
             }
         };
-        let accounts = Accounts::open(
-            Arc::clone(&self.store),
-            Arc::new(SystemClock),
-            AuthSettings::default(),
-            external,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let accounts = application(Arc::clone(&self.store))
+            .accounts(AuthSettings::default(), external)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Arc::new(accounts))
     }
 
@@ -143,6 +138,13 @@ impl Functions {
     /// # Errors
     /// A bad SMTP setting.
     pub fn notifications(&self) -> Result<Arc<Notifications>, Error> {
+        self.with_notifier(application(Arc::clone(&self.store)))?
+            .notifications()
+            .ok_or_else(|| "the notifier was not configured".into())
+    }
+
+    /// `app` with the notifier from the environment.
+    fn with_notifier(&self, app: Application) -> Result<Application, Error> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let sns: Arc<dyn Notifier> = Arc::new(SnsNotifier::new(&self.aws));
         let email: Option<Arc<dyn Notifier>> = match var("ORDERLY_SMTP_HOST") {
@@ -172,11 +174,9 @@ impl Functions {
             sms: Some(Arc::clone(&sns)),
             topic: Some(sns),
         };
-        Ok(Arc::new(Notifications::new(
-            Arc::clone(&self.store),
+        Ok(app.with_notifier(
             Arc::new(routes),
             Arc::new(FileTemplates::load()?),
-            Arc::new(SystemClock),
             NotifySettings {
                 shop_name: var("ORDERLY_SHOP_NAME").unwrap_or_else(|| "Orderly".into()),
                 staff: var("ORDERLY_ADMIN_TOPIC_ARN")
@@ -184,7 +184,7 @@ impl Functions {
                     .into_iter()
                     .collect(),
             },
-        )))
+        ))
     }
 
     /// The saga with the notifier: what the notify worker runs.
@@ -192,19 +192,18 @@ impl Functions {
     /// # Errors
     /// As for [`Functions::notifications`].
     pub fn notifier_saga(&self) -> Result<Arc<Saga>, Error> {
-        Ok(Arc::new(
-            self.build_saga().with_notifications(self.notifications()?),
-        ))
+        let app = self.with_notifier(application(Arc::clone(&self.store)))?;
+        Ok(Arc::new(app.saga(self.payments())))
     }
 
     /// The saga's consumers, with the reference retry policy (5 s, 5 retries, ×2) and the
     /// simulated payment provider (`ORDERLY_PAYMENT_DECLINE_RATE` etc. tune it).
     #[must_use]
     pub fn saga(&self) -> Arc<Saga> {
-        Arc::new(self.build_saga())
+        Arc::new(application(Arc::clone(&self.store)).saga(self.payments()))
     }
 
-    fn build_saga(&self) -> Saga {
+    fn payments(&self) -> Arc<dyn PaymentGateway> {
         let rate = |name: &str| {
             std::env::var(name)
                 .ok()
@@ -216,13 +215,7 @@ impl Functions {
             transient_rate: rate("ORDERLY_PAYMENT_TRANSIENT_RATE"),
             ..SimulatedSettings::default()
         });
-        Saga::new(
-            Arc::clone(&self.store),
-            Arc::new(payments),
-            Arc::new(SystemClock),
-            Arc::new(UuidV7),
-            RetryPolicy::default(),
-        )
+        Arc::new(payments)
     }
 }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use lambda_http::request::LambdaRequest;
 use orderly_auth::jwks::{ExternalIssuer, ExternalSettings};
-use orderly_core::accounts::{Accounts, AuthSettings};
-use orderly_core::ports::{Store, SystemClock, UuidV7};
-use orderly_core::{AppSettings, Orderly};
+use orderly_core::Application;
+use orderly_core::accounts::AuthSettings;
+use orderly_core::ports::Store;
 use orderly_store_dynamodb::testing::TestTable;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -72,10 +72,6 @@ async fn call(router: &axum::Router, event: Value) -> (u16, Value) {
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
-}
-
-fn store_of(app: &Orderly) -> Arc<dyn Store> {
-    Arc::clone(app.store())
 }
 
 const POOL: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_TestPool";
@@ -159,24 +155,15 @@ impl TestPool {
 async fn an_api_gateway_event_places_the_reference_order_on_dynamodb() {
     let table = TestTable::create().await.unwrap();
     let store: Arc<dyn Store> = Arc::new(table.store.clone());
-    let app = Orderly::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        AppSettings::default(),
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    app.load_demo_data().await.unwrap();
+    let wiring = Application::new(store);
+    let app = wiring.orderly();
+    app.catalog.load_demo_data().await.unwrap();
     // Shoppers sign in with the shop's Cognito user pool; the function trusts its keys.
     let pool = TestPool::new();
-    let accounts = Accounts::open(
-        Arc::clone(&store_of(&app)),
-        Arc::new(SystemClock),
-        AuthSettings::default(),
-        Some(Arc::new(pool.issuer())),
-    )
-    .await
-    .unwrap();
+    let accounts = wiring
+        .accounts(AuthSettings::default(), Some(Arc::new(pool.issuer())))
+        .await
+        .unwrap();
     let accounts = Arc::new(accounts);
     let router = orderly_api::router(app, Arc::clone(&accounts));
     let alice = pool.id_token("001", 600);

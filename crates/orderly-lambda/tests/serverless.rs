@@ -16,16 +16,14 @@ use orderly_aws::notify::SnsNotifier;
 use orderly_aws::queues::JobQueues;
 use orderly_aws::relay::Relay;
 use orderly_aws::worker::{Delivery, Worker};
-use orderly_core::notify::{Notifications, NotifySettings};
-use orderly_core::ports::{Recipient, Store, SystemClock, UuidV7};
-use orderly_core::saga::Saga;
-use orderly_core::{AppSettings, Orderly, RetryPolicy};
+use orderly_core::notify::NotifySettings;
+use orderly_core::ports::{Recipient, Store};
+use orderly_core::{Application, RetryPolicy};
 use orderly_domain::{Actor, EventKind, OrderStatus, ProductId};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
 use orderly_store_dynamodb::testing::{TestTable, endpoint};
 use orderly_testkit::fixtures;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 /// An HTTP API payload 2.0 event, as API Gateway sends it.
@@ -355,56 +353,38 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     let config = AwsSettings::emulator(&endpoint()).load().await;
     let aws = infrastructure(&config).await;
     let store: Arc<dyn Store> = Arc::new(table.store.clone());
-    let app = Orderly::new(
-        Arc::clone(&store),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        AppSettings::default(),
-        Arc::new(Notify::new()),
-    );
-    app.load_demo_data().await.unwrap();
-    let saga = Arc::new(Saga::new(
-        Arc::clone(&store),
-        Arc::new(SimulatedPayments::new(SimulatedSettings::default())),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        RetryPolicy {
-            interval: Duration::from_secs(1),
-            max_attempts: 3,
-            backoff_rate: 2.0,
-        },
-    ));
+    let wiring = Application::new(Arc::clone(&store)).with_retry(RetryPolicy {
+        interval: Duration::from_secs(1),
+        max_attempts: 3,
+        backoff_rate: 2.0,
+    });
+    let app = wiring.orderly();
+    app.catalog.load_demo_data().await.unwrap();
+    let saga = Arc::new(wiring.saga(Arc::new(SimulatedPayments::new(
+        SimulatedSettings::default(),
+    ))));
     let relay = Relay::new(
         EventBus::new(&config, aws.bus.clone()),
         JobQueues::new(&config, aws.queues.clone()),
     );
     // The notify worker: the same templates as `orderly serve`, staff alerts to the SNS topic.
     let sns = Arc::new(SnsNotifier::new(&config));
-    let notifications = Arc::new(Notifications::new(
-        Arc::clone(&store),
+    let notifying = Application::new(Arc::clone(&store)).with_notifier(
         Arc::new(orderly_notify::Routes {
             email: None,
             sms: Some(sns.clone()),
             topic: Some(sns),
         }),
         Arc::new(orderly_notify::FileTemplates::load().unwrap()),
-        Arc::new(SystemClock),
         NotifySettings {
             shop_name: "Orderly".into(),
             staff: vec![Recipient::Topic(aws.topic.clone())],
         },
-    ));
+    );
     let notifier = Worker::new(
-        Arc::new(
-            Saga::new(
-                Arc::clone(&store),
-                Arc::new(SimulatedPayments::new(SimulatedSettings::default())),
-                Arc::new(SystemClock),
-                Arc::new(UuidV7),
-                RetryPolicy::default(),
-            )
-            .with_notifications(notifications),
-        ),
+        Arc::new(notifying.saga(Arc::new(SimulatedPayments::new(
+            SimulatedSettings::default(),
+        )))),
         &config,
         aws.queues["notify"].clone(),
     );
@@ -416,14 +396,10 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     // The API, as API Gateway calls it: the reference order in an HTTP API proxy event.
     // The shop's backend calls with an API key.
     let accounts = Arc::new(
-        orderly_core::accounts::Accounts::open(
-            Arc::clone(app.store()),
-            Arc::new(orderly_core::ports::SystemClock),
-            orderly_core::accounts::AuthSettings::default(),
-            None,
-        )
-        .await
-        .unwrap(),
+        wiring
+            .accounts(orderly_core::accounts::AuthSettings::default(), None)
+            .await
+            .unwrap(),
     );
     let (_, api_key) = accounts
         .create_key("backend", &[orderly_auth::Permission::OrdersPlace], "test")
@@ -456,6 +432,7 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
         .unwrap();
     let placed: Value = serde_json::from_slice(&bytes).unwrap();
     let order = app
+        .orders
         .order(orderly_domain::OrderId::parse(placed["id"].as_str().unwrap()).unwrap())
         .await
         .unwrap();
@@ -474,13 +451,13 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
         1
     );
     assert_eq!(
-        app.order(order.id).await.unwrap().status,
+        app.orders.order(order.id).await.unwrap().status,
         OrderStatus::Reserved
     );
     let sent = relay.relay(&stream.inserted().await).await.unwrap();
     assert_eq!((sent.events, sent.jobs), (1, 1));
     assert_eq!(work(&aws.sqs, &aws.queues["payment"], &payment).await, 1);
-    let paid = app.order(order.id).await.unwrap();
+    let paid = app.orders.order(order.id).await.unwrap();
     assert_eq!(paid.status, OrderStatus::Paid);
     relay.relay(&stream.inserted().await).await.unwrap();
 
@@ -511,11 +488,13 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     );
 
     // Cancel: stock comes back at once, the refund goes through the payment queue.
-    app.cancel(order.id, Some("changed mind".into()), Actor::api())
+    app.orders
+        .cancel(order.id, Some("changed mind".into()), Actor::api())
         .await
         .unwrap();
     assert_eq!(
-        app.stock(&ProductId::parse("001").unwrap())
+        app.catalog
+            .stock(&ProductId::parse("001").unwrap())
             .await
             .unwrap()
             .available,
@@ -527,6 +506,7 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     assert_eq!(work(&aws.sqs, &aws.queues["payment"], &payment).await, 1);
     relay.relay(&stream.inserted().await).await.unwrap();
     let events: Vec<EventKind> = app
+        .orders
         .order_events(order.id)
         .await
         .unwrap()
@@ -570,11 +550,14 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
         receipt_handle: None,
         group: Some(order.id.to_string()),
     };
-    let before = app.order(order.id).await.unwrap();
+    let before = app.orders.order(order.id).await.unwrap();
     assert!(inventory.handle(vec![again.clone()]).await.is_empty());
-    assert_eq!(app.order(order.id).await.unwrap(), before);
+    assert_eq!(app.orders.order(order.id).await.unwrap(), before);
     assert_eq!(
-        app.stock(&ProductId::parse("001").unwrap()).await.unwrap(),
+        app.catalog
+            .stock(&ProductId::parse("001").unwrap())
+            .await
+            .unwrap(),
         orderly_domain::StockLevel {
             available: 150,
             reserved: 0

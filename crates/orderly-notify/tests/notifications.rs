@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use orderly_core::memory::MemoryStore;
 use orderly_core::notify::{self, Notifications, NotifySettings, Preferences, Status};
 use orderly_core::ports::{
-    Consumer, PaymentError, PaymentGateway, PaymentRequest, Recipient, Store, SystemClock, UuidV7,
+    Consumer, PaymentError, PaymentGateway, PaymentRequest, Recipient, Store, SystemClock,
 };
 use orderly_core::saga::Saga;
-use orderly_core::{AppSettings, LineRequest, Orderly, PlaceOrder, RetryPolicy};
+use orderly_core::{AppSettings, Application, LineRequest, Orderly, PlaceOrder, RetryPolicy};
 use orderly_domain::{Actor, Customer, CustomerId, Email, Name, OrderId, OrderStatus, Quantity};
 use orderly_notify::sink::LogNotifier;
 use orderly_notify::smtp::{SmtpNotifier, SmtpSettings, TlsMode};
@@ -54,16 +54,6 @@ struct Shop {
 
 async fn shop(max_attempts: u32) -> Shop {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let app = Orderly::new(
-        Arc::clone(&store),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        AppSettings {
-            base_currency: orderly_domain::Currency::USD,
-            cart_idle: orderly_core::app::CART_IDLE,
-        },
-        Arc::new(tokio::sync::Notify::new()),
-    );
     store
         .create_product(
             &fixtures::product("001", "Wireless Headphones 🎧", "79.99"),
@@ -97,28 +87,27 @@ async fn shop(max_attempts: u32) -> Shop {
         sms: Some(Arc::new(LogNotifier::dir(sms_dir.path()))),
         topic: None,
     };
-    let notes = Arc::new(Notifications::new(
-        Arc::clone(&store),
-        Arc::new(routes),
-        Arc::new(FileTemplates::load().unwrap()),
-        Arc::new(SystemClock),
-        NotifySettings {
-            shop_name: "Orderly Shop".into(),
-            staff: vec![Recipient::Email(ADMIN.into())],
-        },
-    ));
-    let saga = Saga::new(
-        Arc::clone(&store),
-        Arc::new(Approve),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        RetryPolicy {
+    let wiring = Application::new(Arc::clone(&store))
+        .with_settings(AppSettings {
+            base_currency: orderly_domain::Currency::USD,
+            cart_idle: orderly_core::CART_IDLE,
+        })
+        .with_retry(RetryPolicy {
             interval: Duration::from_millis(1),
             max_attempts,
             backoff_rate: 1.0,
-        },
-    )
-    .with_notifications(Arc::clone(&notes));
+        })
+        .with_notifier(
+            Arc::new(routes),
+            Arc::new(FileTemplates::load().unwrap()),
+            NotifySettings {
+                shop_name: "Orderly Shop".into(),
+                staff: vec![Recipient::Email(ADMIN.into())],
+            },
+        );
+    let app = wiring.orderly();
+    let notes = wiring.notifications().unwrap();
+    let saga = wiring.saga(Arc::new(Approve));
     Shop {
         store,
         app,
@@ -133,6 +122,7 @@ impl Shop {
     async fn place(&self) -> OrderId {
         let placed = self
             .app
+            .orders
             .place_order(
                 PlaceOrder {
                     customer_id: CustomerId::parse("001").unwrap(),
@@ -181,7 +171,7 @@ impl Shop {
     }
 
     async fn status(&self, id: OrderId) -> OrderStatus {
-        self.app.order(id).await.unwrap().status
+        self.app.orders.order(id).await.unwrap().status
     }
 }
 
@@ -219,7 +209,7 @@ async fn placing_an_order_mails_the_customer_and_the_shop_once_each() {
     );
     assert!(!mail.html.contains("<b>山田"));
     assert!(mail.html.contains("<strong>$159.98</strong>"));
-    let event = shop.app.order_events(id).await.unwrap()[0].clone();
+    let event = shop.app.orders.order_events(id).await.unwrap()[0].clone();
     let key = notify::dedupe_key(
         event.id,
         notify::Template::OrderConfirmation,
@@ -292,7 +282,7 @@ async fn a_notification_out_of_retries_is_shown_to_staff_and_the_order_is_untouc
     shop.smtp.stop().await;
     let id = shop.place().await;
     shop.drain().await;
-    let order = shop.app.order(id).await.unwrap();
+    let order = shop.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Paid);
     assert!(
         order.needs_attention.is_none(),
@@ -329,19 +319,21 @@ async fn a_notification_out_of_retries_is_shown_to_staff_and_the_order_is_untouc
 async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_respects_opt_out() {
     let shop = shop(3).await;
     let customer = CustomerId::parse("001").unwrap();
-    notify::set_preferences(
-        &shop.store,
-        &customer,
-        &Preferences {
-            marketing: false,
-            sms_phone: Some("+15551234567".into()),
-        },
-    )
-    .await
-    .unwrap();
+    shop.app
+        .preferences
+        .set(
+            &customer,
+            &Preferences {
+                marketing: false,
+                sms_phone: Some("+15551234567".into()),
+            },
+        )
+        .await
+        .unwrap();
     let first = shop.place().await;
     shop.drain().await;
     shop.app
+        .orders
         .ship(
             first,
             "DHL Express".into(),
@@ -350,7 +342,11 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
         )
         .await
         .unwrap();
-    shop.app.deliver(first, Actor::staff("kim")).await.unwrap();
+    shop.app
+        .orders
+        .deliver(first, Actor::staff("kim"))
+        .await
+        .unwrap();
     shop.drain().await;
 
     let subjects = |mails: &[orderly_testkit::smtp::Captured]| -> Vec<String> {
@@ -397,16 +393,23 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
         && s.contains("has shipped with DHL Express, tracking JD014600006281234567.")));
 
     // Opted in again, the next delivery brings the review request too.
-    notify::set_preferences(&shop.store, &customer, &Preferences::default())
+    shop.app
+        .preferences
+        .set(&customer, &Preferences::default())
         .await
         .unwrap();
     let second = shop.place().await;
     shop.drain().await;
     shop.app
+        .orders
         .ship(second, "UPS".into(), "1Z999".into(), Actor::staff("kim"))
         .await
         .unwrap();
-    shop.app.deliver(second, Actor::staff("kim")).await.unwrap();
+    shop.app
+        .orders
+        .deliver(second, Actor::staff("kim"))
+        .await
+        .unwrap();
     shop.drain().await;
     let mails = shop.smtp.wait_for(9).await;
     let review = mails
@@ -420,15 +423,17 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
 #[tokio::test]
 async fn a_phone_number_that_is_not_e164_is_refused() {
     let shop = shop(1).await;
-    let err = notify::set_preferences(
-        &shop.store,
-        &CustomerId::parse("001").unwrap(),
-        &Preferences {
-            marketing: true,
-            sms_phone: Some("555-1234".into()),
-        },
-    )
-    .await
-    .unwrap_err();
+    let err = shop
+        .app
+        .preferences
+        .set(
+            &CustomerId::parse("001").unwrap(),
+            &Preferences {
+                marketing: true,
+                sms_phone: Some("555-1234".into()),
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("smsPhone"), "{err}");
 }

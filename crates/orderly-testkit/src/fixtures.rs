@@ -1,6 +1,6 @@
 //! Builders for test data: the reference catalog by default, any field overridable.
 
-use orderly_core::app::holds_stock;
+use orderly_core::orders::holds_stock;
 use orderly_core::ports::{Commit, Consumer, OrderWrite, Outgoing};
 use orderly_domain::{
     Actor, Address, Currency, Customer, CustomerId, Email, EventId, Money, Name, NewOrder, Order,

@@ -24,12 +24,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::metered::{Metered, StorageMetrics};
-use orderly_core::ports::{Clock, PageRequest, PaymentGateway, Store, SystemClock, UuidV7};
-use orderly_core::saga::{Dispatcher, DispatcherSettings, Saga};
-use orderly_core::{AppSettings, CreateProduct, Orderly};
+use orderly_core::ports::{Clock, PageRequest, PaymentGateway, Store, SystemClock};
+use orderly_core::saga::DispatcherSettings;
+use orderly_core::{AppSettings, Application, CreateProduct, Orderly};
 use orderly_domain::{Currency, CustomerId, Email, Money, Name, ProductId};
 use orderly_payments::{SimulatedPayments, Stripe};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::backend::Backend;
 use crate::config::{Channel, Database, LogFormat, Provider, ServeArgs, Settings, StorageArgs};
@@ -174,16 +174,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn application(store: Arc<dyn Store>, settings: AppSettings, work: Arc<Notify>) -> Orderly {
-    Orderly::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        settings,
-        work,
-    )
-}
-
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = Settings::resolve(&args).map_err(|e| e.to_string())?;
     init_logging(settings.log_format);
@@ -208,28 +198,31 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             );
         }
     }
-    let auth = args.auth.resolve()?;
-    let accounts = Arc::new(
-        Accounts::open(
-            Arc::clone(&store),
-            Arc::new(SystemClock),
-            auth.settings,
-            auth.external,
-        )
-        .await
-        .map_err(|e| format!("cannot open the accounts: {e}"))?,
-    );
-    let work = Arc::new(Notify::new());
-    let app = application(
-        Arc::clone(&store),
-        AppSettings {
+    // A provider call must end well inside the lease, or another node could start the step.
+    let payment_timeout = (settings.job_lease / 2).min(Duration::from_secs(30));
+    let wiring = Application::new(Arc::clone(&store))
+        .with_settings(AppSettings {
             base_currency: settings.base_currency,
             cart_idle: settings.cart_idle,
-        },
-        Arc::clone(&work),
+        })
+        .with_retry(settings.retry)
+        .with_lease(settings.job_lease)
+        .with_payment_timeout(payment_timeout)
+        .with_payment_recovery(settings.payment_recovery);
+    let wiring = with_notifier(&settings, wiring)?;
+    let auth = args.auth.resolve()?;
+    let accounts = Arc::new(
+        wiring
+            .accounts(auth.settings, auth.external)
+            .await
+            .map_err(|e| format!("cannot open the accounts: {e}"))?,
     );
+    let app = wiring.orderly();
     let demo = if settings.demo_data && catalog_is_empty(&store).await? {
-        app.load_demo_data().await.map_err(|e| e.to_string())?
+        app.catalog
+            .load_demo_data()
+            .await
+            .map_err(|e| e.to_string())?
     } else {
         false
     };
@@ -247,22 +240,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         )?),
         (Provider::Simulated, None) => Arc::new(SimulatedPayments::new(settings.payments.clone())),
     };
-    // A provider call must end well inside the lease, or another node could start the step.
-    let payment_timeout = (settings.job_lease / 2).min(Duration::from_secs(30));
-    let notifications = Arc::new(notifications(&settings, Arc::clone(&store))?);
-    let saga = Arc::new(
-        Saga::new(
-            Arc::clone(&store),
-            payments,
-            Arc::new(SystemClock),
-            Arc::new(UuidV7),
-            settings.retry,
-        )
-        .with_payment_timeout(payment_timeout)
-        .with_payment_recovery(settings.payment_recovery)
-        .with_lease(settings.job_lease)
-        .with_notifications(Arc::clone(&notifications)),
-    );
+    let saga = Arc::new(wiring.saga(payments));
+    let notifications = wiring
+        .notifications()
+        .ok_or("the notifier was not configured")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatcher_settings = DispatcherSettings {
         lease: settings.job_lease,
@@ -273,14 +254,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ..DispatcherSettings::default()
     };
     let dispatcher = tokio::spawn(
-        Dispatcher::new(saga, dispatcher_settings, Arc::clone(&work)).run(stop_rx.clone()),
+        wiring
+            .dispatcher(saga, dispatcher_settings)
+            .run(stop_rx.clone()),
     );
     tokio::spawn(sweep_carts(
         app.clone(),
         settings.cart_sweep_interval,
         stop_rx,
     ));
-    work.notify_one();
+    wiring.work().notify_one();
 
     let http = http_limits(settings.http);
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -350,11 +333,8 @@ fn http_limits(wanted: orderly_api::server::ServerLimits) -> orderly_api::server
     }
 }
 
-/// The notifier configured, with the templates and the staff's address.
-fn notifications(
-    settings: &Settings,
-    store: Arc<dyn Store>,
-) -> Result<orderly_core::notify::Notifications, String> {
+/// `app` with the notifier configured, the templates and the shop's and staff's names.
+fn with_notifier(settings: &Settings, app: Application) -> Result<Application, String> {
     use orderly_core::ports::{Notifier, Recipient};
     use orderly_notify::sink::LogNotifier;
     let notifier: Arc<dyn Notifier> = match &settings.notify.channel {
@@ -365,11 +345,9 @@ fn notifications(
             ..orderly_notify::Routes::default()
         }),
     };
-    Ok(orderly_core::notify::Notifications::new(
-        store,
+    Ok(app.with_notifier(
         notifier,
         Arc::new(orderly_notify::FileTemplates::load()?),
-        Arc::new(SystemClock),
         orderly_core::notify::NotifySettings {
             shop_name: settings.notify.shop_name.clone(),
             staff: settings
@@ -391,7 +369,7 @@ async fn sweep_carts(app: Orderly, interval: Duration, mut stop: watch::Receiver
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        match app.sweep_carts().await {
+        match app.carts.sweep_carts().await {
             Ok(r) if r.expired > 0 || r.changed > 0 => {
                 tracing::info!(
                     carts = r.carts,
@@ -471,14 +449,10 @@ async fn shutdown_signal() {
 async fn open_accounts(storage: &StorageArgs) -> Result<(Backend, Accounts), String> {
     let (database, tuning) = config::storage(storage).map_err(|e| e.to_string())?;
     let backend = Backend::open(&database, &tuning).await?;
-    let accounts = Accounts::open(
-        backend.store(),
-        Arc::new(SystemClock),
-        AuthSettings::default(),
-        None,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let accounts = Application::new(backend.store())
+        .accounts(AuthSettings::default(), None)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((backend, accounts))
 }
 
@@ -596,13 +570,13 @@ async fn migrate(args: StorageArgs) -> Result<(), String> {
 async fn seed(args: SeedArgs) -> Result<(), String> {
     let (database, tuning) = config::storage(&args.storage).map_err(|e| e.to_string())?;
     let backend = Backend::open(&database, &tuning).await?;
-    let app = application(
-        backend.store(),
-        AppSettings::default(),
-        Arc::new(Notify::new()),
-    );
+    let app = Application::new(backend.store()).orderly();
     if args.products.is_none() && args.customers.is_none() || args.orders.is_some() {
-        let loaded = app.load_demo_data().await.map_err(|e| e.to_string())?;
+        let loaded = app
+            .catalog
+            .load_demo_data()
+            .await
+            .map_err(|e| e.to_string())?;
         println!(
             "{}",
             if loaded {
@@ -627,7 +601,7 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
                 stock: 1_000,
                 active: true,
             };
-            match app.create_product(request).await {
+            match app.catalog.create_product(request).await {
                 Ok(_) => created += 1,
                 Err(orderly_core::AppError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(format!("{e}; {created} products were created before it")),
@@ -653,7 +627,7 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
                 Email::parse(&format!("customer{i}@example.com")).map_err(|e| e.to_string())?;
             let name =
                 Name::parse("name", names[i as usize % names.len()]).map_err(|e| e.to_string())?;
-            match app.create_customer(id, email, name).await {
+            match app.catalog.create_customer(id, email, name).await {
                 Ok(_) => created += 1,
                 Err(orderly_core::AppError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(format!("{e}; {created} customers were created before it")),

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use orderly_domain::{Actor, Address, AddressLocked, OrderId, OrderStatus, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
-use crate::app::Orderly;
-use crate::commits::{CONFLICT_RETRIES, order_change};
+use crate::commits::{CONFLICT_RETRIES, Changes, order_change};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
+use crate::orders::Orders;
 use crate::ports::{
-    Commit, CommitError, Consumer, DocKind, DocumentWrite, OrderWrite, Outgoing, Store, StoreError,
+    Commit, CommitError, Consumer, DocKind, DocumentStore, DocumentWrite, OrderWrite, Outgoing,
+    StoreError,
 };
 
 /// Longest note, in characters.
@@ -40,13 +41,25 @@ impl DocumentType for NotesDoc {
     const KIND: DocKind = DocKind::Notes;
 }
 
-impl Orderly {
-    fn notes_of(&self) -> Documents<NotesDoc> {
-        Documents::new(self.store.clone())
-    }
+/// Staff work on orders: notes, address corrections, retries of a step that gave up, and the
+/// "needs attention" queue.
+#[derive(Clone)]
+pub struct Support {
+    orders: Orders,
+    changes: Changes,
+    notes: Documents<NotesDoc>,
+    escalations: Documents<Escalation>,
+}
 
-    fn escalations_of(&self) -> Documents<Escalation> {
-        Documents::new(self.store.clone())
+impl Support {
+    /// Support over its ports (see [`crate::Application`]).
+    pub(crate) fn new(orders: Orders, changes: Changes, documents: Arc<dyn DocumentStore>) -> Self {
+        Support {
+            orders,
+            changes,
+            notes: Documents::new(Arc::clone(&documents)),
+            escalations: Documents::new(documents),
+        }
     }
 
     /// The notes on an order, oldest first.
@@ -54,9 +67,9 @@ impl Orderly {
     /// # Errors
     /// [`AppError::NotFound`] for an unknown order.
     pub async fn notes(&self, id: OrderId) -> Result<Vec<Note>, AppError> {
-        self.order(id).await?;
+        self.orders.order(id).await?;
         Ok(self
-            .notes_of()
+            .notes
             .value(&id.to_string())
             .await?
             .map(|d| d.notes)
@@ -76,13 +89,13 @@ impl Orderly {
                 format!("must be 1 to {MAX_NOTE} characters, got {chars}"),
             ));
         }
-        self.order(id).await?;
+        self.orders.order(id).await?;
         let note = Note {
-            at: self.now(),
+            at: self.changes.now(),
             author: author.to_owned(),
             text: text.to_owned(),
         };
-        self.notes_of()
+        self.notes
             .modify(&id.to_string(), |read| {
                 let mut doc = read.unwrap_or_default();
                 if doc.notes.len() >= MAX_NOTES {
@@ -120,9 +133,9 @@ impl Orderly {
         })?;
         let key = id.to_string();
         for _ in 0..CONFLICT_RETRIES {
-            let mut order = self.order(id).await?;
+            let mut order = self.orders.order(id).await?;
             let expected_version = order.version;
-            let stamp = self.stamp(actor.clone());
+            let stamp = self.changes.stamp(actor.clone());
             let event = order
                 .change_shipping_address(address.clone(), &stamp)
                 .map_err(|AddressLocked(status)| {
@@ -133,7 +146,7 @@ impl Orderly {
                 })?;
             let mut commit =
                 order_change(order.clone(), expected_version, event.clone(), Vec::new());
-            let notes = self.notes_of().get(&key).await?;
+            let notes = self.notes.get(&key).await?;
             let version = notes.as_ref().map(|n| n.version);
             let mut doc = notes.map(|n| n.value).unwrap_or_default();
             // A full notes list never blocks the correction: the history holds it anyway.
@@ -147,7 +160,7 @@ impl Orderly {
                     .documents
                     .push(Documents::write(&key, &doc, version)?);
             }
-            match self.commit(commit).await {
+            match self.changes.commit(commit).await {
                 Ok(()) => return Ok(order),
                 Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
                 Err(e) => return Err(e.into()),
@@ -171,9 +184,9 @@ impl Orderly {
     ) -> Result<orderly_domain::Order, AppError> {
         let key = id.to_string();
         for _ in 0..CONFLICT_RETRIES {
-            let mut order = self.order(id).await?;
+            let mut order = self.orders.order(id).await?;
             let expected_version = order.version;
-            let stamp = self.stamp(actor.clone());
+            let stamp = self.changes.stamp(actor.clone());
             let Some((step, event)) = order.request_retry(&stamp) else {
                 return Err(AppError::NotNow(format!(
                     "order {id} does not need attention; there is nothing to retry"
@@ -183,7 +196,7 @@ impl Orderly {
                 AppError::Internal(format!("order {id} names an unknown step {step:?}"))
             })?;
             let mut documents = Vec::new();
-            if let Some(mut entry) = self.escalations_of().get(&key).await? {
+            if let Some(mut entry) = self.escalations.get(&key).await? {
                 entry.value.resolved_at = Some(stamp.at);
                 entry.value.resolved_by = Some(actor.as_str().to_owned());
                 documents.push(Documents::write(&key, &entry.value, Some(entry.version))?);
@@ -200,7 +213,7 @@ impl Orderly {
                 documents,
                 ..Commit::default()
             };
-            match self.commit(commit).await {
+            match self.changes.commit(commit).await {
                 Ok(()) => return Ok(order),
                 Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
                 Err(e) => return Err(e.into()),
@@ -267,20 +280,18 @@ impl Escalation {
 /// # Errors
 /// A storage failure.
 pub(crate) async fn escalation_write(
-    store: &Arc<dyn Store>,
+    escalations: &Documents<Escalation>,
     order: &orderly_domain::Order,
 ) -> Result<Option<DocumentWrite>, StoreError> {
     let Some(entry) = Escalation::of(order) else {
         return Ok(None);
     };
     let key = order.id.to_string();
-    let read = Documents::<Escalation>::new(store.clone())
-        .get(&key)
-        .await?;
+    let read = escalations.get(&key).await?;
     Documents::write(&key, &entry, read.map(|r| r.version)).map(Some)
 }
 
-impl Orderly {
+impl Support {
     /// The staff's "needs attention" queue: orders a saga step gave up on, oldest first; with
     /// `open_only`, those not yet retried.
     ///
@@ -288,7 +299,7 @@ impl Orderly {
     /// A storage failure.
     pub async fn escalations(&self, open_only: bool) -> Result<Vec<Escalation>, AppError> {
         let mut out: Vec<Escalation> = self
-            .escalations_of()
+            .escalations
             .all()
             .await?
             .into_iter()

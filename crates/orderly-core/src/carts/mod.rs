@@ -8,6 +8,8 @@
 //! keyed by the cart, so a repeated or concurrent checkout makes one order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
 
 use orderly_domain::{
     Address, Cart, CartError, CartId, CartStatus, Currency, Customer, CustomerId, Email,
@@ -15,10 +17,11 @@ use orderly_domain::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::app::{IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, Priced};
+use crate::catalog::{Priced, Pricing};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
-use crate::ports::{DocKind, StoreError};
+use crate::orders::{IdempotencyKey, LineRequest, Orders, PlaceOrder, Placed};
+use crate::ports::{CatalogStore, Clock, DocKind, DocumentStore, StockStore, StoreError};
 
 impl DocumentType for Cart {
     const KIND: DocKind = DocKind::Cart;
@@ -132,9 +135,47 @@ fn cart_error(e: CartError) -> AppError {
     }
 }
 
-impl Orderly {
+/// Carts and checkout.
+#[derive(Clone)]
+pub struct Carts {
+    carts: Documents<Cart>,
+    catalog: Arc<dyn CatalogStore>,
+    stock: Arc<dyn StockStore>,
+    pricing: Pricing,
+    orders: Orders,
+    clock: Arc<dyn Clock>,
+    idle: Duration,
+}
+
+impl Carts {
+    /// Carts over their ports (see [`crate::Application`]); a cart expires `idle` after the
+    /// shopper last changed it.
+    pub(crate) fn new(
+        documents: Arc<dyn DocumentStore>,
+        catalog: Arc<dyn CatalogStore>,
+        stock: Arc<dyn StockStore>,
+        pricing: Pricing,
+        orders: Orders,
+        clock: Arc<dyn Clock>,
+        idle: Duration,
+    ) -> Self {
+        Carts {
+            carts: Documents::new(documents),
+            catalog,
+            stock,
+            pricing,
+            orders,
+            clock,
+            idle,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     fn idle_ms(&self) -> i64 {
-        i64::try_from(self.settings().cart_idle.as_millis()).unwrap_or(i64::MAX)
+        i64::try_from(self.idle.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Opens an empty cart, for a customer or a guest, priced in `currency` (the base currency
@@ -148,7 +189,7 @@ impl Orderly {
         currency: Option<Currency>,
     ) -> Result<OpenedCart, AppError> {
         if let Some(id) = &customer_id
-            && self.store().customer(id).await?.is_none()
+            && self.catalog.customer(id).await?.is_none()
         {
             return Err(AppError::invalid(
                 "customerId",
@@ -164,11 +205,11 @@ impl Orderly {
             CartId::from_uuid(uuid::Uuid::new_v4()),
             customer_id,
             token_hash(&token),
-            currency.unwrap_or(self.settings().base_currency),
+            currency.unwrap_or(self.pricing.base()),
             self.now(),
             self.idle_ms(),
         );
-        self.carts().insert(&cart.id.to_string(), &cart).await?;
+        self.carts.insert(&cart.id.to_string(), &cart).await?;
         tracing::info!(cart_id = %cart.id, "cart opened");
         Ok(OpenedCart {
             view: self.price_cart(cart).await?,
@@ -176,12 +217,8 @@ impl Orderly {
         })
     }
 
-    fn carts(&self) -> Documents<Cart> {
-        Documents::new(self.store().clone())
-    }
-
     async fn load_cart(&self, id: CartId, token: &str) -> Result<Cart, AppError> {
-        let cart = self.carts().value(&id.to_string()).await?;
+        let cart = self.carts.value(&id.to_string()).await?;
         opened_by(cart, id, token)
     }
 
@@ -195,7 +232,7 @@ impl Orderly {
     ) -> Result<CartView, AppError> {
         let now = self.now();
         let cart = self
-            .carts()
+            .carts
             .modify(&id.to_string(), |read| {
                 let mut cart = opened_by(read, id, token)?;
                 change(&mut cart, now)?;
@@ -231,8 +268,8 @@ impl Orderly {
         quantity: Quantity,
     ) -> Result<CartView, AppError> {
         let cart = self.load_cart(id, token).await?;
-        let product = self.store().product(&product_id).await?;
-        let rate = self.rate_to(cart.currency).await?;
+        let product = self.catalog.product(&product_id).await?;
+        let rate = self.pricing.rate_to(cart.currency).await?;
         match product {
             None => {
                 return Err(AppError::invalid(
@@ -247,7 +284,7 @@ impl Orderly {
                 ));
             }
             Some(p) => {
-                self.price_of(&p, cart.currency, rate.as_ref())?;
+                self.pricing.price_of(&p, cart.currency, rate.as_ref())?;
             }
         }
         let idle = self.idle_ms();
@@ -300,14 +337,14 @@ impl Orderly {
         let products: HashMap<ProductId, Product> = if ids.is_empty() {
             HashMap::new()
         } else {
-            self.store()
+            self.catalog
                 .products(&ids)
                 .await?
                 .into_iter()
                 .map(|p| (p.id.clone(), p))
                 .collect()
         };
-        let rate = self.rate_to(cart.currency).await?;
+        let rate = self.pricing.rate_to(cart.currency).await?;
         let mut used_rate = None;
         let mut total = Money::zero(cart.currency);
         let mut lines = Vec::with_capacity(cart.lines.len());
@@ -317,6 +354,7 @@ impl Orderly {
                 None => Err("this product no longer exists".to_owned()),
                 Some(p) if !p.active => Err("this product is no longer sold".to_owned()),
                 Some(p) => self
+                    .pricing
                     .price_of(p, cart.currency, rate.as_ref())
                     .map_err(|e| e.message),
             };
@@ -381,7 +419,7 @@ impl Orderly {
         if cart.status == CartStatus::CheckedOut
             && let Some(order_id) = cart.order_id
         {
-            return Ok(Placed::Replay(self.order(order_id).await?));
+            return Ok(Placed::Replay(self.orders.order(order_id).await?));
         }
         cart.check_checkout(self.now()).map_err(cart_error)?;
         let customer_id = match &cart.customer_id {
@@ -403,13 +441,13 @@ impl Orderly {
             payment_method: checkout.payment_method,
         };
         let key = IdempotencyKey::parse(&format!("cart:{id}"))?;
-        let placed = self.place_order(request, Some(key)).await?;
+        let placed = self.orders.place_order(request, Some(key)).await?;
         let order_id = match &placed {
             Placed::New(o) | Placed::Replay(o) => o.id,
         };
         // Record the order on the cart; a concurrent checkout may have done so already.
         let now = self.now();
-        self.carts()
+        self.carts
             .modify(&id.to_string(), |read| {
                 let mut cart = opened_by(read, id, token)?;
                 if cart.status == CartStatus::CheckedOut {
@@ -452,7 +490,7 @@ impl Orderly {
             name: name.clone(),
             created_at: self.now(),
         };
-        match self.store().create_customer(&customer).await {
+        match self.catalog.create_customer(&customer).await {
             Ok(()) | Err(StoreError::AlreadyExists) => Ok(id),
             Err(e) => Err(e.into()),
         }
@@ -468,7 +506,7 @@ impl Orderly {
         let mut report = SweepReport::default();
         let mut after: Option<String> = None;
         loop {
-            let page = self.carts().page(after.as_deref(), SWEEP_PAGE).await?;
+            let page = self.carts.page(after.as_deref(), SWEEP_PAGE).await?;
             let Some((last, _)) = page.last() else {
                 return Ok(report);
             };
@@ -486,7 +524,7 @@ impl Orderly {
                 .into_iter()
                 .collect();
             let products: HashMap<ProductId, Product> = self
-                .store()
+                .catalog
                 .products(&ids)
                 .await?
                 .into_iter()
@@ -494,7 +532,7 @@ impl Orderly {
                 .collect();
             let mut available: BTreeMap<ProductId, i64> = BTreeMap::new();
             for id in &ids {
-                if let Some(level) = self.store().stock(id).await? {
+                if let Some(level) = self.stock.stock(id).await? {
                     available.insert(id.clone(), level.available);
                 }
             }
@@ -504,7 +542,7 @@ impl Orderly {
                 if cart.is_past_expiry(now) {
                     cart.expire();
                     if self
-                        .carts()
+                        .carts
                         .save(&cart.id.to_string(), &cart, Some(expected))
                         .await
                         .is_ok()
@@ -534,7 +572,7 @@ impl Orderly {
                 }
                 if changed
                     && self
-                        .carts()
+                        .carts
                         .save(&cart.id.to_string(), &cart, Some(expected))
                         .await
                         .is_ok()

@@ -16,25 +16,25 @@
 //! attention and the job is done. Calls to the payment provider carry an idempotency key made of
 //! the order id and the step, so a step re-run after a crash never charges twice.
 
-use std::collections::HashSet;
+mod dispatcher;
+mod steps;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_domain::{
-    Actor, Attention, EventKind, Order, OrderStatus, Payment, Refund, Stamp, StockEffect,
-    Timestamp, Transition,
-};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
+use orderly_domain::{Actor, Attention, EventKind, Order, OrderStatus, Stamp, Timestamp};
 
+pub use self::dispatcher::{Dispatcher, DispatcherSettings};
 pub use crate::commits::consumers_of;
-use crate::commits::{CONFLICT_RETRIES, order_change, stock_moves};
+use crate::commits::{CONFLICT_RETRIES, order_change};
+use crate::documents::Documents;
 use crate::notify::Notifications;
 use crate::ports::{
-    Clock, Commit, CommitError, Consumer, Handled, IdGenerator, Job, PaymentError, PaymentGateway,
-    PaymentKey, PaymentRequest, PaymentStep, Store, StoreError,
+    Clock, Commit, CommitError, Consumer, DocumentStore, Handled, IdGenerator, Job, JobQueue,
+    OrderStore, PaymentError, PaymentGateway, StoreError, UnitOfWork,
 };
 use crate::retry::RetryPolicy;
+use crate::support::{Escalation, escalation_write};
 
 /// Why a step did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +56,24 @@ impl From<StoreError> for StepError {
     }
 }
 
+/// The storage ports the saga's steps use.
+pub(crate) struct SagaPorts {
+    /// Orders read.
+    pub(crate) orders: Arc<dyn OrderStore>,
+    /// Effects committed.
+    pub(crate) commits: Arc<dyn UnitOfWork>,
+    /// Jobs put back or removed.
+    pub(crate) jobs: Arc<dyn JobQueue>,
+    /// Escalations written with the flag.
+    pub(crate) documents: Arc<dyn DocumentStore>,
+}
+
 /// The saga's consumers.
 pub struct Saga {
-    store: Arc<dyn Store>,
+    orders: Arc<dyn OrderStore>,
+    commits: Arc<dyn UnitOfWork>,
+    jobs: Arc<dyn JobQueue>,
+    escalations: Documents<Escalation>,
     payments: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
@@ -99,16 +114,19 @@ enum Outcome {
 pub const PAYMENT_RECOVERY_DELAY: Duration = Duration::from_secs(300);
 
 impl Saga {
-    /// Wires the consumers.
-    pub fn new(
-        store: Arc<dyn Store>,
+    /// Wires the consumers (see [`crate::Application::saga`]).
+    pub(crate) fn new(
+        ports: SagaPorts,
         payments: Arc<dyn PaymentGateway>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
         retry: RetryPolicy,
     ) -> Self {
         Saga {
-            store,
+            orders: ports.orders,
+            commits: ports.commits,
+            jobs: ports.jobs,
+            escalations: Documents::new(ports.documents),
             payments,
             clock,
             ids,
@@ -213,7 +231,7 @@ impl Saga {
                     attempts,
                     next_at,
                     error,
-                } => self.store.retry_job(job, *attempts, *next_at, error).await,
+                } => self.jobs.retry_job(job, *attempts, *next_at, error).await,
                 Outcome::GiveUp { attempts, error } => {
                     self.give_up(job, *attempts, error.clone()).await
                 }
@@ -240,12 +258,12 @@ impl Saga {
         if job.consumer == Consumer::Notify {
             return match &self.notifications {
                 Some(n) => n.give_up(job, attempts, error).await,
-                None => self.store.delete_job(job).await,
+                None => self.jobs.delete_job(job).await,
             };
         }
         for _ in 0..CONFLICT_RETRIES {
-            let Some(mut order) = self.store.order(job.event.order_id).await? else {
-                return self.store.delete_job(job).await;
+            let Some(mut order) = self.orders.order(job.event.order_id).await? else {
+                return self.jobs.delete_job(job).await;
             };
             let expected_version = order.version;
             let stamp = self.stamp(job.consumer);
@@ -258,15 +276,15 @@ impl Saga {
             let event = order.flag_attention(attention, &stamp);
             // The staff's queue entry commits with the flag: no flagged order is missing from
             // it, and no entry names an order that was not flagged.
-            let escalation = crate::support::escalation_write(&self.store, &order).await?;
+            let escalation = escalation_write(&self.escalations, &order).await?;
             let commit = Commit {
                 handled: Some(handled(job)),
                 documents: escalation.into_iter().collect(),
                 ..order_change(order, expected_version, event, Vec::new())
             };
-            match self.store.commit(commit).await {
+            match self.commits.commit(commit).await {
                 Ok(()) => return Ok(()),
-                Err(CommitError::AlreadyHandled) => return self.store.delete_job(job).await,
+                Err(CommitError::AlreadyHandled) => return self.jobs.delete_job(job).await,
                 Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
                 Err(CommitError::Store(e)) => return Err(e),
                 Err(other) => return Err(StoreError::Corrupt(other.to_string())),
@@ -320,8 +338,8 @@ impl Saga {
         }
     }
 
-    async fn load(&self, job: &Job) -> Result<Order, StepError> {
-        self.store.order(job.event.order_id).await?.ok_or_else(|| {
+    pub(super) async fn load(&self, job: &Job) -> Result<Order, StepError> {
+        self.orders.order(job.event.order_id).await?.ok_or_else(|| {
             StepError::Permanent(format!("order {} does not exist", job.event.order_id))
         })
     }
@@ -329,7 +347,7 @@ impl Saga {
     /// Reads the order, lets `decide` say what changes, and commits that together with the
     /// handled-mark; on a concurrent change of the order, reads and decides again. External
     /// calls happen before, never inside, so a conflict never repeats or forgets one.
-    async fn settle<F>(&self, job: &Job, mut decide: F) -> Result<(), Settle>
+    pub(super) async fn settle<F>(&self, job: &Job, mut decide: F) -> Result<(), Settle>
     where
         F: FnMut(Order, &Stamp) -> Result<Commit, StepError>,
     {
@@ -340,10 +358,10 @@ impl Saga {
                 handled: Some(handled(job)),
                 ..decide(order, &stamp)?
             };
-            match self.store.commit(commit).await {
+            match self.commits.commit(commit).await {
                 Ok(()) => return Ok(()),
                 Err(CommitError::AlreadyHandled) => {
-                    return Ok(self.store.delete_job(job).await.map_err(StepError::from)?);
+                    return Ok(self.jobs.delete_job(job).await.map_err(StepError::from)?);
                 }
                 Err(CommitError::VersionConflict(_)) => {}
                 Err(e) => return Err(Settle::Commit(e)),
@@ -351,186 +369,9 @@ impl Saga {
         }
         Err(StepError::Transient("order kept changing; will try again".into()).into())
     }
-
-    /// OrderPlaced → reserve every line's stock at once; if any line is short, reject the order
-    /// and reserve nothing.
-    async fn reserve(&self, job: &Job) -> Result<(), StepError> {
-        let reserved = self
-            .settle(job, |mut order, stamp| {
-                if order.status != OrderStatus::Placed {
-                    tracing::info!(status = %order.status, "order no longer placed; nothing to reserve");
-                    return Ok(Commit::default());
-                }
-                let expected_version = order.version;
-                let event = order.apply(Transition::Reserve, stamp, None).map_err(permanent)?;
-                let stock = stock_moves(&order, StockEffect::Reserve);
-                Ok(order_change(order, expected_version, event, stock))
-            })
-            .await;
-        let Err(Settle::Commit(CommitError::InsufficientStock(product))) = reserved else {
-            return reserved.map_err(StepError::from);
-        };
-        self.settle(job, |mut order, stamp| {
-            if order.status != OrderStatus::Placed {
-                return Ok(Commit::default());
-            }
-            let asked: u32 = order
-                .lines
-                .iter()
-                .filter(|l| l.product_id == product)
-                .map(|l| l.quantity.get())
-                .sum();
-            let expected_version = order.version;
-            let reason = format!("not enough stock of product {product} ({asked} asked)");
-            let event = order
-                .apply(Transition::RejectOutOfStock, stamp, Some(reason))
-                .map_err(permanent)?;
-            Ok(order_change(order, expected_version, event, Vec::new()))
-        })
-        .await
-        .map_err(StepError::from)
-    }
-
-    async fn call_provider<T>(
-        &self,
-        call: impl std::future::Future<Output = Result<T, PaymentError>>,
-    ) -> Result<T, PaymentError> {
-        tokio::time::timeout(self.payment_timeout, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(PaymentError::Transient(format!(
-                    "no answer within {} ms",
-                    self.payment_timeout.as_millis()
-                )))
-            })
-    }
-
-    /// Authorizes and captures the total for one order. Both calls carry the step's keys, so a
-    /// re-run after a crash gets the first answers back instead of charging again.
-    async fn charge(&self, request: &PaymentRequest) -> Result<(String, String), PaymentError> {
-        let authorize = PaymentRequest {
-            idempotency_key: request.idempotency_key.for_step(PaymentStep::Authorize),
-            ..request.clone()
-        };
-        let authorization = self
-            .call_provider(self.payments.authorize(&authorize))
-            .await?;
-        let capture = self
-            .call_provider(self.payments.capture(request, &authorization))
-            .await?;
-        Ok((authorization, capture))
-    }
-
-    /// InventoryReserved → authorize and capture the total; a decline rejects the order and
-    /// releases stock. If the order was canceled before the charge was recorded, whatever an
-    /// earlier, interrupted run may have authorized or charged is voided.
-    async fn capture(&self, job: &Job) -> Result<(), StepError> {
-        let order = self.load(job).await?;
-        let request = PaymentRequest {
-            idempotency_key: PaymentKey::new(order.id, PaymentStep::Capture),
-            order_id: order.id,
-            customer_id: order.customer_id.clone(),
-            amount: order.total,
-            payment_method: order.payment_method.clone(),
-        };
-        if order.payment.is_some() || order.status != OrderStatus::Reserved {
-            if order.status == OrderStatus::Canceled && order.payment.is_none() {
-                self.call_provider(self.payments.void(&request))
-                    .await
-                    .map_err(provider_failure)?;
-            }
-            return self
-                .settle(job, |_, _| Ok(Commit::default()))
-                .await
-                .map_err(StepError::from);
-        }
-        match self.charge(&request).await {
-            Ok((authorization, provider_ref)) => self
-                .settle(job, |mut order, stamp| {
-                    if order.payment.is_some() {
-                        return Ok(Commit::default());
-                    }
-                    let payment = Payment {
-                        provider_ref: provider_ref.clone(),
-                        authorization: Some(authorization.clone()),
-                        amount: request.amount,
-                        captured_at: stamp.at,
-                        refunds: Vec::new(),
-                    };
-                    let expected_version = order.version;
-                    let event = if order.status == OrderStatus::Reserved {
-                        order.capture(payment, stamp).map_err(permanent)?
-                    } else {
-                        // Canceled while the provider was charging: record the money so the
-                        // cancel's refund step gives it back.
-                        order.record_late_payment(payment, stamp)
-                    };
-                    Ok(order_change(order, expected_version, event, Vec::new()))
-                })
-                .await
-                .map_err(StepError::from),
-            Err(PaymentError::Declined(reason)) => self
-                .settle(job, |mut order, stamp| {
-                    if order.status != OrderStatus::Reserved {
-                        return Ok(Commit::default());
-                    }
-                    let expected_version = order.version;
-                    let event = order
-                        .apply(
-                            Transition::DeclinePayment,
-                            stamp,
-                            Some(format!("payment declined: {reason}")),
-                        )
-                        .map_err(permanent)?;
-                    let stock = stock_moves(&order, StockEffect::Release);
-                    Ok(order_change(order, expected_version, event, stock))
-                })
-                .await
-                .map_err(StepError::from),
-            Err(e) => Err(provider_failure(e)),
-        }
-    }
-
-    /// OrderCanceled → refund what is left of a captured payment (all of it, unless staff
-    /// refunded part before).
-    async fn refund(&self, job: &Job) -> Result<(), StepError> {
-        let order = self.load(job).await?;
-        let Some(payment) = order.payment.clone().filter(|p| p.refundable().minor() > 0) else {
-            return self
-                .settle(job, |_, _| Ok(Commit::default()))
-                .await
-                .map_err(StepError::from);
-        };
-        let request = PaymentRequest {
-            idempotency_key: PaymentKey::new(order.id, PaymentStep::Refund),
-            order_id: order.id,
-            customer_id: order.customer_id.clone(),
-            amount: payment.refundable(),
-            payment_method: order.payment_method.clone(),
-        };
-        let provider_ref = self
-            .call_provider(self.payments.refund(&request, &payment.provider_ref))
-            .await
-            .map_err(provider_failure)?;
-        self.settle(job, |mut order, stamp| {
-            if !order.has_unrefunded_payment() {
-                return Ok(Commit::default());
-            }
-            let expected_version = order.version;
-            let refund = Refund {
-                provider_ref: provider_ref.clone(),
-                amount: request.amount,
-                at: stamp.at,
-            };
-            let event = order.record_refund(refund, stamp);
-            Ok(order_change(order, expected_version, event, Vec::new()))
-        })
-        .await
-        .map_err(StepError::from)
-    }
 }
 
-fn handled(job: &Job) -> Handled {
+pub(crate) fn handled(job: &Job) -> Handled {
     Handled {
         job_id: job.id,
         order_id: job.event.order_id,
@@ -539,11 +380,11 @@ fn handled(job: &Job) -> Handled {
     }
 }
 
-fn permanent(e: impl std::fmt::Display) -> StepError {
+pub(super) fn permanent(e: impl std::fmt::Display) -> StepError {
     StepError::Permanent(e.to_string())
 }
 
-fn provider_failure(e: PaymentError) -> StepError {
+pub(super) fn provider_failure(e: PaymentError) -> StepError {
     match e {
         PaymentError::Transient(m) => StepError::Transient(format!("payment provider: {m}")),
         PaymentError::Declined(m) => StepError::Permanent(format!("payment provider refused: {m}")),
@@ -552,7 +393,7 @@ fn provider_failure(e: PaymentError) -> StepError {
 
 /// Why [`Saga::settle`] stopped: the step failed, or the commit hit a condition the caller may
 /// want to handle (not enough stock).
-enum Settle {
+pub(super) enum Settle {
     Step(StepError),
     Commit(CommitError),
 }
@@ -569,133 +410,6 @@ impl From<Settle> for StepError {
             Settle::Step(s) => s,
             Settle::Commit(CommitError::Store(s)) => s.into(),
             Settle::Commit(other) => StepError::Permanent(other.to_string()),
-        }
-    }
-}
-
-fn report(done: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        tracing::error!(error = %e, "a saga step panicked; its job runs again when its lease ends");
-    }
-}
-
-/// Tuning of the dispatcher loop.
-#[derive(Clone, Copy, Debug)]
-pub struct DispatcherSettings {
-    /// Most steps in flight at once (each of a different order).
-    pub batch: u32,
-    /// How long a claimed job is ours before another worker may take it.
-    pub lease: Duration,
-    /// Longest sleep between looks at the queue when nothing signals new work.
-    pub idle_poll: Duration,
-}
-
-impl Default for DispatcherSettings {
-    fn default() -> Self {
-        DispatcherSettings {
-            batch: 64,
-            lease: Duration::from_secs(60),
-            idle_poll: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Claims due jobs and runs them, one order's jobs strictly in order within each lane, different
-/// orders and lanes at once.
-pub struct Dispatcher {
-    saga: Arc<Saga>,
-    settings: DispatcherSettings,
-    work: Arc<Notify>,
-}
-
-impl Dispatcher {
-    /// A dispatcher woken by `work` (signalled when a commit queues jobs).
-    pub fn new(saga: Arc<Saga>, settings: DispatcherSettings, work: Arc<Notify>) -> Self {
-        Dispatcher {
-            saga,
-            settings,
-            work,
-        }
-    }
-
-    /// Runs until `shutdown` turns true; the jobs in flight then finish before it returns.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
-        let limit = self.settings.batch.max(1) as usize;
-        let mut running: JoinSet<()> = JoinSet::new();
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            while let Some(done) = running.try_join_next() {
-                report(done);
-            }
-            // Claim while steps run: a slow payment holds up its own order, never the others.
-            // Claimed jobs are leased, so the next claim skips them and their orders.
-            let room = limit.saturating_sub(running.len());
-            if room > 0 {
-                let now = self.saga.clock.now();
-                let claim = u32::try_from(room).unwrap_or(u32::MAX);
-                match self.saga.store.claim_jobs(now, claim, lease_ms).await {
-                    Ok(jobs) if !jobs.is_empty() => {
-                        debug_assert_eq!(
-                            jobs.iter()
-                                .map(|j| (j.event.order_id, j.consumer.lane()))
-                                .collect::<HashSet<_>>()
-                                .len(),
-                            jobs.len(),
-                            "at most one job per order and lane per claim"
-                        );
-                        for job in jobs {
-                            let saga = Arc::clone(&self.saga);
-                            running.spawn(async move { saga.run(&job).await });
-                        }
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not claim jobs; backing off"),
-                }
-            }
-            let wait = self.idle_wait().await;
-            tokio::select! {
-                () = self.work.notified() => {}
-                Some(done) = running.join_next(), if !running.is_empty() => report(done),
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
-        while let Some(done) = running.join_next().await {
-            report(done);
-        }
-        tracing::info!("dispatcher stopped");
-    }
-
-    /// How long to sleep when nothing is claimable: until the next job falls due, at most
-    /// `idle_poll`.
-    async fn idle_wait(&self) -> Duration {
-        match self.saga.store.next_due().await {
-            Ok(Some(due)) => {
-                let ms = due
-                    .millis()
-                    .saturating_sub(self.saga.clock.now().millis())
-                    .max(1);
-                Duration::from_millis(u64::try_from(ms).unwrap_or(1)).min(self.settings.idle_poll)
-            }
-            _ => self.settings.idle_poll,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::notify::Template;
-
-    #[test]
-    fn every_event_with_a_message_queues_a_notify_job_and_no_other_does() {
-        for kind in EventKind::ALL {
-            let notifies = consumers_of(kind).contains(&Consumer::Notify);
-            assert_eq!(notifies, !Template::for_event(kind).is_empty(), "{kind}");
         }
     }
 }

@@ -1,0 +1,200 @@
+//! Orders: placing them (priced from the catalog, once per idempotency key), reading and
+//! listing them, and the changes staff and the shop make — cancel, ship, deliver.
+//!
+//! # Layout
+//! - this module: [`Orders`], reading and changing orders;
+//! - [`placing`]: the request to place an order, its idempotency key, and pricing it.
+
+pub mod placing;
+
+use std::sync::Arc;
+
+use orderly_domain::text::check_text;
+use orderly_domain::{Actor, Event, Order, OrderId, OrderStatus, Shipment, Stamp, Transition};
+
+pub use self::placing::{IdempotencyKey, LineRequest, PlaceOrder, Placed};
+use crate::catalog::Pricing;
+use crate::commits::{CONFLICT_RETRIES, Changes, order_change, stock_moves};
+use crate::error::{AppError, not_found};
+use crate::ports::{
+    CatalogStore, CommitError, OrderFilter, OrderStore, Page, PageRequest, StockMove,
+};
+
+/// Most lines one order may have.
+pub const MAX_LINES: usize = 100;
+/// Longest reason (of a cancellation, of a stock adjustment), in characters.
+pub const MAX_REASON: usize = 500;
+/// Longest carrier name or tracking number, in characters.
+pub const MAX_SHIPMENT_TEXT: usize = 100;
+
+/// Orders and what happens to them.
+#[derive(Clone)]
+pub struct Orders {
+    orders: Arc<dyn OrderStore>,
+    customers: Arc<dyn CatalogStore>,
+    pricing: Pricing,
+    changes: Changes,
+}
+
+impl Orders {
+    /// Orders over their ports (see [`crate::Application`]).
+    pub(crate) fn new(
+        orders: Arc<dyn OrderStore>,
+        customers: Arc<dyn CatalogStore>,
+        pricing: Pricing,
+        changes: Changes,
+    ) -> Self {
+        Orders {
+            orders,
+            customers,
+            pricing,
+            changes,
+        }
+    }
+
+    /// One order with its history.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] or a storage failure.
+    pub async fn order(&self, id: OrderId) -> Result<Order, AppError> {
+        self.orders
+            .order(id)
+            .await?
+            .ok_or_else(|| not_found("order", id))
+    }
+
+    /// Orders, newest first.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidCursor`] or a storage failure.
+    pub async fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, AppError> {
+        Ok(self.orders.list_orders(filter, page).await?)
+    }
+
+    /// The events of one order, oldest first.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] or a storage failure.
+    pub async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, AppError> {
+        self.order(id).await?;
+        Ok(self.orders.order_events(id).await?)
+    }
+
+    /// Cancels an order that has not shipped: releases its stock now; the payment step refunds a
+    /// captured payment.
+    ///
+    /// # Errors
+    /// [`AppError::IllegalTransition`] once shipped or final, [`AppError::NotFound`], storage.
+    #[tracing::instrument(skip(self, reason), fields(order_id = %id))]
+    pub async fn cancel(
+        &self,
+        id: OrderId,
+        reason: Option<String>,
+        actor: Actor,
+    ) -> Result<Order, AppError> {
+        if let Some(r) = &reason {
+            check_text("reason", r, MAX_REASON)?;
+        }
+        self.change(
+            id,
+            |order, stamp| {
+                let from = order.status;
+                let event = order.apply(Transition::Cancel, stamp, reason.clone())?;
+                Ok((
+                    event,
+                    stock_moves(order, Transition::Cancel.stock_effect(from)),
+                ))
+            },
+            actor,
+        )
+        .await
+    }
+
+    /// Records the hand-over to a carrier; the reserved stock leaves the warehouse.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for empty carrier or tracking number, [`AppError::IllegalTransition`]
+    /// unless paid, [`AppError::NotFound`], storage.
+    #[tracing::instrument(skip(self, carrier, tracking_number), fields(order_id = %id))]
+    pub async fn ship(
+        &self,
+        id: OrderId,
+        carrier: String,
+        tracking_number: String,
+        actor: Actor,
+    ) -> Result<Order, AppError> {
+        let mut errors = Vec::new();
+        for (field, value) in [("carrier", &carrier), ("trackingNumber", &tracking_number)] {
+            if let Err(e) = check_text(field, value, MAX_SHIPMENT_TEXT) {
+                errors.push(e);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        self.change(
+            id,
+            |order, stamp| {
+                let from = order.status;
+                let shipment = Shipment {
+                    carrier: carrier.clone(),
+                    tracking_number: tracking_number.clone(),
+                    shipped_at: stamp.at,
+                };
+                let event = order.ship(shipment, stamp)?;
+                Ok((
+                    event,
+                    stock_moves(order, Transition::Ship.stock_effect(from)),
+                ))
+            },
+            actor,
+        )
+        .await
+    }
+
+    /// Records the delivery.
+    ///
+    /// # Errors
+    /// [`AppError::IllegalTransition`] unless shipped, [`AppError::NotFound`], storage.
+    #[tracing::instrument(skip(self), fields(order_id = %id))]
+    pub async fn deliver(&self, id: OrderId, actor: Actor) -> Result<Order, AppError> {
+        self.change(
+            id,
+            |order, stamp| Ok((order.apply(Transition::Deliver, stamp, None)?, Vec::new())),
+            actor,
+        )
+        .await
+    }
+
+    /// Read, change, commit with the version check; on a concurrent change, read again.
+    async fn change<F>(&self, id: OrderId, mut f: F, actor: Actor) -> Result<Order, AppError>
+    where
+        F: FnMut(&mut Order, &Stamp) -> Result<(Event, Vec<StockMove>), AppError>,
+    {
+        for _ in 0..CONFLICT_RETRIES {
+            let mut order = self.order(id).await?;
+            let expected_version = order.version;
+            let stamp = self.changes.stamp(actor.clone());
+            let (event, stock) = f(&mut order, &stamp)?;
+            let commit = order_change(order.clone(), expected_version, event, stock);
+            match self.changes.commit(commit).await {
+                Ok(()) => return Ok(order),
+                Err(CommitError::VersionConflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Unavailable(format!(
+            "order {id} is changing too often; try again"
+        )))
+    }
+}
+
+/// True for statuses whose orders hold reserved stock.
+#[must_use]
+pub fn holds_stock(status: OrderStatus) -> bool {
+    matches!(status, OrderStatus::Reserved | OrderStatus::Paid)
+}
