@@ -76,12 +76,15 @@ impl Changes {
     }
 }
 
+/// Longest reason of a change (a cancellation, a stock adjustment), in characters.
+pub const MAX_REASON: usize = 500;
+
 /// How many times a change is read and applied again after a concurrent writer changed the
 /// same order or document first, before the caller is told to try again.
 pub const CONFLICT_RETRIES: usize = 8;
 
 /// Which consumers handle which events: the saga's steps, and the notifier for every event
-/// that produces a message ([`crate::notify::Template::for_event`]).
+/// that produces a message (the templates of its kind, in `notify`).
 #[must_use]
 pub fn consumers_of(kind: EventKind) -> &'static [Consumer] {
     match kind {

@@ -1,28 +1,42 @@
-//! Orderly's application layer: the use cases and the ports they need.
+//! Orderly's application layer: the use cases, by capability, and the ports they need.
 //!
 //! # Layout
-//! - [`ports`]: the traits adapters implement — stores ([`ports::CatalogStore`],
-//!   [`ports::OrderStore`], [`ports::StockStore`]), the atomic [`ports::UnitOfWork`], the saga's
-//!   [`ports::JobQueue`], the [`ports::PaymentGateway`], the [`ports::Clock`] and id generator.
-//! - [`app`]: [`Orderly`], the use cases the API calls (place, read, list, cancel, ship, deliver,
-//!   catalog, stock).
+//! Each capability is a module with one service that holds only the ports it uses; the
+//! [`Application`] composes them from one store.
+//! - [`orders`]: [`Orders`] — place (priced, once per idempotency key), read, list, cancel,
+//!   ship, deliver.
+//! - [`catalog`]: [`Catalog`] — products, customers, stock and its adjustments, exchange
+//!   rates; [`catalog::Pricing`], a product's price in any currency, shared with orders and carts.
+//! - [`carts`]: [`Carts`] — carts priced in the shopper's currency, checkout, the availability
+//!   sweep.
+//! - [`support`]: [`Support`] — staff notes, address corrections, retries of a step that gave
+//!   up, the needs-attention queue.
 //! - [`accounts`]: customer accounts and profiles, staff users, sessions, API keys, rate limits
 //!   and the audit log.
-//! - [`carts`]: carts priced in the shopper's currency, checkout, the availability sweep.
-//! - [`saga`]: the consumers that carry an order from placed to paid, and the [`saga::Dispatcher`]
-//!   that runs queued jobs with retries.
 //! - [`notify`]: which messages an event produces and sending each once, through the
-//!   [`ports::Notifier`] port and the [`notify::Templates`] port.
-//! - [`retry`]: the backoff policy, as data.
-//! - [`secret`]: [`secret::Secret`], a string that never reaches a log.
-//! - [`memory`]: an in-memory implementation of every storage port, for fast tests.
-//! - [`metered`]: a store wrapper that counts and times every storage call, for `/metrics`.
-//! - [`storage`]: what every storage adapter shares (document encoding, cursor pages).
-//! - [`support`]: staff notes on orders, and shipping-address corrections.
-//! - [`error`]: [`AppError`], what a use case answers instead of a result.
+//!   [`ports::Notifier`] and [`notify::Templates`] ports; customers' preferences.
+//! - [`saga`]: the steps that carry an order from placed to paid, and the
+//!   [`saga::Dispatcher`] that runs queued jobs with retries.
+//! - [`application`]: [`Application`], the composition root every entry point builds through,
+//!   and [`Orderly`], the services the API serves.
 //!
-//! This crate never sees SQL, HTTP or AWS types: adapters and entry points depend on it, not the
-//! other way round.
+//! Shared by the capabilities, each small and importing none of them:
+//! - [`ports`]: the traits adapters implement — the storage ports, the atomic
+//!   [`ports::UnitOfWork`] of a [`ports::Commit`], the saga's [`ports::JobQueue`], payments,
+//!   messages, the clock.
+//! - [`commits`]: [`commits::Changes`] (commit, stamp, wake the dispatcher) and the commit
+//!   shapes steps and use cases share; which consumers handle which event.
+//! - [`documents`]: [`documents::Documents`], the typed repository over the document store,
+//!   with the one optimistic-concurrency loop.
+//! - [`step`]: [`step::StepError`], why a step did not finish.
+//! - [`paging`], [`retry`] (the backoff policy, as data), [`secret`] (a string that never
+//!   reaches a log), [`error`] ([`AppError`]).
+//! - [`memory`], [`metered`], [`storage`]: an in-memory store for tests, a store wrapper that
+//!   counts every call for `/metrics`, and what every storage adapter shares.
+//!
+//! No module imports another in a circle (`tests/layout.rs` holds the crate to it). This crate
+//! never sees SQL, HTTP or AWS types: adapters and entry points depend on it, not the other way
+//! round.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
@@ -41,6 +55,7 @@ pub mod ports;
 pub mod retry;
 pub mod saga;
 pub mod secret;
+pub mod step;
 pub mod storage;
 pub mod support;
 

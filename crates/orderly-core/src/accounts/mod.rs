@@ -1,7 +1,7 @@
 //! Accounts and access: customer accounts and their profiles, staff users, sessions with
 //! rotating refresh tokens, API keys, rate limits on log-in and ordering, and the audit log.
 //!
-//! Everything is kept through the [`DocumentStore`](crate::ports::DocumentStore) port, so the
+//! Everything is kept through the [`DocumentStore`] port, so the
 //! embedded, cluster and serverless runtimes share it unchanged:
 //! - `account` (customers) and `staff` documents by normalised e-mail, holding the argon2id
 //!   hash;

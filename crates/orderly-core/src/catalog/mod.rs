@@ -19,9 +19,8 @@ use orderly_domain::{
 };
 
 pub use self::pricing::{Priced, Pricing};
-use crate::commits::{CONFLICT_RETRIES, Changes};
+use crate::commits::{CONFLICT_RETRIES, Changes, MAX_REASON};
 use crate::error::{AppError, not_found};
-use crate::orders::MAX_REASON;
 use crate::ports::{CatalogStore, Commit, Page, PageRequest, StockMove, StockStore, StoreError};
 
 /// Largest stock count or adjustment, to keep sums far from overflow.

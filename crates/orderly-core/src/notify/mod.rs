@@ -6,10 +6,10 @@
 //!      for each message: record exists? skip : send, then write the record
 //! ```
 //!
-//! The record (a [`DocKind::Notification`] document keyed by `{event id}/{template}/{recipient}`)
+//! The record (a [`DocKind::Notification`](crate::ports::DocKind::Notification) document keyed by `{event id}/{template}/{recipient}`)
 //! is what makes a redelivered event send nothing twice. A transient failure leaves the job to
 //! be retried with the saga's backoff; messages already sent are skipped on the retry. When the
-//! retries run out, the unsent messages are recorded as failed ([`DocKind::NotificationFailure`])
+//! retries run out, the unsent messages are recorded as failed ([`DocKind::NotificationFailure`](crate::ports::DocKind::NotificationFailure))
 //! for staff to see and retry — the order itself is never flagged and never waits: notify jobs
 //! run in their own [`crate::ports::Lane`].
 //!
@@ -33,7 +33,7 @@ use crate::ports::{
     CatalogStore, Category, Clock, Commit, CommitError, DocumentStore, Handled, Job, JobQueue,
     Message, Notifier, NotifyError, OrderStore, Recipient, StoreError, UnitOfWork,
 };
-use crate::saga::StepError;
+use crate::step::StepError;
 
 /// What the notifier needs to know about the shop.
 #[derive(Clone, Debug, Default)]

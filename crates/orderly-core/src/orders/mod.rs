@@ -14,6 +14,7 @@ use orderly_domain::{Actor, Event, Order, OrderId, OrderStatus, Shipment, Stamp,
 
 pub use self::placing::{IdempotencyKey, LineRequest, PlaceOrder, Placed};
 use crate::catalog::Pricing;
+pub use crate::commits::MAX_REASON;
 use crate::commits::{CONFLICT_RETRIES, Changes, order_change, stock_moves};
 use crate::error::{AppError, not_found};
 use crate::ports::{
@@ -22,8 +23,6 @@ use crate::ports::{
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
-/// Longest reason (of a cancellation, of a stock adjustment), in characters.
-pub const MAX_REASON: usize = 500;
 /// Longest carrier name or tracking number, in characters.
 pub const MAX_SHIPMENT_TEXT: usize = 100;
 

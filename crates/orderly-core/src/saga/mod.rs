@@ -34,27 +34,8 @@ use crate::ports::{
     OrderStore, PaymentError, PaymentGateway, StoreError, UnitOfWork,
 };
 use crate::retry::RetryPolicy;
+pub use crate::step::StepError;
 use crate::support::{Escalation, escalation_write};
-
-/// Why a step did not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    /// Worth retrying later.
-    #[error("{0}")]
-    Transient(String),
-    /// Retrying cannot help; the order needs a person now.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-impl From<StoreError> for StepError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(m) => StepError::Transient(m),
-            other => StepError::Permanent(other.to_string()),
-        }
-    }
-}
 
 /// The storage ports the saga's steps use.
 pub(crate) struct SagaPorts {

@@ -5,10 +5,22 @@
 //! [`Commit`]: the use case decides *what* changes, the adapter makes it happen all-or-nothing
 //! and checks the conditions (order version, stock never below zero, an event handled once).
 //! Pending saga work is a [`JobQueue`] kept in the same database, so it survives a crash.
+//!
+//! This module holds the storage ports; `payments` the provider's ([`PaymentGateway`],
+//! [`PaymentKey`]), `messages` the notifier's ([`Notifier`], [`Message`]), `clock` time and ids
+//! ([`Clock`], [`ManualClock`], [`IdGenerator`]). [`Store`] is their union, for the one place
+//! that splits it: [`crate::Application`].
 
+mod clock;
+mod messages;
+mod payments;
+
+pub use self::clock::{Clock, IdGenerator, ManualClock, SystemClock, UuidV7};
+pub use self::messages::{Category, Message, Notifier, NotifyError, Recipient};
+pub use self::payments::{PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep};
 use async_trait::async_trait;
 use orderly_domain::{
-    Customer, CustomerId, Event, EventId, Money, Order, OrderId, OrderStatus, Product, ProductId,
+    Customer, CustomerId, Event, EventId, Order, OrderId, OrderStatus, Product, ProductId,
     StockAdjustment, StockLevel, Timestamp,
 };
 
@@ -500,91 +512,6 @@ pub trait DocumentStore: Send + Sync {
     ) -> Result<Vec<Document>, StoreError>;
 }
 
-/// A channel that delivers messages: SMTP, SNS, a log file.
-#[async_trait]
-pub trait Notifier: Send + Sync {
-    /// Sends one message. Sending the same [`Message::dedupe_key`] twice must be harmless
-    /// (adapters pass it on, e.g. as the e-mail's Message-ID), but the caller avoids it.
-    ///
-    /// # Errors
-    /// [`NotifyError::Transient`] (retry later) or [`NotifyError::Permanent`] (never will).
-    async fn send(&self, message: &Message) -> Result<(), NotifyError>;
-
-    /// Which recipients this notifier can reach; messages for others are not planned.
-    fn reaches(&self, recipient: &Recipient) -> bool;
-}
-
-/// Why a message was not sent.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum NotifyError {
-    /// The server or service could not take it now (4xx SMTP reply, timeout, throttling).
-    #[error("not sent, will retry: {0}")]
-    Transient(String),
-    /// It will never go (no such mailbox, invalid number, no channel for the recipient).
-    #[error("not sent: {0}")]
-    Permanent(String),
-}
-
-/// Who a message is for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "channel", content = "address", rename_all = "camelCase")]
-pub enum Recipient {
-    /// An e-mail address.
-    Email(String),
-    /// A phone number in E.164 form (`+15551234567`), for SMS.
-    Sms(String),
-    /// A topic staff subscribe to (an SNS topic ARN).
-    Topic(String),
-}
-
-impl Recipient {
-    /// The address alone.
-    #[must_use]
-    pub fn address(&self) -> &str {
-        match self {
-            Recipient::Email(a) | Recipient::Sms(a) | Recipient::Topic(a) => a,
-        }
-    }
-
-    /// `email`, `sms` or `topic`.
-    #[must_use]
-    pub fn channel(&self) -> &'static str {
-        match self {
-            Recipient::Email(_) => "email",
-            Recipient::Sms(_) => "sms",
-            Recipient::Topic(_) => "topic",
-        }
-    }
-}
-
-/// Whether a message may be refused by the customer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Category {
-    /// About an order the customer placed; always sent.
-    Transactional,
-    /// Promotion; not sent to customers who opted out.
-    Marketing,
-}
-
-/// One rendered message to one recipient.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    /// `{event id}/{template}/{recipient}`: the same for every attempt, so the message is sent
-    /// once and receivers can recognise a repeat.
-    pub dedupe_key: String,
-    /// Where it goes.
-    pub recipient: Recipient,
-    /// The subject line (SMS: unused).
-    pub subject: String,
-    /// The plain-text body (the whole SMS).
-    pub text: String,
-    /// The HTML body, user text escaped (empty for SMS and topics).
-    pub html: String,
-    /// Transactional or marketing.
-    pub category: Category,
-}
-
 /// Whether a store can serve now: what `/readyz` asks.
 #[async_trait]
 pub trait Readiness: Send + Sync {
@@ -604,223 +531,4 @@ pub trait Store:
 impl<T: CatalogStore + OrderStore + StockStore + UnitOfWork + JobQueue + DocumentStore + Readiness>
     Store for T
 {
-}
-
-/// A payment provider. Every call carries a [`PaymentKey`] made of the order and the step, so
-/// a retried call never charges or refunds twice.
-#[async_trait]
-pub trait PaymentGateway: Send + Sync {
-    /// Reserves `amount` on the customer's payment method; returns the authorization's id.
-    ///
-    /// # Errors
-    /// [`PaymentError::Declined`] (final) or [`PaymentError::Transient`] (retry later).
-    async fn authorize(&self, request: &PaymentRequest) -> Result<String, PaymentError>;
-    /// Takes `amount` of an authorization; returns the id refunds refer to.
-    ///
-    /// # Errors
-    /// As for [`PaymentGateway::authorize`].
-    async fn capture(
-        &self,
-        request: &PaymentRequest,
-        authorization: &str,
-    ) -> Result<String, PaymentError>;
-    /// Gives `amount` back against an earlier capture: all of it, or part.
-    ///
-    /// # Errors
-    /// As for [`PaymentGateway::authorize`].
-    async fn refund(
-        &self,
-        request: &PaymentRequest,
-        capture_ref: &str,
-    ) -> Result<String, PaymentError>;
-    /// Releases whatever the order's payment step authorized or captured and Orderly never
-    /// recorded (`request` is that step's capture request); does nothing if there is nothing.
-    /// Used when an order is canceled while an earlier, interrupted payment step may have gone
-    /// through.
-    ///
-    /// # Errors
-    /// [`PaymentError::Transient`] (retry later).
-    async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError>;
-}
-
-/// The payment calls a saga step makes, each under its own key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PaymentStep {
-    /// Reserving the total on the buyer's payment method.
-    Authorize,
-    /// Taking the authorized total (a void of the same step releases it).
-    Capture,
-    /// Giving money back.
-    Refund,
-}
-
-impl PaymentStep {
-    /// The step's name in the key.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentStep::Authorize => "authorize",
-            PaymentStep::Capture => "capture",
-            PaymentStep::Refund => "refund",
-        }
-    }
-}
-
-/// The idempotency key of a payment call: one order, one step (and, for a step made more than
-/// once, which time), the same for every retry, so a retried call never charges or refunds
-/// twice. Written `order:{id}:{step}` (`order:{id}:{step}:{n}` from the second time on) —
-/// the text providers keep, so it never changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PaymentKey {
-    order: OrderId,
-    step: PaymentStep,
-    nth: u32,
-}
-
-impl PaymentKey {
-    /// The key of `step` for `order`.
-    #[must_use]
-    pub fn new(order: OrderId, step: PaymentStep) -> Self {
-        PaymentKey {
-            order,
-            step,
-            nth: 0,
-        }
-    }
-
-    /// The key of the `n`th time the step is made for the order (0 is the first).
-    #[must_use]
-    pub fn nth(self, n: u32) -> Self {
-        PaymentKey { nth: n, ..self }
-    }
-
-    /// The same order's key for another step, the same time.
-    #[must_use]
-    pub fn for_step(self, step: PaymentStep) -> Self {
-        PaymentKey { step, ..self }
-    }
-
-    /// The order.
-    #[must_use]
-    pub fn order(self) -> OrderId {
-        self.order
-    }
-
-    /// The step.
-    #[must_use]
-    pub fn step(self) -> PaymentStep {
-        self.step
-    }
-}
-
-impl std::fmt::Display for PaymentKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "order:{}:{}", self.order, self.step.as_str())?;
-        if self.nth > 0 {
-            write!(f, ":{}", self.nth)?;
-        }
-        Ok(())
-    }
-}
-
-/// A call to the payment provider.
-#[derive(Clone, Debug)]
-pub struct PaymentRequest {
-    /// The same for every retry of one step.
-    pub idempotency_key: PaymentKey,
-    /// The order paid for.
-    pub order_id: OrderId,
-    /// The payer.
-    pub customer_id: CustomerId,
-    /// How much.
-    pub amount: Money,
-    /// The provider's token for the buyer's payment method (a Stripe `pm_…`), collected by the
-    /// shop's front end: card data never reaches Orderly.
-    pub payment_method: Option<String>,
-}
-
-/// Why the provider did not take the money.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PaymentError {
-    /// The provider said no (card declined, fraud): do not retry.
-    #[error("payment declined: {0}")]
-    Declined(String),
-    /// The provider could not answer now: retry with backoff.
-    #[error("payment provider unavailable: {0}")]
-    Transient(String),
-}
-
-/// The time.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> Timestamp;
-}
-
-/// New ids.
-pub trait IdGenerator: Send + Sync {
-    /// A new order id.
-    fn order_id(&self) -> OrderId;
-    /// A new event id.
-    fn event_id(&self) -> EventId;
-}
-
-/// The wall clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Timestamp::from_millis(ms)
-    }
-}
-
-/// A clock that moves only when told: for tests and simulations that must not wait out real
-/// retry delays.
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    millis: std::sync::atomic::AtomicI64,
-}
-
-impl ManualClock {
-    /// A clock standing at `at`.
-    #[must_use]
-    pub fn at(at: Timestamp) -> Self {
-        ManualClock {
-            millis: std::sync::atomic::AtomicI64::new(at.millis()),
-        }
-    }
-
-    /// Moves the clock on by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.millis
-            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Moves the clock to `at`, if that is later than now (a clock never goes back).
-    pub fn advance_to(&self, at: Timestamp) {
-        self.millis
-            .fetch_max(at.millis(), std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.millis.load(std::sync::atomic::Ordering::SeqCst))
-    }
-}
-
-/// Time-ordered UUID v7 ids.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct UuidV7;
-
-impl IdGenerator for UuidV7 {
-    fn order_id(&self) -> OrderId {
-        OrderId::from_uuid(uuid::Uuid::now_v7())
-    }
-    fn event_id(&self) -> EventId {
-        EventId::from_uuid(uuid::Uuid::now_v7())
-    }
 }
