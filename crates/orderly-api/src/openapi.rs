@@ -1,12 +1,14 @@
-//! The OpenAPI document's rules: what the route table knows about every route, and the schemas
-//! of the values requests must hold.
+//! The OpenAPI document's paths and rules: the operations of the route table, what the table
+//! knows about every route, and the schemas of the values requests must hold.
 //!
 //! # Layout
-//! - [`RouteRules`]: the [`Modify`] [`crate::ApiDoc`] runs. From [`crate::route_table`] — the
-//!   table the router is built from — it gives every operation its security requirement and the
-//!   answers every route of its kind can give (401, 403, 400/408/413/415/422 for a JSON body,
-//!   400/422 for a query string, 429 where a rate limit applies, 503), so no handler repeats
-//!   them.
+//! - [`RouteRules`]: the [`Modify`] [`crate::ApiDoc`] runs. It puts in the document the
+//!   operation of every route of [`crate::route_table`] — the table the router is built from;
+//!   a route's operation is its handler's `#[utoipa::path]`, or [`graphql_operation`] and
+//!   [`graphiql_operation`] for `/graphql` — with the schemas it names. It gives every operation
+//!   its security requirement and the answers every route of its kind can give (401, 403,
+//!   400/408/413/415/422 for a JSON body, 400/422 for a query string, 429 where a rate limit
+//!   applies, 503), so no handler repeats them.
 //! - Rule schemas ([`MerchantId`], [`CurrencyCode`], [`AddressLine`], …): the checks of
 //!   `orderly-domain` and `orderly-core` written as JSON Schema, built from the same constants.
 //!   Wire types name them with `#[schema(value_type = …)]`; the tests below hold each pattern
@@ -26,7 +28,7 @@ use orderly_domain::fx::{MAX_RATE_UNITS, RATE_DECIMALS};
 use orderly_domain::ids::{MAX_EMAIL_BYTES, MAX_ID_LEN, QUANTITY_RANGE};
 use orderly_domain::{Address, Currency, Name, OrderStatus};
 use serde_json::{Value, json};
-use utoipa::openapi::path::{Operation, OperationBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{Operation, OperationBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat,
@@ -34,7 +36,7 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    Components, ContentBuilder, HttpMethod, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema,
+    Components, ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema,
     header::HeaderBuilder,
 };
 use utoipa::{Modify, PartialSchema, ToSchema};
@@ -61,7 +63,8 @@ const RATE_LIMITED: &[(&str, &str)] = &[
 /// Seconds a `503` asks the client to wait before retrying (`Retry-After`).
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
-/// Adds what [`crate::route_table`] knows to the document [`crate::ApiDoc`] derives.
+/// Adds the routes of [`crate::route_table`] — the table the router is built from — to the
+/// document [`crate::ApiDoc`] derives, with what the table knows of each.
 pub struct RouteRules;
 
 impl Modify for RouteRules {
@@ -70,11 +73,10 @@ impl Modify for RouteRules {
     }
 }
 
-/// Gives every operation of `routes` in `doc` its security requirement, the answers its kind
-/// of route can give and a sentence saying who may call it; adds `POST /graphql`, whose handler
-/// has no `#[utoipa::path]`.
+/// Adds the operation of every route of `routes` that has one to `doc`, with the schemas it
+/// names; gives each its security requirement, the answers its kind of route can give and a
+/// sentence saying who may call it.
 pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
-    add_graphql(doc);
     let components = doc.components.get_or_insert_with(Components::new);
     components.security_schemes.extend(security_schemes());
     // Parameters' schemas are not collected from the handlers as bodies' are.
@@ -88,8 +90,12 @@ pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
             .into_iter()
             .map(|(name, response)| (name.to_owned(), RefOr::T(response))),
     );
+    for own in routes.iter().filter_map(|route| route.openapi.as_ref()) {
+        components.schemas.extend(own.schemas.iter().cloned());
+        doc.paths.merge(own.paths.clone());
+    }
     for route in routes {
-        let Some(operation) = operation_mut(doc, &route.method, route.path) else {
+        let Some(operation) = operation_mut(doc, &route.method, &route.path) else {
             continue;
         };
         operation.security = Some(security(route.access));
@@ -377,8 +383,10 @@ fn common_responses() -> Vec<(&'static str, Response)> {
     ]
 }
 
-/// `GET` and `POST /graphql`, described here: their handlers live with the GraphQL schema.
-fn add_graphql(doc: &mut OpenApi) {
+/// `POST /graphql`, described here: its handler has no `#[utoipa::path]`, as the schema it runs
+/// lives with async-graphql.
+#[must_use]
+pub fn graphql_operation() -> Operation {
     let request = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some("One GraphQL request."))
@@ -426,7 +434,7 @@ fn add_graphql(doc: &mut OpenApi) {
             ),
         )
         .property("extensions", ObjectBuilder::new().schema_type(Type::Object));
-    let operation = OperationBuilder::new()
+    OperationBuilder::new()
         .tag("graphql")
         .summary(Some("Runs a GraphQL query or mutation."))
         .description(Some(
@@ -451,26 +459,27 @@ fn add_graphql(doc: &mut OpenApi) {
                     ContentBuilder::new().schema(Some(response)).build(),
                 ),
         )
-        .build();
-    let mut item = PathItem::new(HttpMethod::Post, operation);
-    item.get = Some(
-        OperationBuilder::new()
-            .tag("graphql")
-            .summary(Some(
-                "GraphiQL, to explore the schema and try queries in a browser.",
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new().description("The page").content(
-                    "text/html; charset=utf-8",
-                    ContentBuilder::new()
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                        .build(),
-                ),
-            )
-            .build(),
-    );
-    doc.paths.paths.insert("/graphql".to_owned(), item);
+        .build()
+}
+
+/// `GET /graphql`: the GraphiQL page.
+#[must_use]
+pub fn graphiql_operation() -> Operation {
+    OperationBuilder::new()
+        .tag("graphql")
+        .summary(Some(
+            "GraphiQL, to explore the schema and try queries in a browser.",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new().description("The page").content(
+                "text/html; charset=utf-8",
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
+        )
+        .build()
 }
 
 // ----- rule schemas ----------------------------------------------------------------------
@@ -884,7 +893,7 @@ mod tests {
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
         let table: BTreeSet<(String, String)> = crate::route_table()
             .iter()
-            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .map(|r| (r.method.to_string(), r.path.clone()))
             .collect();
         let documented = operations(&doc);
         let missing: Vec<_> = table
@@ -943,9 +952,9 @@ mod tests {
         );
         for route in crate::route_table() {
             let m = route.method.as_str().to_lowercase();
-            if doc["paths"][route.path][&m].is_object() {
+            if doc["paths"][&route.path][&m].is_object() {
                 assert!(
-                    security(&m, route.path).is_array(),
+                    security(&m, &route.path).is_array(),
                     "{} {} has no security",
                     route.method,
                     route.path
@@ -1011,6 +1020,26 @@ mod tests {
                     .iter()
                     .any(|r| r.method.as_str() == method && r.path == path),
                 "{method} {path} is not a route"
+            );
+        }
+    }
+
+    #[test]
+    fn each_documented_route_is_the_one_operation_its_handler_declares() {
+        for route in crate::route_table() {
+            let Some(own) = &route.openapi else { continue };
+            let declared: Vec<(String, Method)> = own
+                .paths
+                .paths
+                .iter()
+                .flat_map(|(path, item)| crate::methods(item).map(|m| (path.clone(), m)))
+                .collect();
+            assert_eq!(
+                declared,
+                vec![(route.path.clone(), route.method.clone())],
+                "{} {}",
+                route.method,
+                route.path
             );
         }
     }
