@@ -107,10 +107,7 @@ pub async fn healthz() -> Json<Health> {
 
 /// The process can serve: its database answers and can take writes (on the embedded database:
 /// its disk has room and a probe write commits).
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, body = Health),
-    (status = 503, body = Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn readyz(State(app): State<Orderly>) -> Response {
     let store = app.store();
     if let Err(e) = store.check_ready().await {

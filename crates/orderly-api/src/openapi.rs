@@ -8,7 +8,10 @@
 //!   [`graphiql_operation`] for `/graphql` — with the schemas it names. It gives every operation
 //!   its security requirement and the answers every route of its kind can give (401, 403,
 //!   400/408/413/415/422 for a JSON body, 400/422 for a query string, 429 where a rate limit
-//!   applies, 503), so no handler repeats them.
+//!   applies, 503), so no handler repeats them. A handler lists only its own answers (404, 409,
+//!   502, a 422 that says more), each saying what it means, without a body: every error answer
+//!   gets the `Problem` body here. [`NotFound`] is the `404` of a route whose path names
+//!   something.
 //! - Rule schemas ([`MerchantId`], [`CurrencyCode`], [`AddressLine`], …): the checks of
 //!   `orderly-domain` and `orderly-core` written as JSON Schema, built from the same constants.
 //!   Wire types name them with `#[schema(value_type = …)]`; the tests below hold each pattern
@@ -36,10 +39,10 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    Components, ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema,
+    Components, Content, ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema,
     header::HeaderBuilder,
 };
-use utoipa::{Modify, PartialSchema, ToSchema};
+use utoipa::{Modify, PartialSchema, ToResponse, ToSchema};
 
 use crate::RouteSpec;
 use crate::auth::Access;
@@ -74,8 +77,8 @@ impl Modify for RouteRules {
 }
 
 /// Adds the operation of every route of `routes` that has one to `doc`, with the schemas it
-/// names; gives each its security requirement, the answers its kind of route can give and a
-/// sentence saying who may call it.
+/// names; gives each its security requirement, the answers its kind of route can give, a
+/// problem body for each of its own error answers and a sentence saying who may call it.
 pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
     let components = doc.components.get_or_insert_with(Components::new);
     components.security_schemes.extend(security_schemes());
@@ -104,6 +107,17 @@ pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
             Some(text) if !text.is_empty() => format!("{text}\n\n{access}"),
             _ => access,
         });
+        // Every error is a problem: a handler names its own errors and says what they mean.
+        for (status, response) in &mut operation.responses.responses {
+            if let RefOr::T(response) = response
+                && is_error(status)
+                && response.content.is_empty()
+            {
+                response
+                    .content
+                    .insert(PROBLEM_JSON.to_owned(), problem_content());
+            }
+        }
         let limited = RATE_LIMITED
             .iter()
             .any(|&(m, p)| m == route.method.as_str() && p == route.path);
@@ -115,6 +129,11 @@ pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
                 .or_insert_with(|| Ref::from_response_name(name).into());
         }
     }
+}
+
+/// True for a `4xx` or `5xx` status.
+fn is_error(status: &str) -> bool {
+    status.starts_with('4') || status.starts_with('5')
 }
 
 /// The operation for `method` at `path`, if the document has one.
@@ -272,6 +291,7 @@ fn has_rules(schema: &RefOr<Schema>) -> bool {
 const BAD_REQUEST: &str = "BadRequest";
 const UNAUTHENTICATED: &str = "Unauthenticated";
 const FORBIDDEN: &str = "Forbidden";
+const NOT_FOUND: &str = "NotFound";
 const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
 const REQUEST_TIMEOUT: &str = "RequestTimeout";
 const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
@@ -279,13 +299,35 @@ const INVALID: &str = "Invalid";
 const RATE_LIMITED_RESPONSE: &str = "RateLimited";
 const UNAVAILABLE: &str = "Unavailable";
 
+fn problem_content() -> Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build()
+}
+
 fn problem(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content(
-        PROBLEM_JSON,
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
-            .build(),
+    ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_JSON, problem_content())
+}
+
+/// `404 not-found`, for a route whose path names something: `(status = 404, response =
+/// NotFound)` in its `#[utoipa::path]`.
+pub struct NotFound;
+
+impl<'r> ToResponse<'r> for NotFound {
+    fn response() -> (&'r str, RefOr<Response>) {
+        (NOT_FOUND, RefOr::T(not_found()))
+    }
+}
+
+fn not_found() -> Response {
+    problem(
+        "`not-found`: the path names nothing there is (an unknown id, a product not in the \
+         cart) or something the caller may not see (another customer's order or record, a \
+         cart without its `Cart-Token`); both are answered alike, so nobody learns what exists.",
     )
+    .build()
 }
 
 fn seconds_header(description: &str) -> utoipa::openapi::header::Header {
@@ -334,6 +376,7 @@ fn common_responses() -> Vec<(&'static str, Response)> {
             )
             .build(),
         ),
+        (NOT_FOUND, not_found()),
         (
             PAYLOAD_TOO_LARGE,
             problem("`payload-too-large`: the body is over 1 MiB.").build(),
@@ -1041,6 +1084,61 @@ mod tests {
                 route.method,
                 route.path
             );
+        }
+    }
+
+    #[test]
+    fn every_error_answer_is_a_problem() {
+        let doc = document();
+        let is_problem = |response: &Value| {
+            response["content"][PROBLEM_JSON]["schema"]["$ref"] == "#/components/schemas/Problem"
+        };
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let Some(operation) = item.get(method) else {
+                    continue;
+                };
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    if !is_error(status) {
+                        continue;
+                    }
+                    let response = match response["$ref"].as_str() {
+                        Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+                        None => response,
+                    };
+                    assert!(is_problem(response), "{method} {path} {status}: {response}");
+                    assert!(
+                        !response["description"].as_str().unwrap().is_empty(),
+                        "{method} {path} {status} says nothing"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_handler_states_a_shared_answer_only_to_say_more() {
+        for route in crate::route_table() {
+            let Some(own) = &route.openapi else { continue };
+            let Some(operation) = own
+                .paths
+                .get_path_operation(&route.path, crate::http_method(&route.method))
+            else {
+                continue;
+            };
+            let limited = RATE_LIMITED
+                .iter()
+                .any(|&(m, p)| m == route.method.as_str() && p == route.path);
+            for (status, _) in common_answers(operation, route.access, limited) {
+                match operation.responses.responses.get(status) {
+                    None => {}
+                    Some(RefOr::T(response)) if !response.description.is_empty() => {}
+                    Some(_) => panic!(
+                        "{} {} repeats the shared {status}",
+                        route.method, route.path
+                    ),
+                }
+            }
         }
     }
 
