@@ -20,7 +20,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::dto::AddressDto;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::problem::{ApiError, Problem};
+use crate::openapi::NotFound;
+use crate::problem::ApiError;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -235,8 +236,8 @@ fn currency(field: &str, code: Option<&str>) -> Result<Option<Currency>, AppErro
 /// Registers a customer and logs them in.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "accounts", request_body = RegisterRequest, responses(
     (status = 201, body = Registered),
-    (status = 409, description = "The e-mail has an account", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "Invalid fields; a password over 256 bytes or an e-mail over 254 bytes of UTF-8", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The e-mail has an account"),
+    (status = 422, description = "Invalid fields; a password over 256 bytes or an e-mail over 254 bytes of UTF-8"),
 ))]
 pub async fn register(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -428,8 +429,8 @@ pub async fn list_staff(
 /// Makes a staff user.
 #[utoipa::path(post, path = "/v1/staff/users", tag = "accounts", request_body = NewStaff, responses(
     (status = 201, body = StaffUserDto),
-    (status = 409, description = "The e-mail has a user", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "Invalid fields; a password over 256 bytes or an e-mail over 254 bytes of UTF-8", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The e-mail has a user"),
+    (status = 422, description = "Invalid fields; a password over 256 bytes or an e-mail over 254 bytes of UTF-8"),
 ))]
 pub async fn create_staff(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -451,7 +452,7 @@ pub async fn create_staff(
 /// Changes a staff user's role, or disables them.
 #[utoipa::path(patch, path = "/v1/staff/users/{email}", tag = "accounts", params(("email" = String, Path, description = "The user's e-mail")), request_body = StaffPatch, responses(
     (status = 200, body = StaffUserDto),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 404, response = NotFound),
 ))]
 pub async fn update_staff(
     Extension(accounts): Extension<Arc<Accounts>>,
@@ -526,7 +527,7 @@ pub async fn create_key(
 /// Revokes an API key.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "accounts", params(("id" = String, Path, description = "The key's id")), responses(
     (status = 200, description = "The revoked key's record", body = ApiKeyDto),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 404, response = NotFound),
 ))]
 pub async fn revoke_key(
     Extension(accounts): Extension<Arc<Accounts>>,

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::dto::{AddressDto, MoneyDto, OrderDto, RateDto};
 use crate::extract::{ApiJson, OptionalJson};
+use crate::openapi::NotFound;
 use crate::problem::{ApiError, Problem};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -243,8 +244,8 @@ fn currency(text: Option<&str>) -> ApiResult<Option<Currency>> {
     request_body(content = Option<OpenCartRequest>, description = "Optional customer and currency"),
     responses(
         (status = 201, description = "Opened; `token` is shown only here", body = CartDto),
-        (status = 403, description = "A customer naming another customer, or staff without `orders:place` naming one", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a customer that does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer naming another customer, or staff without `orders:place` naming one"),
+        (status = 422, description = "Invalid fields, or a customer that does not exist"),
     )
 )]
 pub async fn open_cart(
@@ -292,7 +293,7 @@ pub async fn open_cart(
 #[utoipa::path(
     get, path = "/v1/carts/{id}", tag = "carts",
     params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
-    responses((status = 200, body = CartDto), (status = 404, description = "No such cart, or a wrong token", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = CartDto), (status = 404, description = "No such cart, or a wrong token"))
 )]
 pub async fn get_cart(
     State(app): State<Orderly>,
@@ -313,9 +314,9 @@ pub async fn get_cart(
     request_body = AddLineRequest,
     responses(
         (status = 200, body = CartDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Checked out or expired", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields; an unknown product, one not sold or without a price (or a rate) in the cart's currency; a line over 10000 units or a cart over 100 lines", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Checked out or expired"),
+        (status = 422, description = "Invalid fields; an unknown product, one not sold or without a price (or a rate) in the cart's currency; a line over 10000 units or a cart over 100 lines"),
     )
 )]
 pub async fn add_line(
@@ -338,7 +339,7 @@ pub async fn add_line(
     patch, path = "/v1/carts/{id}/lines/{productId}", tag = "carts",
     params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("productId" = crate::openapi::MerchantId, Path, description = "Product id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
     request_body = SetQuantityRequest,
-    responses((status = 200, body = CartDto), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = CartDto), (status = 404, response = NotFound), (status = 409, description = "Checked out or expired"))
 )]
 pub async fn set_quantity(
     State(app): State<Orderly>,
@@ -363,7 +364,7 @@ pub async fn set_quantity(
 #[utoipa::path(
     delete, path = "/v1/carts/{id}/lines/{productId}", tag = "carts",
     params(("id" = crate::openapi::Uuid, Path, description = "Cart id"), ("productId" = crate::openapi::MerchantId, Path, description = "Product id"), ("Cart-Token" = String, Header, description = "The token from opening the cart")),
-    responses((status = 200, body = CartDto), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = CartDto), (status = 404, response = NotFound), (status = 409, description = "Checked out or expired"))
 )]
 pub async fn remove_line(
     State(app): State<Orderly>,
@@ -418,9 +419,9 @@ impl CheckoutRequest {
     request_body(content = Option<CheckoutRequest>, description = "Address, payment method; e-mail and name for a guest cart"),
     responses(
         (status = 201, description = "The order (placed now, or replayed)", body = OrderDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The cart expired", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Empty cart, lines that cannot be bought now, missing guest details", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The cart expired"),
+        (status = 422, description = "Empty cart, lines that cannot be bought now, missing guest details"),
     )
 )]
 pub async fn checkout(
@@ -474,7 +475,7 @@ pub async fn list_rates(State(app): State<Orderly>) -> ApiResult<Json<RatesDto>>
     put, path = "/v1/rates/{currency}", tag = "rates",
     params(("currency" = crate::openapi::CurrencyCode, Path, description = "ISO 4217 code")),
     request_body = SetRateRequest,
-    responses((status = 200, body = RateDto), (status = 422, description = "Invalid fields; a rate of zero or over 1000000; the base currency itself", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = RateDto), (status = 422, description = "Invalid fields; a rate of zero or over 1000000; the base currency itself"))
 )]
 pub async fn set_rate(
     State(app): State<Orderly>,

@@ -1,6 +1,10 @@
 //! Orderly's HTTP API.
 //!
 //! # Layout
+//! - [`route_table`]: every route, declared once — who may call it and its handler, whose
+//!   `#[utoipa::path]` gives its method, its path and its documentation (its `route!` rows).
+//!   The router, `orderly routes`, the OpenAPI document and the authorization matrix test all
+//!   read it.
 //! - [`router`]: every route, the body limit, the request context and the problem+json fallbacks.
 //! - [`auth`]: the caller of each request, the per-route [`Access`] guard, the audit of staff
 //!   changes.
@@ -15,8 +19,8 @@
 //! - `request`: the request id and the per-request tracing span.
 //! - [`server`]: the listener of `orderly serve`: time limits on every connection, a bound on how
 //!   many are open, and the body layer that reads each body within its deadline.
-//! - [`ApiDoc`]: the OpenAPI 3.1 document, generated from the handlers and types, with what
-//!   [`route_table`] knows added by [`openapi`] (security, the answers every route of a kind
+//! - [`ApiDoc`]: the OpenAPI 3.1 document: the operations of the routes of [`route_table`], with
+//!   what the table knows added by [`openapi`] (security, the answers every route of a kind
 //!   gives) and the rules of request values as schemas; served at `/openapi.json` and rendered
 //!   at `/docs` without any CDN.
 //! - `/metrics`: storage calls by operation (Prometheus text), when the server counts them.
@@ -38,44 +42,30 @@ pub mod server;
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use orderly_core::Orderly;
 use orderly_core::accounts::Accounts;
 use orderly_core::metered::StorageMetrics;
 use serde::Serialize;
 use std::sync::Arc;
+use utoipa::openapi::path::{HttpMethod, Operation, PathItem, Paths};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::UtoipaMethodRouter;
 
 pub use crate::auth::Access;
 use crate::openapi::RouteRules;
 use crate::problem::Problem;
 
-/// The OpenAPI document.
+/// The OpenAPI document: its info, tags and shared schemas here; its paths are the operations
+/// of [`route_table`], which [`RouteRules`] adds with what the table knows of each route.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Orderly",
         description = "Order management for e-commerce: orders carried from placed to delivered by an event-driven saga, with stock that never goes negative and exact money.\n\nEvery error is `application/problem+json` (RFC 9457) with a stable `type`.",
         license(name = "Apache-2.0")
-    ),
-    paths(
-        routes::place_order, routes::list_orders, routes::get_order, routes::order_events,
-        routes::cancel_order, routes::ship_order, routes::deliver_order,
-        routes::order_notes, routes::add_note, routes::change_address, routes::retry_order,
-        routes::escalations,
-        routes::list_products, routes::get_product, routes::create_product, routes::update_product,
-        routes::create_customer, routes::get_customer,
-        routes::get_stock, routes::adjust_stock,
-        carts::open_cart, carts::get_cart, carts::add_line, carts::set_quantity,
-        carts::remove_line, carts::checkout, carts::list_rates, carts::set_rate,
-        account_routes::register, account_routes::login, account_routes::staff_login,
-        account_routes::refresh, account_routes::logout, account_routes::profile,
-        account_routes::update_profile, account_routes::list_staff, account_routes::create_staff,
-        account_routes::update_staff, account_routes::list_keys, account_routes::create_key,
-        account_routes::revoke_key, account_routes::audit_log,
-        notifications::list_notifications, notifications::retry_notification, notifications::get_preferences, notifications::put_preferences,
-        healthz, readyz, openapi_json,
     ),
     components(schemas(Problem, problem::FieldError)),
     modifiers(&RouteRules),
@@ -117,10 +107,7 @@ pub async fn healthz() -> Json<Health> {
 
 /// The process can serve: its database answers and can take writes (on the embedded database:
 /// its disk has room and a probe write commits).
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, body = Health),
-    (status = 503, body = Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn readyz(State(app): State<Orderly>) -> Response {
     if let Err(e) = app.readiness().check_ready().await {
         return Problem::from(orderly_core::AppError::Unavailable(format!(
@@ -254,318 +241,200 @@ async fn problem_for_plain_errors(
     problem.into_response()
 }
 
-/// One declared route: its method, its path and who may call it.
+/// One declared route: its method, its path, who may call it, and what the OpenAPI document
+/// says of it.
 pub struct RouteSpec {
     /// The method.
     pub method: Method,
     /// The path, with `{param}` placeholders.
-    pub path: &'static str,
+    pub path: String,
     /// Who may call it at all.
     pub access: Access,
     handler: MethodRouter<Orderly>,
+    /// The route's operation and the schemas it names, for [`ApiDoc`]; `None` for a route the
+    /// document leaves out (a page, GraphiQL's files, the metrics text, a webhook).
+    openapi: Option<Documented>,
+}
+
+/// A route's part of the OpenAPI document, before [`openapi::RouteRules`] adds what its
+/// [`Access`] and its kind imply.
+struct Documented {
+    /// The route's one operation, under its path.
+    paths: Paths,
+    /// The schemas the operation names, by name.
+    schemas: Vec<(String, RefOr<Schema>)>,
 }
 
 impl RouteSpec {
-    /// A route.
+    /// A route the OpenAPI document leaves out (or describes with [`RouteSpec::described`]).
     pub fn new(
         method: Method,
-        path: &'static str,
+        path: impl Into<String>,
         access: Access,
         handler: MethodRouter<Orderly>,
     ) -> Self {
         RouteSpec {
             method,
+            path: path.into(),
+            access,
+            handler,
+            openapi: None,
+        }
+    }
+
+    /// A route whose method, path and documentation are its handler's `#[utoipa::path]`, as
+    /// [`utoipa_axum::routes!`] collects them; written with `route!`.
+    fn documented(access: Access, (schemas, paths, handler): UtoipaMethodRouter<Orderly>) -> Self {
+        // One handler's attribute names one path and, as every one here does, one method; the
+        // document test fails for a route whose table row and operation disagree.
+        let (path, method) = paths
+            .paths
+            .iter()
+            .next()
+            .map(|(path, item)| (path.clone(), methods(item).next().unwrap_or_default()))
+            .unwrap_or_default();
+        RouteSpec {
+            method,
             path,
             access,
             handler,
+            openapi: Some(Documented { paths, schemas }),
         }
+    }
+
+    /// The route, described in the OpenAPI document by `operation`: for a handler without a
+    /// `#[utoipa::path]` (GraphQL's, whose schema lives with async-graphql).
+    #[must_use]
+    pub fn described(mut self, operation: Operation) -> Self {
+        let mut paths = Paths::new();
+        paths.add_path_operation(&self.path, vec![http_method(&self.method)], operation);
+        self.openapi = Some(Documented {
+            paths,
+            schemas: Vec::new(),
+        });
+        self
     }
 }
 
+/// The methods `item` has an operation for.
+fn methods(item: &PathItem) -> impl Iterator<Item = Method> {
+    [
+        (Method::GET, item.get.is_some()),
+        (Method::PUT, item.put.is_some()),
+        (Method::POST, item.post.is_some()),
+        (Method::DELETE, item.delete.is_some()),
+        (Method::OPTIONS, item.options.is_some()),
+        (Method::HEAD, item.head.is_some()),
+        (Method::PATCH, item.patch.is_some()),
+        (Method::TRACE, item.trace.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(method, present)| present.then_some(method))
+}
+
+/// `method` as the document spells it (the table has no other methods than these).
+fn http_method(method: &Method) -> HttpMethod {
+    match *method {
+        Method::PUT => HttpMethod::Put,
+        Method::POST => HttpMethod::Post,
+        Method::DELETE => HttpMethod::Delete,
+        Method::OPTIONS => HttpMethod::Options,
+        Method::HEAD => HttpMethod::Head,
+        Method::PATCH => HttpMethod::Patch,
+        Method::TRACE => HttpMethod::Trace,
+        _ => HttpMethod::Get,
+    }
+}
+
+/// `route!(access, handler)`: the route of `handler`, which `access` may call. Its method, its
+/// path, its parameters, bodies and own problems are the handler's `#[utoipa::path]`, written
+/// once above the handler; the problems every route of its kind can answer are added by
+/// [`openapi::RouteRules`].
+macro_rules! route {
+    ($access:expr, $handler:path) => {
+        RouteSpec::documented($access, utoipa_axum::routes!($handler))
+    };
+}
+
 /// Every route of the API with who may call it: the one place routes are declared. The router
-/// is built from it, `orderly routes` prints it, and the authorization matrix test walks it.
+/// is built from it, `orderly routes` prints it, the OpenAPI document is made of its
+/// operations, and the authorization matrix test walks it.
 #[must_use]
 pub fn route_table() -> Vec<RouteSpec> {
     use Method as M;
     use orderly_auth::Permission as P;
-    let r = RouteSpec::new;
     let public = Access::PUBLIC;
+    let customers = Access::CUSTOMERS;
+    let (staff, customers_or) = (Access::staff, Access::customers_or);
     vec![
-        r(
-            M::POST,
-            "/v1/auth/register",
-            public,
-            post(account_routes::register),
+        route!(public, account_routes::register),
+        route!(public, account_routes::login),
+        route!(public, account_routes::staff_login),
+        route!(public, account_routes::refresh),
+        route!(public, account_routes::logout),
+        route!(customers, account_routes::profile),
+        route!(customers, account_routes::update_profile),
+        route!(staff(P::UsersManage), account_routes::list_staff),
+        route!(staff(P::UsersManage), account_routes::create_staff),
+        route!(staff(P::UsersManage), account_routes::update_staff),
+        route!(staff(P::KeysManage), account_routes::list_keys),
+        route!(staff(P::KeysManage), account_routes::create_key),
+        route!(staff(P::KeysManage), account_routes::revoke_key),
+        route!(staff(P::AuditRead), account_routes::audit_log),
+        route!(customers_or(P::OrdersPlace), routes::place_order),
+        route!(customers_or(P::OrdersRead), routes::list_orders),
+        route!(customers_or(P::OrdersRead), routes::get_order),
+        route!(customers_or(P::OrdersRead), routes::order_events),
+        route!(customers_or(P::OrdersCancel), routes::cancel_order),
+        route!(staff(P::OrdersRead), routes::order_notes),
+        route!(staff(P::OrdersNote), routes::add_note),
+        route!(staff(P::Escalations), routes::escalations),
+        route!(staff(P::OrdersRetry), routes::retry_order),
+        route!(customers_or(P::OrdersEdit), routes::change_address),
+        route!(staff(P::OrdersFulfil), routes::ship_order),
+        route!(staff(P::OrdersFulfil), routes::deliver_order),
+        route!(public, routes::list_products),
+        route!(staff(P::CatalogWrite), routes::create_product),
+        route!(public, routes::get_product),
+        route!(staff(P::CatalogWrite), routes::update_product),
+        route!(staff(P::CustomersWrite), routes::create_customer),
+        route!(customers_or(P::CustomersRead), routes::get_customer),
+        route!(staff(P::InventoryRead), routes::get_stock),
+        route!(staff(P::InventoryWrite), routes::adjust_stock),
+        route!(public, carts::open_cart),
+        route!(public, carts::get_cart),
+        route!(public, carts::add_line),
+        route!(public, carts::set_quantity),
+        route!(public, carts::remove_line),
+        route!(public, carts::checkout),
+        route!(staff(P::Escalations), notifications::list_notifications),
+        route!(staff(P::OrdersRetry), notifications::retry_notification),
+        route!(
+            customers_or(P::CustomersRead),
+            notifications::get_preferences
         ),
-        r(
-            M::POST,
-            "/v1/auth/login",
-            public,
-            post(account_routes::login),
+        route!(
+            customers_or(P::CustomersWrite),
+            notifications::put_preferences
         ),
-        r(
-            M::POST,
-            "/v1/auth/staff/login",
-            public,
-            post(account_routes::staff_login),
-        ),
-        r(
-            M::POST,
-            "/v1/auth/refresh",
-            public,
-            post(account_routes::refresh),
-        ),
-        r(
-            M::POST,
-            "/v1/auth/logout",
-            public,
-            post(account_routes::logout),
-        ),
-        r(
-            M::GET,
-            "/v1/me",
-            Access::CUSTOMERS,
-            get(account_routes::profile),
-        ),
-        r(
-            M::PATCH,
-            "/v1/me",
-            Access::CUSTOMERS,
-            patch(account_routes::update_profile),
-        ),
-        r(
-            M::GET,
-            "/v1/staff/users",
-            Access::staff(P::UsersManage),
-            get(account_routes::list_staff),
-        ),
-        r(
-            M::POST,
-            "/v1/staff/users",
-            Access::staff(P::UsersManage),
-            post(account_routes::create_staff),
-        ),
-        r(
-            M::PATCH,
-            "/v1/staff/users/{email}",
-            Access::staff(P::UsersManage),
-            patch(account_routes::update_staff),
-        ),
-        r(
-            M::GET,
-            "/v1/api-keys",
-            Access::staff(P::KeysManage),
-            get(account_routes::list_keys),
-        ),
-        r(
-            M::POST,
-            "/v1/api-keys",
-            Access::staff(P::KeysManage),
-            post(account_routes::create_key),
-        ),
-        r(
-            M::DELETE,
-            "/v1/api-keys/{id}",
-            Access::staff(P::KeysManage),
-            delete(account_routes::revoke_key),
-        ),
-        r(
-            M::GET,
-            "/v1/audit",
-            Access::staff(P::AuditRead),
-            get(account_routes::audit_log),
-        ),
-        r(
-            M::POST,
-            "/v1/orders",
-            Access::customers_or(P::OrdersPlace),
-            post(routes::place_order),
-        ),
-        r(
-            M::GET,
-            "/v1/orders",
-            Access::customers_or(P::OrdersRead),
-            get(routes::list_orders),
-        ),
-        r(
-            M::GET,
-            "/v1/orders/{id}",
-            Access::customers_or(P::OrdersRead),
-            get(routes::get_order),
-        ),
-        r(
-            M::GET,
-            "/v1/orders/{id}/events",
-            Access::customers_or(P::OrdersRead),
-            get(routes::order_events),
-        ),
-        r(
-            M::POST,
-            "/v1/orders/{id}/cancel",
-            Access::customers_or(P::OrdersCancel),
-            post(routes::cancel_order),
-        ),
-        r(
-            M::GET,
-            "/v1/orders/{id}/notes",
-            Access::staff(P::OrdersRead),
-            get(routes::order_notes),
-        ),
-        r(
-            M::POST,
-            "/v1/orders/{id}/notes",
-            Access::staff(P::OrdersNote),
-            post(routes::add_note),
-        ),
-        r(
-            M::GET,
-            "/v1/escalations",
-            Access::staff(P::Escalations),
-            get(routes::escalations),
-        ),
-        r(
-            M::POST,
-            "/v1/orders/{id}/retry",
-            Access::staff(P::OrdersRetry),
-            post(routes::retry_order),
-        ),
-        r(
-            M::PUT,
-            "/v1/orders/{id}/shipping-address",
-            Access::customers_or(P::OrdersEdit),
-            put(routes::change_address),
-        ),
-        r(
-            M::POST,
-            "/v1/orders/{id}/ship",
-            Access::staff(P::OrdersFulfil),
-            post(routes::ship_order),
-        ),
-        r(
-            M::POST,
-            "/v1/orders/{id}/deliver",
-            Access::staff(P::OrdersFulfil),
-            post(routes::deliver_order),
-        ),
-        r(M::GET, "/v1/products", public, get(routes::list_products)),
-        r(
-            M::POST,
-            "/v1/products",
-            Access::staff(P::CatalogWrite),
-            post(routes::create_product),
-        ),
-        r(
-            M::GET,
-            "/v1/products/{id}",
-            public,
-            get(routes::get_product),
-        ),
-        r(
-            M::PATCH,
-            "/v1/products/{id}",
-            Access::staff(P::CatalogWrite),
-            patch(routes::update_product),
-        ),
-        r(
-            M::POST,
-            "/v1/customers",
-            Access::staff(P::CustomersWrite),
-            post(routes::create_customer),
-        ),
-        r(
-            M::GET,
-            "/v1/customers/{id}",
-            Access::customers_or(P::CustomersRead),
-            get(routes::get_customer),
-        ),
-        r(
-            M::GET,
-            "/v1/inventory/{productId}",
-            Access::staff(P::InventoryRead),
-            get(routes::get_stock),
-        ),
-        r(
-            M::POST,
-            "/v1/inventory/{productId}/adjustments",
-            Access::staff(P::InventoryWrite),
-            post(routes::adjust_stock),
-        ),
-        r(M::POST, "/v1/carts", public, post(carts::open_cart)),
-        r(M::GET, "/v1/carts/{id}", public, get(carts::get_cart)),
-        r(
-            M::POST,
-            "/v1/carts/{id}/lines",
-            public,
-            post(carts::add_line),
-        ),
-        r(
-            M::PATCH,
-            "/v1/carts/{id}/lines/{productId}",
-            public,
-            patch(carts::set_quantity),
-        ),
-        r(
-            M::DELETE,
-            "/v1/carts/{id}/lines/{productId}",
-            public,
-            delete(carts::remove_line),
-        ),
-        r(
-            M::POST,
-            "/v1/carts/{id}/checkout",
-            public,
-            post(carts::checkout),
-        ),
-        r(
-            M::GET,
-            "/v1/notifications",
-            Access::staff(P::Escalations),
-            get(notifications::list_notifications),
-        ),
-        r(
-            M::POST,
-            "/v1/notifications/retry",
-            Access::staff(P::OrdersRetry),
-            post(notifications::retry_notification),
-        ),
-        r(
-            M::GET,
-            "/v1/customers/{id}/notification-preferences",
-            Access::customers_or(P::CustomersRead),
-            get(notifications::get_preferences),
-        ),
-        r(
-            M::PUT,
-            "/v1/customers/{id}/notification-preferences",
-            Access::customers_or(P::CustomersWrite),
-            put(notifications::put_preferences),
-        ),
-        r(M::GET, "/v1/rates", public, get(carts::list_rates)),
-        r(
-            M::PUT,
-            "/v1/rates/{currency}",
-            Access::staff(P::RatesWrite),
-            put(carts::set_rate),
-        ),
-        r(M::GET, "/graphql", public, get(graphql::graphiql)),
-        r(M::POST, "/graphql", public, post(graphql::execute)),
-        r(
+        route!(public, carts::list_rates),
+        route!(staff(P::RatesWrite), carts::set_rate),
+        RouteSpec::new(M::GET, "/graphql", public, get(graphql::graphiql))
+            .described(openapi::graphiql_operation()),
+        RouteSpec::new(M::POST, "/graphql", public, post(graphql::execute))
+            .described(openapi::graphql_operation()),
+        RouteSpec::new(
             M::GET,
             "/graphql/assets/{file}",
             public,
             get(graphql::asset),
         ),
-        r(
-            M::GET,
-            "/metrics",
-            Access::staff(P::MetricsRead),
-            get(metrics),
-        ),
-        r(M::GET, "/healthz", public, get(healthz)),
-        r(M::GET, "/readyz", public, get(readyz)),
-        r(M::GET, "/openapi.json", public, get(openapi_json)),
-        r(M::GET, "/docs", public, get(docs_page)),
-        r(
+        RouteSpec::new(M::GET, "/metrics", staff(P::MetricsRead), get(metrics)),
+        route!(public, healthz),
+        route!(public, readyz),
+        route!(public, openapi_json),
+        RouteSpec::new(M::GET, "/docs", public, get(docs_page)),
+        RouteSpec::new(
             M::GET,
             "/",
             public,
@@ -597,7 +466,7 @@ pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>)
                 spec.access,
                 auth::guard,
             ));
-        router = router.route(spec.path, guarded);
+        router = router.route(&spec.path, guarded);
     }
     router
         .with_state(app)

@@ -23,6 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::NotFound;
 use crate::problem::{ApiError, Problem};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -178,9 +179,9 @@ pub struct RetryRequest {
     request_body = RetryRequest,
     responses(
         (status = 200, body = NotificationDto),
-        (status = 404, description = "No notification with that key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`notification-not-failed`, `notification-no-longer-applies`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`notification-not-sent`: the channel refused it again", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No notification with that key"),
+        (status = 409, description = "`notification-not-failed`, `notification-no-longer-applies`"),
+        (status = 502, description = "`notification-not-sent`: the channel refused it again"),
     )
 )]
 pub async fn retry_notification(
@@ -250,7 +251,7 @@ fn customer_id(text: &str) -> ApiResult<CustomerId> {
     params(("id" = crate::openapi::MerchantId, Path, description = "Customer id")),
     responses(
         (status = 200, body = PreferencesDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     )
 )]
 pub async fn get_preferences(
@@ -275,7 +276,7 @@ pub async fn get_preferences(
     request_body = PreferencesDto,
     responses(
         (status = 200, body = PreferencesDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     )
 )]
 pub async fn put_preferences(

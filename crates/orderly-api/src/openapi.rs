@@ -1,12 +1,17 @@
-//! The OpenAPI document's rules: what the route table knows about every route, and the schemas
-//! of the values requests must hold.
+//! The OpenAPI document's paths and rules: the operations of the route table, what the table
+//! knows about every route, and the schemas of the values requests must hold.
 //!
 //! # Layout
-//! - [`RouteRules`]: the [`Modify`] [`crate::ApiDoc`] runs. From [`crate::route_table`] — the
-//!   table the router is built from — it gives every operation its security requirement and the
-//!   answers every route of its kind can give (401, 403, 400/408/413/415/422 for a JSON body,
-//!   400/422 for a query string, 429 where a rate limit applies, 503), so no handler repeats
-//!   them.
+//! - [`RouteRules`]: the [`Modify`] [`crate::ApiDoc`] runs. It puts in the document the
+//!   operation of every route of [`crate::route_table`] — the table the router is built from;
+//!   a route's operation is its handler's `#[utoipa::path]`, or [`graphql_operation`] and
+//!   [`graphiql_operation`] for `/graphql` — with the schemas it names. It gives every operation
+//!   its security requirement and the answers every route of its kind can give (401, 403,
+//!   400/408/413/415/422 for a JSON body, 400/422 for a query string, 429 where a rate limit
+//!   applies, 503), so no handler repeats them. A handler lists only its own answers (404, 409,
+//!   502, a 422 that says more), each saying what it means, without a body: every error answer
+//!   gets the `Problem` body here. [`NotFound`] is the `404` of a route whose path names
+//!   something.
 //! - Rule schemas ([`MerchantId`], [`CurrencyCode`], [`AddressLine`], …): the checks of
 //!   `orderly-domain` and `orderly-core` written as JSON Schema, built from the same constants.
 //!   Wire types name them with `#[schema(value_type = …)]`; the tests below hold each pattern
@@ -27,7 +32,7 @@ use orderly_domain::fx::{MAX_RATE_UNITS, RATE_DECIMALS};
 use orderly_domain::ids::{MAX_EMAIL_BYTES, MAX_ID_LEN, QUANTITY_RANGE};
 use orderly_domain::{Address, Currency, Name, OrderStatus};
 use serde_json::{Value, json};
-use utoipa::openapi::path::{Operation, OperationBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{Operation, OperationBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat,
@@ -35,10 +40,10 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    Components, ContentBuilder, HttpMethod, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema,
+    Components, Content, ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder, Schema,
     header::HeaderBuilder,
 };
-use utoipa::{Modify, PartialSchema, ToSchema};
+use utoipa::{Modify, PartialSchema, ToResponse, ToSchema};
 
 use crate::RouteSpec;
 use crate::auth::Access;
@@ -62,7 +67,8 @@ const RATE_LIMITED: &[(&str, &str)] = &[
 /// Seconds a `503` asks the client to wait before retrying (`Retry-After`).
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
-/// Adds what [`crate::route_table`] knows to the document [`crate::ApiDoc`] derives.
+/// Adds the routes of [`crate::route_table`] — the table the router is built from — to the
+/// document [`crate::ApiDoc`] derives, with what the table knows of each.
 pub struct RouteRules;
 
 impl Modify for RouteRules {
@@ -71,11 +77,10 @@ impl Modify for RouteRules {
     }
 }
 
-/// Gives every operation of `routes` in `doc` its security requirement, the answers its kind
-/// of route can give and a sentence saying who may call it; adds `POST /graphql`, whose handler
-/// has no `#[utoipa::path]`.
+/// Adds the operation of every route of `routes` that has one to `doc`, with the schemas it
+/// names; gives each its security requirement, the answers its kind of route can give, a
+/// problem body for each of its own error answers and a sentence saying who may call it.
 pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
-    add_graphql(doc);
     let components = doc.components.get_or_insert_with(Components::new);
     components.security_schemes.extend(security_schemes());
     // Parameters' schemas are not collected from the handlers as bodies' are.
@@ -89,8 +94,12 @@ pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
             .into_iter()
             .map(|(name, response)| (name.to_owned(), RefOr::T(response))),
     );
+    for own in routes.iter().filter_map(|route| route.openapi.as_ref()) {
+        components.schemas.extend(own.schemas.iter().cloned());
+        doc.paths.merge(own.paths.clone());
+    }
     for route in routes {
-        let Some(operation) = operation_mut(doc, &route.method, route.path) else {
+        let Some(operation) = operation_mut(doc, &route.method, &route.path) else {
             continue;
         };
         operation.security = Some(security(route.access));
@@ -99,6 +108,17 @@ pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
             Some(text) if !text.is_empty() => format!("{text}\n\n{access}"),
             _ => access,
         });
+        // Every error is a problem: a handler names its own errors and says what they mean.
+        for (status, response) in &mut operation.responses.responses {
+            if let RefOr::T(response) = response
+                && is_error(status)
+                && response.content.is_empty()
+            {
+                response
+                    .content
+                    .insert(PROBLEM_JSON.to_owned(), problem_content());
+            }
+        }
         let limited = RATE_LIMITED
             .iter()
             .any(|&(m, p)| m == route.method.as_str() && p == route.path);
@@ -110,6 +130,11 @@ pub fn apply(doc: &mut OpenApi, routes: &[RouteSpec]) {
                 .or_insert_with(|| Ref::from_response_name(name).into());
         }
     }
+}
+
+/// True for a `4xx` or `5xx` status.
+fn is_error(status: &str) -> bool {
+    status.starts_with('4') || status.starts_with('5')
 }
 
 /// The operation for `method` at `path`, if the document has one.
@@ -267,6 +292,7 @@ fn has_rules(schema: &RefOr<Schema>) -> bool {
 const BAD_REQUEST: &str = "BadRequest";
 const UNAUTHENTICATED: &str = "Unauthenticated";
 const FORBIDDEN: &str = "Forbidden";
+const NOT_FOUND: &str = "NotFound";
 const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
 const REQUEST_TIMEOUT: &str = "RequestTimeout";
 const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
@@ -274,13 +300,35 @@ const INVALID: &str = "Invalid";
 const RATE_LIMITED_RESPONSE: &str = "RateLimited";
 const UNAVAILABLE: &str = "Unavailable";
 
+fn problem_content() -> Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build()
+}
+
 fn problem(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content(
-        PROBLEM_JSON,
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
-            .build(),
+    ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_JSON, problem_content())
+}
+
+/// `404 not-found`, for a route whose path names something: `(status = 404, response =
+/// NotFound)` in its `#[utoipa::path]`.
+pub struct NotFound;
+
+impl<'r> ToResponse<'r> for NotFound {
+    fn response() -> (&'r str, RefOr<Response>) {
+        (NOT_FOUND, RefOr::T(not_found()))
+    }
+}
+
+fn not_found() -> Response {
+    problem(
+        "`not-found`: the path names nothing there is (an unknown id, a product not in the \
+         cart) or something the caller may not see (another customer's order or record, a \
+         cart without its `Cart-Token`); both are answered alike, so nobody learns what exists.",
     )
+    .build()
 }
 
 fn seconds_header(description: &str) -> utoipa::openapi::header::Header {
@@ -329,6 +377,7 @@ fn common_responses() -> Vec<(&'static str, Response)> {
             )
             .build(),
         ),
+        (NOT_FOUND, not_found()),
         (
             PAYLOAD_TOO_LARGE,
             problem("`payload-too-large`: the body is over 1 MiB.").build(),
@@ -378,8 +427,10 @@ fn common_responses() -> Vec<(&'static str, Response)> {
     ]
 }
 
-/// `GET` and `POST /graphql`, described here: their handlers live with the GraphQL schema.
-fn add_graphql(doc: &mut OpenApi) {
+/// `POST /graphql`, described here: its handler has no `#[utoipa::path]`, as the schema it runs
+/// lives with async-graphql.
+#[must_use]
+pub fn graphql_operation() -> Operation {
     let request = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some("One GraphQL request."))
@@ -427,7 +478,7 @@ fn add_graphql(doc: &mut OpenApi) {
             ),
         )
         .property("extensions", ObjectBuilder::new().schema_type(Type::Object));
-    let operation = OperationBuilder::new()
+    OperationBuilder::new()
         .tag("graphql")
         .summary(Some("Runs a GraphQL query or mutation."))
         .description(Some(
@@ -452,26 +503,27 @@ fn add_graphql(doc: &mut OpenApi) {
                     ContentBuilder::new().schema(Some(response)).build(),
                 ),
         )
-        .build();
-    let mut item = PathItem::new(HttpMethod::Post, operation);
-    item.get = Some(
-        OperationBuilder::new()
-            .tag("graphql")
-            .summary(Some(
-                "GraphiQL, to explore the schema and try queries in a browser.",
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new().description("The page").content(
-                    "text/html; charset=utf-8",
-                    ContentBuilder::new()
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                        .build(),
-                ),
-            )
-            .build(),
-    );
-    doc.paths.paths.insert("/graphql".to_owned(), item);
+        .build()
+}
+
+/// `GET /graphql`: the GraphiQL page.
+#[must_use]
+pub fn graphiql_operation() -> Operation {
+    OperationBuilder::new()
+        .tag("graphql")
+        .summary(Some(
+            "GraphiQL, to explore the schema and try queries in a browser.",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new().description("The page").content(
+                "text/html; charset=utf-8",
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
+        )
+        .build()
 }
 
 // ----- rule schemas ----------------------------------------------------------------------
@@ -885,7 +937,7 @@ mod tests {
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
         let table: BTreeSet<(String, String)> = crate::route_table()
             .iter()
-            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .map(|r| (r.method.to_string(), r.path.clone()))
             .collect();
         let documented = operations(&doc);
         let missing: Vec<_> = table
@@ -944,9 +996,9 @@ mod tests {
         );
         for route in crate::route_table() {
             let m = route.method.as_str().to_lowercase();
-            if doc["paths"][route.path][&m].is_object() {
+            if doc["paths"][&route.path][&m].is_object() {
                 assert!(
-                    security(&m, route.path).is_array(),
+                    security(&m, &route.path).is_array(),
                     "{} {} has no security",
                     route.method,
                     route.path
@@ -1013,6 +1065,81 @@ mod tests {
                     .any(|r| r.method.as_str() == method && r.path == path),
                 "{method} {path} is not a route"
             );
+        }
+    }
+
+    #[test]
+    fn each_documented_route_is_the_one_operation_its_handler_declares() {
+        for route in crate::route_table() {
+            let Some(own) = &route.openapi else { continue };
+            let declared: Vec<(String, Method)> = own
+                .paths
+                .paths
+                .iter()
+                .flat_map(|(path, item)| crate::methods(item).map(|m| (path.clone(), m)))
+                .collect();
+            assert_eq!(
+                declared,
+                vec![(route.path.clone(), route.method.clone())],
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_answer_is_a_problem() {
+        let doc = document();
+        let is_problem = |response: &Value| {
+            response["content"][PROBLEM_JSON]["schema"]["$ref"] == "#/components/schemas/Problem"
+        };
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let Some(operation) = item.get(method) else {
+                    continue;
+                };
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    if !is_error(status) {
+                        continue;
+                    }
+                    let response = match response["$ref"].as_str() {
+                        Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+                        None => response,
+                    };
+                    assert!(is_problem(response), "{method} {path} {status}: {response}");
+                    assert!(
+                        !response["description"].as_str().unwrap().is_empty(),
+                        "{method} {path} {status} says nothing"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_handler_states_a_shared_answer_only_to_say_more() {
+        for route in crate::route_table() {
+            let Some(own) = &route.openapi else { continue };
+            let Some(operation) = own
+                .paths
+                .get_path_operation(&route.path, crate::http_method(&route.method))
+            else {
+                continue;
+            };
+            let limited = RATE_LIMITED
+                .iter()
+                .any(|&(m, p)| m == route.method.as_str() && p == route.path);
+            for (status, _) in common_answers(operation, route.access, limited) {
+                match operation.responses.responses.get(status) {
+                    None => {}
+                    Some(RefOr::T(response)) if !response.description.is_empty() => {}
+                    Some(_) => panic!(
+                        "{} {} repeats the shared {status}",
+                        route.method, route.path
+                    ),
+                }
+            }
         }
     }
 

@@ -21,6 +21,7 @@ use crate::dto::{
     ProductDto, ProductPage, ShipRequest, StockDto, UpdateProductRequest,
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
+use crate::openapi::NotFound;
 use crate::problem::{ApiError, Problem};
 use crate::request::record_order_id;
 
@@ -51,7 +52,7 @@ fn with_location(status: StatusCode, location: &str, body: impl IntoResponse) ->
     params(("Idempotency-Key" = Option<crate::openapi::IdempotencyKeyText>, Header, description = "Makes retries safe: the same key and body return the first order (with `Idempotent-Replayed: true`); the same key with another body is refused.")),
     responses(
         (status = 201, description = "Placed (or replayed); Location names the order", body = OrderDto),
-        (status = 422, description = "Invalid fields, an unknown customer or product, a product not sold or without a price (or a rate) in the order's currency, or an Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, an unknown customer or product, a product not sold or without a price (or a rate) in the order's currency, or an Idempotency-Key used with another body"),
     )
 )]
 pub async fn place_order(
@@ -143,7 +144,7 @@ pub fn placed_response(placed: Placed) -> Response {
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = OrderDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     )
 )]
 pub async fn get_order(
@@ -161,7 +162,7 @@ pub async fn get_order(
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = [EventDto]),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     )
 )]
 pub async fn order_events(
@@ -259,8 +260,8 @@ pub async fn list_orders(
     request_body(content = Option<CancelRequest>, description = "Optional reason"),
     responses(
         (status = 200, body = OrderDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already shipped, delivered, rejected or canceled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Already shipped, delivered, rejected or canceled"),
     )
 )]
 pub async fn cancel_order(
@@ -284,8 +285,8 @@ pub async fn cancel_order(
     request_body = ShipRequest,
     responses(
         (status = 200, body = OrderDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not paid yet, or already shipped/canceled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Not paid yet, or already shipped/canceled"),
     )
 )]
 pub async fn ship_order(
@@ -312,8 +313,8 @@ pub async fn ship_order(
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = OrderDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not shipped", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Not shipped"),
     )
 )]
 pub async fn deliver_order(
@@ -362,7 +363,7 @@ pub async fn list_products(
 #[utoipa::path(
     get, path = "/v1/products/{id}", tag = "catalog",
     params(("id" = crate::openapi::MerchantId, Path, description = "Product id")),
-    responses((status = 200, body = ProductDto), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = ProductDto), (status = 404, response = NotFound))
 )]
 pub async fn get_product(
     State(app): State<Orderly>,
@@ -378,8 +379,8 @@ pub async fn get_product(
     request_body = CreateProductRequest,
     responses(
         (status = 201, body = ProductDto),
-        (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields; more decimal places than a price's currency has; two prices in one currency", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken"),
+        (status = 422, description = "Invalid fields; more decimal places than a price's currency has; two prices in one currency"),
     )
 )]
 pub async fn create_product(
@@ -401,8 +402,8 @@ pub async fn create_product(
     request_body = UpdateProductRequest,
     responses(
         (status = 200, body = ProductDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields; more decimal places than a price's currency has; two prices in one currency", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 422, description = "Invalid fields; more decimal places than a price's currency has; two prices in one currency"),
     )
 )]
 pub async fn update_product(
@@ -421,8 +422,8 @@ pub async fn update_product(
     request_body = CreateCustomerRequest,
     responses(
         (status = 201, body = CustomerDto),
-        (status = 409, description = "The id is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields; an e-mail over 254 bytes of UTF-8", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken"),
+        (status = 422, description = "Invalid fields; an e-mail over 254 bytes of UTF-8"),
     )
 )]
 pub async fn create_customer(
@@ -442,7 +443,7 @@ pub async fn create_customer(
 #[utoipa::path(
     get, path = "/v1/customers/{id}", tag = "customers",
     params(("id" = crate::openapi::MerchantId, Path, description = "Customer id")),
-    responses((status = 200, body = CustomerDto), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = CustomerDto), (status = 404, response = NotFound))
 )]
 pub async fn get_customer(
     State(app): State<Orderly>,
@@ -462,7 +463,7 @@ pub async fn get_customer(
 #[utoipa::path(
     get, path = "/v1/inventory/{productId}", tag = "inventory",
     params(("productId" = crate::openapi::MerchantId, Path, description = "Product id")),
-    responses((status = 200, body = StockDto), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = StockDto), (status = 404, response = NotFound))
 )]
 pub async fn get_stock(
     State(app): State<Orderly>,
@@ -481,8 +482,8 @@ pub async fn get_stock(
     request_body = AdjustmentRequest,
     responses(
         (status = 201, body = StockDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Would take available stock below zero", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Would take available stock below zero"),
     )
 )]
 pub async fn adjust_stock(
@@ -517,7 +518,7 @@ pub struct NoteRequest {
 #[utoipa::path(
     get, path = "/v1/orders/{id}/notes", tag = "orders",
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
-    responses((status = 200, body = [NoteDto]), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = [NoteDto]), (status = 404, response = NotFound))
 )]
 pub async fn order_notes(
     State(app): State<Orderly>,
@@ -534,8 +535,8 @@ pub async fn order_notes(
     request_body = NoteRequest,
     responses(
         (status = 201, body = NoteDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or the order holds the most notes it may", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 422, description = "Invalid fields, or the order holds the most notes it may"),
     )
 )]
 pub async fn add_note(
@@ -559,8 +560,8 @@ pub async fn add_note(
     request_body = AddressDto,
     responses(
         (status = 200, body = OrderDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already shipped or ended", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Already shipped or ended"),
     )
 )]
 pub async fn change_address(
@@ -583,8 +584,8 @@ pub async fn change_address(
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     responses(
         (status = 202, description = "The step is queued again; the order no longer needs attention", body = OrderDto),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order does not need attention", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The order does not need attention"),
     )
 )]
 pub async fn retry_order(
