@@ -19,6 +19,7 @@ use crate::auth::Caller;
 use crate::dto::{AddressDto, MoneyDto, OrderDto, RateDto};
 use crate::extract::{ApiJson, OptionalJson};
 use crate::openapi::NotFound;
+use crate::policy::Policy;
 use crate::problem::{ApiError, Problem};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -263,7 +264,7 @@ pub async fn open_cart(
     // anyone) open it. A signed-in customer's cart is theirs without saying so.
     let customer = match customer {
         Some(c) => {
-            crate::routes::may_order_for(&caller, &c)?;
+            Policy::new(&caller).may_order_for(&c)?;
             Some(c)
         }
         None => caller.principal.customer_id().cloned(),
@@ -433,7 +434,7 @@ pub async fn checkout(
     OptionalJson(body): OptionalJson<CheckoutRequest>,
 ) -> ApiResult<Response> {
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
-    accounts.count_order(&caller.principal, &caller.source)?;
+    Policy::new(&caller).count_order(&accounts)?;
     let placed = app.carts.check_out(cart, &token, body.parse()?).await?;
     Ok(crate::routes::placed_response(placed))
 }

@@ -28,8 +28,8 @@ use orderly_core::accounts::Accounts;
 use orderly_core::ports::{OrderFilter, Page, PageRequest};
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed};
 use orderly_domain::{
-    Actor, Currency, Customer, CustomerId, Order, OrderId, OrderLine, OrderStatus, Product,
-    ProductId, ValueError,
+    Currency, Customer, CustomerId, Order, OrderId, OrderLine, OrderStatus, Product, ProductId,
+    ValueError,
 };
 
 mod limits;
@@ -42,6 +42,7 @@ use crate::dto::{
     ShipmentDto,
 };
 use crate::extract::ApiJson;
+use crate::policy::Policy;
 use crate::problem::{ApiError, Problem};
 
 /// The schema type.
@@ -335,20 +336,15 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<OrderNode>> {
-        let caller = caller(ctx);
-        if !Access::customers_or(Permission::OrdersRead).allows(&caller.principal) {
-            return Err(gql(denied(
-                &caller.principal,
-                "reading orders needs orders:read",
-            )));
-        }
-        let Ok(id) = OrderId::parse(&id) else {
-            return Ok(None);
-        };
         // Someone else's order is as absent as one that does not exist.
-        Ok(found(app(ctx).orders.order(id).await)?
-            .filter(|o| caller.may_touch(&o.customer_id, Permission::OrdersRead))
-            .map(OrderNode))
+        match Policy::new(caller(ctx))
+            .order(&app(ctx).orders, &id, Permission::OrdersRead)
+            .await
+        {
+            Ok(order) => Ok(Some(OrderNode(order))),
+            Err(e) if e.problem().status == 404 => Ok(None),
+            Err(e) => Err(api_gql(e)),
+        }
     }
 
     /// Orders, newest first, as a Relay connection.
@@ -462,42 +458,28 @@ fn api_gql(e: ApiError) -> async_graphql::Error {
     graphql_error(e.problem())
 }
 
-/// The order `id` if the caller may act on it with `permission` (its customer may); otherwise
-/// the same not-found as for an order that does not exist.
+/// The order `id` if the caller may act on it with `permission` ([`Policy::order`]).
 async fn visible(
     ctx: &Context<'_>,
     id: &ID,
     permission: Permission,
 ) -> async_graphql::Result<Order> {
-    let caller = caller(ctx);
-    if !Access::customers_or(permission).allows(&caller.principal) {
-        return Err(gql(denied(
-            &caller.principal,
-            &format!("this needs {permission}"),
-        )));
-    }
-    let order = app(ctx).orders.order(order_id(id)?).await.map_err(gql)?;
-    if caller.may_touch(&order.customer_id, permission) {
-        Ok(order)
-    } else {
-        Err(not_found("order", id))
-    }
+    Policy::new(caller(ctx))
+        .order(&app(ctx).orders, id, permission)
+        .await
+        .map_err(api_gql)
 }
 
-/// Records a staff or key mutation in the audit log, as the REST routes do.
+/// Records a staff or key mutation in the audit log, as the REST routes' audit layer does.
 async fn audit(ctx: &Context<'_>, mutation: &str, id: &ID, ok: bool) {
-    let caller = caller(ctx);
-    if caller.principal.is_operator() {
-        accounts(ctx)
-            .audit(
-                caller.actor(),
-                &format!("graphql {mutation}"),
-                Some(id.as_str()),
-                if ok { "ok" } else { "refused" },
-                &caller.source,
-            )
-            .await;
-    }
+    Policy::new(caller(ctx))
+        .audit(
+            accounts(ctx),
+            &format!("graphql {mutation}"),
+            Some(id.as_str()),
+            ok,
+        )
+        .await;
 }
 
 fn order_id(id: &ID) -> async_graphql::Result<OrderId> {
@@ -532,12 +514,9 @@ impl Mutation {
             .map(|k| IdempotencyKey::parse(k).map_err(|e| invalid(vec![e])))
             .transpose()?;
         let request = input.parse().map_err(invalid)?;
-        let caller = caller(ctx);
-        crate::routes::may_order_for(caller, &request.customer_id).map_err(api_gql)?;
-        accounts(ctx)
-            .count_order(&caller.principal, &caller.source)
-            .map_err(gql)?;
-        let actor = Actor::caller(&caller.actor());
+        let actor = Policy::new(caller(ctx))
+            .place_for(accounts(ctx), &request.customer_id)
+            .map_err(api_gql)?;
         let placed = app(ctx)
             .orders
             .place_order_by(request, key, actor)
@@ -560,11 +539,10 @@ impl Mutation {
         id: ID,
         reason: Option<String>,
     ) -> async_graphql::Result<OrderNode> {
-        let caller = caller(ctx);
         let order = visible(ctx, &id, Permission::OrdersCancel).await?;
         let order = app(ctx)
             .orders
-            .cancel(order.id, reason, Actor::caller(&caller.actor()))
+            .cancel(order.id, reason, Policy::new(caller(ctx)).actor())
             .await
             .map_err(gql);
         audit(ctx, "cancelOrder", &id, order.is_ok()).await;
@@ -579,16 +557,12 @@ impl Mutation {
         carrier: String,
         tracking_number: String,
     ) -> async_graphql::Result<OrderNode> {
-        let caller = caller(ctx);
-        caller.require(Permission::OrdersFulfil).map_err(api_gql)?;
+        let actor = Policy::new(caller(ctx))
+            .staff(Permission::OrdersFulfil)
+            .map_err(api_gql)?;
         let order = app(ctx)
             .orders
-            .ship(
-                order_id(&id)?,
-                carrier,
-                tracking_number,
-                Actor::caller(&caller.actor()),
-            )
+            .ship(order_id(&id)?, carrier, tracking_number, actor)
             .await
             .map_err(gql);
         audit(ctx, "shipOrder", &id, order.is_ok()).await;
@@ -597,11 +571,12 @@ impl Mutation {
 
     /// Records the delivery.
     async fn deliver_order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrderNode> {
-        let caller = caller(ctx);
-        caller.require(Permission::OrdersFulfil).map_err(api_gql)?;
+        let actor = Policy::new(caller(ctx))
+            .staff(Permission::OrdersFulfil)
+            .map_err(api_gql)?;
         let order = app(ctx)
             .orders
-            .deliver(order_id(&id)?, Actor::caller(&caller.actor()))
+            .deliver(order_id(&id)?, actor)
             .await
             .map_err(gql);
         audit(ctx, "deliverOrder", &id, order.is_ok()).await;

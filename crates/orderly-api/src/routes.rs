@@ -22,6 +22,7 @@ use crate::dto::{
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::openapi::NotFound;
+use crate::policy::Policy;
 use crate::problem::{ApiError, Problem};
 use crate::request::record_order_id;
 
@@ -71,36 +72,14 @@ pub async fn place_order(
         })
         .transpose()?;
     let request = body.parse()?;
-    may_order_for(&caller, &request.customer_id)?;
-    accounts.count_order(&caller.principal, &caller.source)?;
-    let actor = Actor::caller(&caller.actor());
+    let actor = Policy::new(&caller).place_for(&accounts, &request.customer_id)?;
     Ok(placed_response(
         app.orders.place_order_by(request, key, actor).await?,
     ))
 }
 
-/// `Ok` if the caller may place an order for `customer`: that customer, or staff and keys with
-/// `orders:place`.
-///
-/// # Errors
-/// 403 for another customer; 401/403 for callers without the permission.
-pub fn may_order_for(caller: &Caller, customer: &CustomerId) -> Result<(), ApiError> {
-    if caller.principal.customer_id().is_some()
-        && !caller.may_touch(customer, Permission::OrdersPlace)
-    {
-        return Err(AppError::Forbidden(
-            "customers place orders for themselves; customerId must be your own".into(),
-        )
-        .into());
-    }
-    if caller.principal.customer_id().is_none() {
-        caller.require(Permission::OrdersPlace)?;
-    }
-    Ok(())
-}
-
-/// The order `id` if the caller may see it: its customer, or staff and keys holding
-/// `permission`. Others get the same 404 as for an order that does not exist.
+/// The order `id` if the caller may act on it with `permission` ([`Policy::order`]), named in
+/// the request's span.
 ///
 /// # Errors
 /// 404 as described; the use case's errors.
@@ -110,12 +89,11 @@ pub async fn visible_order(
     id: &str,
     permission: Permission,
 ) -> Result<orderly_domain::Order, ApiError> {
-    let order = app.orders.order(order_id(id)?).await?;
-    if caller.may_touch(&order.customer_id, permission) {
-        Ok(order)
-    } else {
-        Err(Problem::not_found("order", id).into())
-    }
+    let order = Policy::new(caller)
+        .order(&app.orders, id, permission)
+        .await?;
+    record_order_id(&order.id);
+    Ok(order)
 }
 
 /// `201 Created` with the order and its `Location`; a replay also says `Idempotent-Replayed`.
