@@ -45,9 +45,21 @@ impl Default for AppSettings {
     }
 }
 
-/// The use cases the API serves, by capability.
+/// The use cases the API serves, by capability: [`Services`] behind one `Arc`, so the API
+/// clones one pointer per request, not every service's ports.
 #[derive(Clone)]
-pub struct Orderly {
+pub struct Orderly(Arc<Services>);
+
+impl std::ops::Deref for Orderly {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services of [`Orderly`].
+pub struct Services {
     /// Orders: place, read, list, cancel, ship, deliver.
     pub orders: Orders,
     /// Products, customers, stock and exchange rates.
@@ -63,7 +75,7 @@ pub struct Orderly {
     settings: AppSettings,
 }
 
-impl Orderly {
+impl Services {
     /// Whether the store can serve (for `/readyz`).
     #[must_use]
     pub fn readiness(&self) -> &Arc<dyn Readiness> {
@@ -235,7 +247,7 @@ impl Application {
             self.pricing(),
             changes.clone(),
         );
-        Orderly {
+        Orderly(Arc::new(Services {
             catalog: Catalog::new(
                 store.clone(),
                 store.clone(),
@@ -257,7 +269,7 @@ impl Application {
             readiness: store.clone(),
             jobs: store.clone(),
             settings: self.settings.clone(),
-        }
+        }))
     }
 
     /// Accounts and access, signing with the store's shared secret (made on first start).

@@ -59,7 +59,7 @@ pub mod step;
 pub mod storage;
 pub mod support;
 
-pub use application::{AppSettings, Application, CART_IDLE, Orderly};
+pub use application::{AppSettings, Application, CART_IDLE, Orderly, Services};
 pub use carts::{CartView, Carts, Checkout, OpenedCart, PricedLine, SweepReport};
 pub use catalog::{Catalog, CreateProduct, UpdateProduct};
 pub use error::AppError;

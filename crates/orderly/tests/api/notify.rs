@@ -109,8 +109,9 @@ async fn place_and_ship_delivers_the_right_messages(server: &TestServer, smtp: &
         .unwrap();
     assert!(ship.text.contains("Tracking number: JD014600006281234567"));
     assert!(ship.html.contains("Carrier: <strong>DHL</strong>"));
-    // Nothing more arrives.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Nothing more arrives: with no saga or notify work left, every message that was going to
+    // be sent has been.
+    server.wait_idle().await;
     assert_eq!(smtp.messages().len(), 3);
 }
 
