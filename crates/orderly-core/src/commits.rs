@@ -97,7 +97,7 @@ pub fn consumers_of(kind: EventKind) -> &'static [Consumer] {
         | EventKind::RefundIssued
         | EventKind::OrderNeedsAttention => &[Consumer::Notify],
         EventKind::InventoryRejected | EventKind::PaymentCaptured => &[],
-        // A retry names the step it re-queues itself (see `Orderly::retry`).
+        // A retry names the step it re-queues itself (see `Support::retry`).
         EventKind::RetryRequested => &[],
         // Recorded in the history; no step and no message follows from it.
         EventKind::ShippingAddressChanged => &[],

@@ -85,6 +85,19 @@ impl<T: DocumentType> Documents<T> {
         }))
     }
 
+    /// The version of the document under `key`, without reading it as a `T` (so a document
+    /// that no longer reads can still be written over).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn version(&self, key: &str) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .store
+            .document(T::KIND, key)
+            .await?
+            .map(|doc| doc.version))
+    }
+
     /// The document under `key`.
     ///
     /// # Errors

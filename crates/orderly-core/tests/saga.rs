@@ -453,3 +453,43 @@ async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_cancele
         [format!("order:{id}:capture")]
     );
 }
+
+#[tokio::test]
+async fn an_escalation_that_no_longer_reads_never_keeps_an_order_from_being_flagged() {
+    let down = || Err(PaymentError::Transient("503".into()));
+    let w = world(
+        vec![down(), down(), down()],
+        RetryPolicy {
+            max_attempts: 2,
+            ..fast()
+        },
+    )
+    .await;
+    let id = w.place().await;
+    // An earlier entry for the order, in a shape that no longer reads.
+    w.store
+        .put_document(
+            &orderly_core::ports::Document {
+                kind: orderly_core::ports::DocKind::Escalation,
+                key: id.to_string(),
+                version: 1,
+                body: "[\"an old shape\"]".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.needs_attention.unwrap().attempts, 3);
+    let queue = w.app.support.escalations(true).await.unwrap();
+    assert_eq!(queue.len(), 1, "the entry is written over");
+    assert_eq!(queue[0].order_id, id);
+    // And staff can retry it.
+    w.app.support.retry(id, Actor::staff("sam")).await.unwrap();
+    w.drain().await;
+    assert_eq!(
+        w.app.orders.order(id).await.unwrap().status,
+        OrderStatus::Paid
+    );
+}

@@ -568,12 +568,16 @@ impl Order {
             address.one_line()
         ));
         self.shipping_address = Some(address);
-        Ok(self.record(
+        let mut event = self.record(
             EventKind::ShippingAddressChanged,
             Some(self.status),
             stamp,
             detail,
-        ))
+        );
+        // The addresses stay in the order's own history; the event, which leaves for the bus,
+        // says only what happened.
+        event.detail = Some("shipping address changed".to_owned());
+        Ok(event)
     }
 
     /// Records the captured payment and moves the order to `paid`.

@@ -445,9 +445,11 @@ impl Carts {
         let order_id = match &placed {
             Placed::New(o) | Placed::Replay(o) => o.id,
         };
-        // Record the order on the cart; a concurrent checkout may have done so already.
+        // Record the order on the cart; a concurrent checkout may have done so already. The
+        // order is placed whatever happens here, and a repeated checkout answers with it.
         let now = self.now();
-        self.carts
+        let recorded = self
+            .carts
             .modify(&id.to_string(), |read| {
                 let mut cart = opened_by(read, id, token)?;
                 if cart.status == CartStatus::CheckedOut {
@@ -456,7 +458,14 @@ impl Carts {
                 cart.checked_out(order_id, now);
                 Ok(Change::Write(cart, ()))
             })
-            .await?;
+            .await;
+        match recorded {
+            Ok(()) => {}
+            Err(AppError::Unavailable(e)) => {
+                tracing::warn!(cart_id = %id, %order_id, error = %e, "the order is placed; the cart could not be marked checked out yet");
+            }
+            Err(e) => return Err(e),
+        }
         tracing::info!(cart_id = %id, %order_id, "cart checked out");
         Ok(placed)
     }

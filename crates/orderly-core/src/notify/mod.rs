@@ -414,7 +414,14 @@ impl Notifications {
                 )),
                 other => other.into(),
             })?;
-        self.records.put(key, &updated).await?;
+        // The dedupe record, if the message had one, says the same (a failure without one was
+        // never sent, and stays without).
+        self.records
+            .update(key, |record| {
+                record.clone_from(&updated);
+                true
+            })
+            .await?;
         match sent {
             Ok(()) => Ok(updated),
             Err(e) => Err(RetryError::NotSent(e.to_string())),

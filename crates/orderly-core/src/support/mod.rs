@@ -144,17 +144,21 @@ impl Support {
                         status.as_str()
                     ))
                 })?;
-            let mut commit =
-                order_change(order.clone(), expected_version, event.clone(), Vec::new());
+            let mut commit = order_change(order.clone(), expected_version, event, Vec::new());
             let notes = self.notes.get(&key).await?;
             let version = notes.as_ref().map(|n| n.version);
             let mut doc = notes.map(|n| n.value).unwrap_or_default();
             // A full notes list never blocks the correction: the history holds it anyway.
+            let said = order
+                .history
+                .last()
+                .and_then(|h| h.detail.clone())
+                .unwrap_or_default();
             if doc.notes.len() < MAX_NOTES {
                 doc.notes.push(Note {
                     at: stamp.at,
                     author: actor.as_str().to_owned(),
-                    text: event.detail.unwrap_or_default(),
+                    text: said,
                 });
                 commit
                     .documents
@@ -196,10 +200,19 @@ impl Support {
                 AppError::Internal(format!("order {id} names an unknown step {step:?}"))
             })?;
             let mut documents = Vec::new();
-            if let Some(mut entry) = self.escalations.get(&key).await? {
-                entry.value.resolved_at = Some(stamp.at);
-                entry.value.resolved_by = Some(actor.as_str().to_owned());
-                documents.push(Documents::write(&key, &entry.value, Some(entry.version))?);
+            match self.escalations.get(&key).await {
+                Ok(Some(mut entry)) => {
+                    entry.value.resolved_at = Some(stamp.at);
+                    entry.value.resolved_by = Some(actor.as_str().to_owned());
+                    documents.push(Documents::write(&key, &entry.value, Some(entry.version))?);
+                }
+                Ok(None) => {}
+                // The order is the truth; a queue entry that no longer reads must not block
+                // the retry. It is rewritten the next time a step gives up.
+                Err(StoreError::Corrupt(e)) => {
+                    tracing::error!(order_id = %id, error = %e, "the escalation does not read; retrying without resolving it");
+                }
+                Err(e) => return Err(e.into()),
             }
             let commit = Commit {
                 order: Some(OrderWrite::Update {
@@ -287,8 +300,10 @@ pub(crate) async fn escalation_write(
         return Ok(None);
     };
     let key = order.id.to_string();
-    let read = escalations.get(&key).await?;
-    Documents::write(&key, &entry, read.map(|r| r.version)).map(Some)
+    // Only the version is needed: an earlier entry that no longer reads is written over, and
+    // never keeps the order from being flagged.
+    let read = escalations.version(&key).await?;
+    Documents::write(&key, &entry, read).map(Some)
 }
 
 impl Support {
