@@ -829,6 +829,21 @@ pub async fn notification_documents_are_kept_like_any_other(store: Arc<dyn Store
     assert!(store.document(DocKind::Cart, "x").await.unwrap().is_none());
 }
 
+/// The commit that reserves `order` (stored at version 1), publishing its event to
+/// `consumers`, and the order as it is after.
+fn reserving(order: &orderly_domain::Order, consumers: Vec<Consumer>) -> Commit {
+    let mut reserved = order.clone();
+    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
+    Commit {
+        order: Some(OrderWrite::Update {
+            order: reserved,
+            expected_version: 1,
+        }),
+        events: vec![Outgoing { event, consumers }],
+        ..Commit::default()
+    }
+}
+
 fn note_write(key: &str, body: &str, read: Option<u32>) -> DocumentWrite {
     DocumentWrite {
         document: Document {
@@ -855,18 +870,8 @@ pub async fn a_commit_writes_its_documents_with_the_order(store: Arc<dyn Store>)
         .unwrap();
     let doc = store.document(DocKind::Notes, &key).await.unwrap().unwrap();
     assert_eq!((doc.version, doc.body.as_str()), (1, body.as_str()));
-    let mut reserved = order.clone();
-    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
     store
         .commit(Commit {
-            order: Some(OrderWrite::Update {
-                order: reserved,
-                expected_version: 1,
-            }),
-            events: vec![Outgoing {
-                event,
-                consumers: Vec::new(),
-            }],
             documents: vec![
                 note_write(&key, "{\"n\":2}", Some(1)),
                 DocumentWrite {
@@ -877,7 +882,7 @@ pub async fn a_commit_writes_its_documents_with_the_order(store: Arc<dyn Store>)
                     expected_version: None,
                 },
             ],
-            ..Commit::default()
+            ..reserving(&order, Vec::new())
         })
         .await
         .unwrap();
@@ -909,20 +914,10 @@ pub async fn a_commit_whose_document_changed_writes_nothing(store: Arc<dyn Store
         .put_document(&note_write(&key, "{\"n\":2}", Some(1)).document, Some(1))
         .await
         .unwrap();
-    let mut reserved = order.clone();
-    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
     let stale = Commit {
-        order: Some(OrderWrite::Update {
-            order: reserved,
-            expected_version: 1,
-        }),
         stock: vec![reserve("001", 2)],
-        events: vec![Outgoing {
-            event,
-            consumers: vec![Consumer::Payment],
-        }],
         documents: vec![note_write(&key, "{\"n\":\"stale\"}", Some(1))],
-        ..Commit::default()
+        ..reserving(&order, vec![Consumer::Payment])
     };
     assert_eq!(
         store.commit(stale.clone()).await,
@@ -957,20 +952,16 @@ pub async fn a_commit_whose_order_changed_writes_no_document(store: Arc<dyn Stor
     let order = fixtures::order("001", &[("001", 1)]);
     let key = order.id.to_string();
     store.commit(fixtures::place(&order)).await.unwrap();
-    let mut reserved = order.clone();
-    let event = reserved.apply(Transition::Reserve, &stamp(), None).unwrap();
-    let commit = Commit {
-        order: Some(OrderWrite::Update {
-            order: reserved,
-            expected_version: 7,
-        }),
-        events: vec![Outgoing {
-            event,
-            consumers: Vec::new(),
-        }],
+    let mut commit = Commit {
         documents: vec![note_write(&key, "{}", None)],
-        ..Commit::default()
+        ..reserving(&order, Vec::new())
     };
+    if let Some(OrderWrite::Update {
+        expected_version, ..
+    }) = &mut commit.order
+    {
+        *expected_version = 7;
+    }
     assert_eq!(
         store.commit(commit).await,
         Err(CommitError::VersionConflict(order.id))
