@@ -20,10 +20,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use orderly_auth::{Permission, Principal};
 use orderly_core::AppError;
+use orderly_core::access::Policy;
+pub use orderly_core::access::denied;
 use orderly_core::accounts::Accounts;
 use orderly_domain::CustomerId;
 
-use crate::problem::{ApiError, Problem};
+use crate::problem::Problem;
 
 /// Who may call a route at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,20 +113,10 @@ impl Caller {
         self.principal.customer_id() == Some(owner) || self.principal.can(permission)
     }
 
-    /// `Ok` if the caller holds `permission`.
-    ///
-    /// # Errors
-    /// 401 for anonymous callers, 403 for others.
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.principal.can(permission) {
-            Ok(())
-        } else {
-            Err(denied(
-                &self.principal,
-                &format!("this needs the {permission} permission"),
-            )
-            .into())
-        }
+    /// The access rules for this caller: the only way to a permit for an order's use cases.
+    #[must_use]
+    pub fn policy(&self) -> Policy<'_> {
+        Policy::new(&self.principal, &self.source)
     }
 
     /// How the caller is written in order histories.
@@ -158,17 +150,6 @@ fn source_of(parts: &Parts) -> String {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string())
-}
-
-/// 401 for anonymous callers, 403 for the others.
-#[must_use]
-pub fn denied(principal: &Principal, why: &str) -> AppError {
-    match principal {
-        Principal::Anonymous => AppError::Unauthenticated(format!(
-            "{why}; send Authorization: Bearer <access token or API key> (log in at POST /v1/auth/login)"
-        )),
-        _ => AppError::Forbidden(format!("{why}, which you do not have")),
-    }
 }
 
 /// The bearer credential of a request, if it sent one.

@@ -19,7 +19,6 @@ use crate::auth::Caller;
 use crate::dto::{AddressDto, MoneyDto, OrderDto, RateDto};
 use crate::extract::{ApiJson, OptionalJson};
 use crate::openapi::NotFound;
-use crate::policy::Policy;
 use crate::problem::{ApiError, Problem};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -264,7 +263,7 @@ pub async fn open_cart(
     // anyone) open it. A signed-in customer's cart is theirs without saying so.
     let customer = match customer {
         Some(c) => {
-            Policy::new(&caller).may_order_for(&c)?;
+            caller.policy().may_order_for(&c)?;
             Some(c)
         }
         None => caller.principal.customer_id().cloned(),
@@ -434,8 +433,11 @@ pub async fn checkout(
     OptionalJson(body): OptionalJson<CheckoutRequest>,
 ) -> ApiResult<Response> {
     let (cart, token) = (cart_id(&id)?, token(&headers, &id)?);
-    Policy::new(&caller).count_order(&accounts)?;
-    let placed = app.carts.check_out(cart, &token, body.parse()?).await?;
+    let permit = caller.policy().check_out(&accounts)?;
+    let placed = app
+        .carts
+        .check_out(permit, cart, &token, body.parse()?)
+        .await?;
     Ok(crate::routes::placed_response(placed))
 }
 

@@ -28,8 +28,7 @@ use orderly_core::accounts::Accounts;
 use orderly_core::ports::{OrderFilter, Page, PageRequest};
 use orderly_core::{AppError, IdempotencyKey, Orderly, Placed};
 use orderly_domain::{
-    Currency, Customer, CustomerId, Order, OrderId, OrderLine, OrderStatus, Product, ProductId,
-    ValueError,
+    Currency, Customer, CustomerId, Order, OrderLine, OrderStatus, Product, ProductId, ValueError,
 };
 
 mod limits;
@@ -42,8 +41,8 @@ use crate::dto::{
     ShipmentDto,
 };
 use crate::extract::ApiJson;
-use crate::policy::Policy;
 use crate::problem::{ApiError, Problem};
+use orderly_core::access::{Action, Cancel, Fulfil, Permit, Read};
 
 /// The schema type.
 pub type OrderlySchema = Schema<Query, Mutation, EmptySubscription>;
@@ -116,10 +115,6 @@ fn gql(e: AppError) -> async_graphql::Error {
 
 fn invalid(errors: Vec<ValueError>) -> async_graphql::Error {
     graphql_error(&Problem::validation(errors))
-}
-
-fn not_found(what: &str, id: &str) -> async_graphql::Error {
-    graphql_error(&Problem::not_found(what, id))
 }
 
 /// Turns a use case's "not found" into GraphQL's `null`.
@@ -337,13 +332,14 @@ impl Query {
         id: ID,
     ) -> async_graphql::Result<Option<OrderNode>> {
         // Someone else's order is as absent as one that does not exist.
-        match Policy::new(caller(ctx))
-            .order(&app(ctx).orders, &id, Permission::OrdersRead)
+        match caller(ctx)
+            .policy()
+            .order::<Read>(&app(ctx).orders, &id)
             .await
         {
-            Ok(order) => Ok(Some(OrderNode(order))),
-            Err(e) if e.problem().status == 404 => Ok(None),
-            Err(e) => Err(api_gql(e)),
+            Ok(permit) => Ok(Some(OrderNode(permit.into_order()))),
+            Err(AppError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(gql(e)),
         }
     }
 
@@ -357,22 +353,10 @@ impl Query {
         #[graphql(desc = "`endCursor` of the previous page.")] after: Option<String>,
     ) -> async_graphql::Result<Connection<String, OrderNode>> {
         let mut filter = filter.unwrap_or_default().parse().map_err(invalid)?;
-        let caller = caller(ctx);
-        match caller.principal.customer_id() {
-            Some(own) if filter.customer_id.as_ref().is_some_and(|c| c != own) => {
-                return Err(gql(AppError::Forbidden(
-                    "customers list their own orders only".into(),
-                )));
-            }
-            Some(own) => filter.customer_id = Some(own.clone()),
-            None if !caller.principal.can(Permission::OrdersRead) => {
-                return Err(gql(denied(
-                    &caller.principal,
-                    "listing orders needs orders:read",
-                )));
-            }
-            None => {}
-        }
+        filter.customer_id = caller(ctx)
+            .policy()
+            .orders_of(filter.customer_id)
+            .map_err(gql)?;
         let app = app(ctx);
         connection(
             first,
@@ -454,25 +438,19 @@ fn accounts<'a>(ctx: &Context<'a>) -> &'a Arc<Accounts> {
     ctx.data_unchecked::<Arc<Accounts>>()
 }
 
-fn api_gql(e: ApiError) -> async_graphql::Error {
-    graphql_error(e.problem())
-}
-
-/// The order `id` if the caller may act on it with `permission` ([`Policy::order`]).
-async fn visible(
-    ctx: &Context<'_>,
-    id: &ID,
-    permission: Permission,
-) -> async_graphql::Result<Order> {
-    Policy::new(caller(ctx))
-        .order(&app(ctx).orders, id, permission)
+/// Leave to do `A` to the order `id` ([`orderly_core::access::Policy::order`]).
+async fn permit<A: Action>(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Permit<A>> {
+    caller(ctx)
+        .policy()
+        .order::<A>(&app(ctx).orders, id)
         .await
-        .map_err(api_gql)
+        .map_err(gql)
 }
 
 /// Records a staff or key mutation in the audit log, as the REST routes' audit layer does.
 async fn audit(ctx: &Context<'_>, mutation: &str, id: &ID, ok: bool) {
-    Policy::new(caller(ctx))
+    caller(ctx)
+        .policy()
         .audit(
             accounts(ctx),
             &format!("graphql {mutation}"),
@@ -480,10 +458,6 @@ async fn audit(ctx: &Context<'_>, mutation: &str, id: &ID, ok: bool) {
             ok,
         )
         .await;
-}
-
-fn order_id(id: &ID) -> async_graphql::Result<OrderId> {
-    OrderId::parse(id).map_err(|_| not_found("order", id))
 }
 
 /// What `placeOrder` answers.
@@ -514,12 +488,13 @@ impl Mutation {
             .map(|k| IdempotencyKey::parse(k).map_err(|e| invalid(vec![e])))
             .transpose()?;
         let request = input.parse().map_err(invalid)?;
-        let actor = Policy::new(caller(ctx))
+        let permit = caller(ctx)
+            .policy()
             .place_for(accounts(ctx), &request.customer_id)
-            .map_err(api_gql)?;
+            .map_err(gql)?;
         let placed = app(ctx)
             .orders
-            .place_order_by(request, key, actor)
+            .place_order(permit, request, key)
             .await
             .map_err(gql)?;
         let (order, replayed) = match placed {
@@ -539,12 +514,8 @@ impl Mutation {
         id: ID,
         reason: Option<String>,
     ) -> async_graphql::Result<OrderNode> {
-        let order = visible(ctx, &id, Permission::OrdersCancel).await?;
-        let order = app(ctx)
-            .orders
-            .cancel(order.id, reason, Policy::new(caller(ctx)).actor())
-            .await
-            .map_err(gql);
+        let permit = permit::<Cancel>(ctx, &id).await?;
+        let order = app(ctx).orders.cancel(permit, reason).await.map_err(gql);
         audit(ctx, "cancelOrder", &id, order.is_ok()).await;
         Ok(OrderNode(order?))
     }
@@ -557,12 +528,10 @@ impl Mutation {
         carrier: String,
         tracking_number: String,
     ) -> async_graphql::Result<OrderNode> {
-        let actor = Policy::new(caller(ctx))
-            .staff(Permission::OrdersFulfil)
-            .map_err(api_gql)?;
+        let permit = permit::<Fulfil>(ctx, &id).await?;
         let order = app(ctx)
             .orders
-            .ship(order_id(&id)?, carrier, tracking_number, actor)
+            .ship(permit, carrier, tracking_number)
             .await
             .map_err(gql);
         audit(ctx, "shipOrder", &id, order.is_ok()).await;
@@ -571,14 +540,8 @@ impl Mutation {
 
     /// Records the delivery.
     async fn deliver_order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrderNode> {
-        let actor = Policy::new(caller(ctx))
-            .staff(Permission::OrdersFulfil)
-            .map_err(api_gql)?;
-        let order = app(ctx)
-            .orders
-            .deliver(order_id(&id)?, actor)
-            .await
-            .map_err(gql);
+        let permit = permit::<Fulfil>(ctx, &id).await?;
+        let order = app(ctx).orders.deliver(permit).await.map_err(gql);
         audit(ctx, "deliverOrder", &id, order.is_ok()).await;
         Ok(OrderNode(order?))
     }

@@ -14,8 +14,8 @@
 //! - `notifications`: failed notifications (list, retry) and notification preferences.
 //! - [`graphql`]: the same use cases as a GraphQL schema at `/graphql`, with GraphiQL.
 //! - `dto`: the wire format (camelCase JSON) and its parsing into domain values.
-//! - [`policy`]: who may do what to an order — one [`policy::Policy`] for the REST routes,
-//!   GraphQL and checkout.
+//!   Who may do what to an order is decided by `orderly_core::access::Policy`: the handlers
+//!   ask it for the permit each use case takes ([`auth::Caller::policy`]).
 //! - [`problem`]: RFC 9457 errors with stable `type`s; the one error shape of the API.
 //! - `extract`: JSON and query extractors whose rejections are problems.
 //! - `request`: the request id and the per-request tracing span.
@@ -36,7 +36,6 @@ pub mod extract;
 pub mod graphql;
 pub mod notifications;
 pub mod openapi;
-pub mod policy;
 pub mod problem;
 pub mod request;
 pub mod routes;

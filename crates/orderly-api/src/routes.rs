@@ -7,10 +7,11 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderly_auth::Permission;
+use orderly_core::access::{Action, AddNote, Cancel, Edit, Fulfil, Permit, Read, ReadNotes, Retry};
 use orderly_core::accounts::Accounts;
 use orderly_core::ports::OrderFilter;
-use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
-use orderly_domain::{Actor, CustomerId, OrderId, OrderStatus, ProductId, ValueError};
+use orderly_core::{IdempotencyKey, Orderly, Placed, page_request};
+use orderly_domain::{Actor, CustomerId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -22,17 +23,10 @@ use crate::dto::{
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::openapi::NotFound;
-use crate::policy::Policy;
 use crate::problem::{ApiError, Problem};
 use crate::request::record_order_id;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-fn order_id(text: &str) -> ApiResult<OrderId> {
-    let id = OrderId::parse(text).map_err(|_| Problem::not_found("order", text))?;
-    record_order_id(&id);
-    Ok(id)
-}
 
 fn product_id(text: &str) -> ApiResult<ProductId> {
     ProductId::parse(text).map_err(|_| ApiError::from(Problem::not_found("product", text)))
@@ -72,28 +66,21 @@ pub async fn place_order(
         })
         .transpose()?;
     let request = body.parse()?;
-    let actor = Policy::new(&caller).place_for(&accounts, &request.customer_id)?;
+    let permit = caller.policy().place_for(&accounts, &request.customer_id)?;
     Ok(placed_response(
-        app.orders.place_order_by(request, key, actor).await?,
+        app.orders.place_order(permit, request, key).await?,
     ))
 }
 
-/// The order `id` if the caller may act on it with `permission` ([`Policy::order`]), named in
-/// the request's span.
+/// Leave to do `A` to the order `id` ([`orderly_core::access::Policy::order`]), the order
+/// named in the request's span.
 ///
 /// # Errors
-/// 404 as described; the use case's errors.
-pub async fn visible_order(
-    app: &Orderly,
-    caller: &Caller,
-    id: &str,
-    permission: Permission,
-) -> Result<orderly_domain::Order, ApiError> {
-    let order = Policy::new(caller)
-        .order(&app.orders, id, permission)
-        .await?;
-    record_order_id(&order.id);
-    Ok(order)
+/// 401/403, or 404 for an order the caller may not see; storage.
+pub async fn permit<A: Action>(app: &Orderly, caller: &Caller, id: &str) -> ApiResult<Permit<A>> {
+    let permit = caller.policy().order::<A>(&app.orders, id).await?;
+    record_order_id(&permit.id());
+    Ok(permit)
 }
 
 /// `201 Created` with the order and its `Location`; a replay also says `Idempotent-Replayed`.
@@ -130,8 +117,8 @@ pub async fn get_order(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderDto>> {
-    let order = visible_order(&app, &caller, &id, Permission::OrdersRead).await?;
-    Ok(Json(OrderDto::from(&order).for_caller(&caller)))
+    let permit = permit::<Read>(&app, &caller, &id).await?;
+    Ok(Json(OrderDto::from(permit.order()).for_caller(&caller)))
 }
 
 /// The events published for an order, oldest first, in the reference shape.
@@ -148,9 +135,9 @@ pub async fn order_events(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<orderly_domain::Event>>> {
-    visible_order(&app, &caller, &id, Permission::OrdersRead).await?;
+    let permit = permit::<Read>(&app, &caller, &id).await?;
     // Serialized straight to bytes: `totalAmount` keeps its exact decimal text.
-    Ok(Json(app.orders.order_events(order_id(&id)?).await?))
+    Ok(Json(app.orders.order_events(&permit).await?))
 }
 
 /// Filters and paging for the order list.
@@ -208,14 +195,7 @@ pub async fn list_orders(
     let Some(page) = page.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
-    // A customer sees their own orders only; naming another customer is refused.
-    let customer_id = match caller.principal.customer_id() {
-        Some(own) if customer_id.as_ref().is_some_and(|c| c != own) => {
-            return Err(AppError::Forbidden("customers list their own orders only".into()).into());
-        }
-        Some(own) => Some(own.clone()),
-        None => customer_id,
-    };
+    let customer_id = caller.policy().orders_of(customer_id)?;
     let filter = OrderFilter {
         status,
         customer_id,
@@ -248,11 +228,8 @@ pub async fn cancel_order(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> ApiResult<Json<OrderDto>> {
-    let order = visible_order(&app, &caller, &id, Permission::OrdersCancel).await?;
-    let order = app
-        .orders
-        .cancel(order.id, body.reason, Actor::caller(&caller.actor()))
-        .await?;
+    let permit = permit::<Cancel>(&app, &caller, &id).await?;
+    let order = app.orders.cancel(permit, body.reason).await?;
     Ok(Json(OrderDto::from(&order)))
 }
 
@@ -273,14 +250,10 @@ pub async fn ship_order(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ShipRequest>,
 ) -> ApiResult<Json<OrderDto>> {
+    let permit = permit::<Fulfil>(&app, &caller, &id).await?;
     let order = app
         .orders
-        .ship(
-            order_id(&id)?,
-            body.carrier,
-            body.tracking_number,
-            Actor::caller(&caller.actor()),
-        )
+        .ship(permit, body.carrier, body.tracking_number)
         .await?;
     Ok(Json(OrderDto::from(&order)))
 }
@@ -300,10 +273,8 @@ pub async fn deliver_order(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderDto>> {
-    let order = app
-        .orders
-        .deliver(order_id(&id)?, Actor::caller(&caller.actor()))
-        .await?;
+    let permit = permit::<Fulfil>(&app, &caller, &id).await?;
+    let order = app.orders.deliver(permit).await?;
     Ok(Json(OrderDto::from(&order)))
 }
 
@@ -500,9 +471,11 @@ pub struct NoteRequest {
 )]
 pub async fn order_notes(
     State(app): State<Orderly>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<NoteDto>>> {
-    let notes = app.support.notes(order_id(&id)?).await?;
+    let permit = permit::<ReadNotes>(&app, &caller, &id).await?;
+    let notes = app.support.notes(&permit).await?;
     Ok(Json(notes.iter().map(NoteDto::from).collect()))
 }
 
@@ -523,10 +496,8 @@ pub async fn add_note(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NoteRequest>,
 ) -> ApiResult<Response> {
-    let note = app
-        .support
-        .add_note(order_id(&id)?, &caller.actor(), &body.text)
-        .await?;
+    let permit = permit::<AddNote>(&app, &caller, &id).await?;
+    let note = app.support.add_note(permit, &body.text).await?;
     Ok((StatusCode::CREATED, Json(NoteDto::from(&note))).into_response())
 }
 
@@ -548,10 +519,10 @@ pub async fn change_address(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AddressDto>,
 ) -> ApiResult<Json<OrderDto>> {
-    let order = visible_order(&app, &caller, &id, Permission::OrdersEdit).await?;
+    let permit = permit::<Edit>(&app, &caller, &id).await?;
     let order = app
         .support
-        .change_shipping_address(order.id, body.into(), &Actor::caller(&caller.actor()))
+        .change_shipping_address(permit, body.into())
         .await?;
     Ok(Json(OrderDto::from(&order).for_caller(&caller)))
 }
@@ -571,10 +542,8 @@ pub async fn retry_order(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let order = app
-        .support
-        .retry(order_id(&id)?, Actor::caller(&caller.actor()))
-        .await?;
+    let permit = permit::<Retry>(&app, &caller, &id).await?;
+    let order = app.support.retry(permit).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(OrderDto::from(&order).for_caller(&caller)),

@@ -11,6 +11,7 @@ use orderly_core::saga::Saga;
 use orderly_core::{Application, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy};
 use orderly_domain::{CustomerId, OrderId, OrderStatus, ProductId, Quantity};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
+use orderly_testkit::staff::Staff;
 use serde_json::Value;
 
 #[test]
@@ -74,7 +75,8 @@ async fn payment_job(transient_rate: f64) -> (Orderly, Saga, OrderId, JobMessage
         shipping_address: None,
         payment_method: None,
     };
-    let Placed::New(order) = app.orders.place_order(request, None).await.unwrap() else {
+    let staff = Staff::admin(&wiring).await.unwrap();
+    let Placed::New(order) = staff.place(&app, request, None).await.unwrap() else {
         panic!()
     };
     // The order's next saga step; its notify jobs wait in their own lane.

@@ -9,6 +9,8 @@ use orderly_domain::{
 };
 use tokio::sync::Notify;
 
+use crate::error::AppError;
+
 use crate::ports::{
     Clock, Commit, CommitError, Consumer, IdGenerator, OrderWrite, Outgoing, StockMove, UnitOfWork,
 };
@@ -73,6 +75,32 @@ impl Changes {
             self.work.notify_one();
         }
         Ok(())
+    }
+
+    /// Runs `attempt` — read, decide, build the commit — and commits what it built; when a
+    /// concurrent writer changed the order or one of the commit's documents first, reads and
+    /// decides again, up to [`CONFLICT_RETRIES`] times. The one loop of every use case that
+    /// changes an order.
+    ///
+    /// # Errors
+    /// What `attempt` answers; [`AppError::Unavailable`] if order `id` kept changing; what the
+    /// store refuses.
+    pub(crate) async fn retrying<T, F, A>(&self, id: OrderId, attempt: F) -> Result<T, AppError>
+    where
+        F: Fn() -> A,
+        A: Future<Output = Result<(Commit, T), AppError>>,
+    {
+        for _ in 0..CONFLICT_RETRIES {
+            let (commit, value) = attempt().await?;
+            match self.commit(commit).await {
+                Ok(()) => return Ok(value),
+                Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Unavailable(format!(
+            "order {id} kept changing; try again"
+        )))
     }
 }
 

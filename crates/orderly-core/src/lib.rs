@@ -39,6 +39,7 @@
 //! round.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod accounts;
 pub mod application;
 pub mod carts;

@@ -489,6 +489,18 @@ impl JobQueue for MemoryStore {
         Ok(n)
     }
 
+    async fn release_claim(&self, lease: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.lock()?;
+        let mut n = 0;
+        for q in s.jobs.values_mut() {
+            if q.lease_until == Some(lease) {
+                q.lease_until = None;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         let s = self.lock()?;
         let mut seen_orders = HashSet::new();

@@ -41,6 +41,7 @@ pub enum StorageOp {
     RetryJob,
     DeleteJob,
     ReleaseLeases,
+    ReleaseClaim,
     NextDue,
     PendingJobs,
     CheckReady,
@@ -51,7 +52,7 @@ pub enum StorageOp {
 
 impl StorageOp {
     /// Every operation, in the order the metrics list them.
-    pub const ALL: [StorageOp; 25] = [
+    pub const ALL: [StorageOp; 26] = [
         StorageOp::CreateProduct,
         StorageOp::UpdateProduct,
         StorageOp::Product,
@@ -71,6 +72,7 @@ impl StorageOp {
         StorageOp::RetryJob,
         StorageOp::DeleteJob,
         StorageOp::ReleaseLeases,
+        StorageOp::ReleaseClaim,
         StorageOp::NextDue,
         StorageOp::PendingJobs,
         StorageOp::CheckReady,
@@ -102,6 +104,7 @@ impl StorageOp {
             StorageOp::RetryJob => "retry_job",
             StorageOp::DeleteJob => "delete_job",
             StorageOp::ReleaseLeases => "release_leases",
+            StorageOp::ReleaseClaim => "release_claim",
             StorageOp::NextDue => "next_due",
             StorageOp::PendingJobs => "pending_jobs",
             StorageOp::CheckReady => "check_ready",
@@ -401,6 +404,9 @@ impl JobQueue for Metered {
     }
     async fn release_leases(&self) -> Result<u64, StoreError> {
         counted!(self, ReleaseLeases, self.inner.release_leases())
+    }
+    async fn release_claim(&self, lease: Timestamp) -> Result<u64, StoreError> {
+        counted!(self, ReleaseClaim, self.inner.release_claim(lease))
     }
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         counted!(self, NextDue, self.inner.next_due())

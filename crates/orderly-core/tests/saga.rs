@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use orderly_core::access::{Cancel, Retry};
 use orderly_core::memory::MemoryStore;
 use orderly_core::ports::{
     Clock, ManualClock, PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep,
@@ -13,11 +14,12 @@ use orderly_core::ports::{
 };
 use orderly_core::saga::Saga;
 use orderly_core::{
-    Application, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy,
+    AppError, Application, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy,
 };
 use orderly_domain::{
-    Actor, CustomerId, EventKind, OrderId, OrderStatus, ProductId, Quantity, Timestamp,
+    CustomerId, EventKind, Order, OrderId, OrderStatus, ProductId, Quantity, Timestamp,
 };
+use orderly_testkit::staff::Staff;
 use tokio::sync::Notify;
 
 /// Answers captures from a script (then succeeds), and counts what it charged per key.
@@ -92,6 +94,8 @@ impl PaymentGateway for ScriptedPayments {
 struct World {
     store: Arc<dyn Store>,
     app: Orderly,
+    /// Who acts for the shop in these tests: an admin, who may do anything to any order.
+    staff: Staff,
     saga: Saga,
     payments: Arc<ScriptedPayments>,
     clock: Arc<ManualClock>,
@@ -112,9 +116,11 @@ async fn world_with(payments: Arc<ScriptedPayments>, retry: RetryPolicy) -> Worl
     let app = wiring.orderly();
     app.catalog.load_demo_data().await.unwrap();
     let saga = wiring.saga(payments.clone());
+    let staff = Staff::admin(&wiring).await.unwrap();
     World {
         store,
         app,
+        staff,
         saga,
         payments,
         clock,
@@ -144,14 +150,26 @@ fn reference() -> PlaceOrder {
 }
 
 impl World {
+    async fn place_order(
+        &self,
+        request: PlaceOrder,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Placed, AppError> {
+        self.staff.place(&self.app, request, key).await
+    }
+
+    async fn cancel(&self, id: OrderId, reason: Option<String>) -> Result<Order, AppError> {
+        let permit = self.staff.permit::<Cancel>(&self.app, id).await?;
+        self.app.orders.cancel(permit, reason).await
+    }
+
+    async fn retry(&self, id: OrderId) -> Result<Order, AppError> {
+        let permit = self.staff.permit::<Retry>(&self.app, id).await?;
+        self.app.support.retry(permit).await
+    }
+
     async fn place(&self) -> OrderId {
-        match self
-            .app
-            .orders
-            .place_order(reference(), None)
-            .await
-            .unwrap()
-        {
+        match self.place_order(reference(), None).await.unwrap() {
             Placed::New(o) => o.id,
             Placed::Replay(_) => panic!("replay"),
         }
@@ -340,18 +358,14 @@ async fn canceling_a_paid_order_releases_stock_and_refunds_once() {
     let w = world(vec![], fast()).await;
     let id = w.place().await;
     w.drain().await;
-    w.app
-        .orders
-        .cancel(id, Some("changed mind".into()), Actor::api())
-        .await
-        .unwrap();
+    w.cancel(id, Some("changed mind".into())).await.unwrap();
     assert_eq!(w.stock("001").await, (150, 0));
     w.drain().await;
     let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.payment.unwrap().refunds.len(), 1);
     assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
     // A second cancel is refused and refunds nothing more.
-    assert!(w.app.orders.cancel(id, None, Actor::api()).await.is_err());
+    assert!(w.cancel(id, None).await.is_err());
     w.drain().await;
     assert_eq!(w.payments.refunded.lock().unwrap().len(), 1);
 }
@@ -364,7 +378,7 @@ async fn a_cancel_before_the_payment_step_means_no_charge_at_all() {
     let now = w.clock.now();
     let job = w.saga_job(now).await;
     w.saga.run(&job).await;
-    w.app.orders.cancel(id, None, Actor::api()).await.unwrap();
+    w.cancel(id, None).await.unwrap();
     w.drain().await;
     assert!(w.payments.charged.lock().unwrap().is_empty());
     assert!(w.payments.refunded.lock().unwrap().is_empty());
@@ -375,17 +389,17 @@ async fn a_cancel_before_the_payment_step_means_no_charge_at_all() {
 async fn an_idempotency_key_replays_and_refuses_another_body() {
     let w = world(vec![], fast()).await;
     let key = || Some(IdempotencyKey::parse("k-1").unwrap());
-    let Placed::New(first) = w.app.orders.place_order(reference(), key()).await.unwrap() else {
+    let Placed::New(first) = w.place_order(reference(), key()).await.unwrap() else {
         panic!()
     };
-    let Placed::Replay(again) = w.app.orders.place_order(reference(), key()).await.unwrap() else {
+    let Placed::Replay(again) = w.place_order(reference(), key()).await.unwrap() else {
         panic!()
     };
     assert_eq!(first.id, again.id);
     let mut other = reference();
     other.items.pop();
     assert_eq!(
-        w.app.orders.place_order(other, key()).await.unwrap_err(),
+        w.place_order(other, key()).await.unwrap_err(),
         orderly_core::AppError::IdempotencyKeyReused
     );
 }
@@ -409,11 +423,7 @@ async fn a_cancel_that_lands_while_the_provider_charges_is_recorded_and_refunded
         tokio::spawn(async move { w.saga.run(&capture).await })
     };
     started.notified().await;
-    w.app
-        .orders
-        .cancel(id, Some("too slow".into()), Actor::api())
-        .await
-        .unwrap();
+    w.cancel(id, Some("too slow".into())).await.unwrap();
     release.notify_one();
     runner.await.unwrap();
     w.drain().await;
@@ -442,7 +452,7 @@ async fn a_charge_left_by_an_interrupted_run_is_voided_when_the_order_is_cancele
         payment_method: None,
     };
     w.payments.capture(&request, "auth").await.unwrap();
-    w.app.orders.cancel(id, None, Actor::api()).await.unwrap();
+    w.cancel(id, None).await.unwrap();
     w.drain().await;
     assert!(
         w.payments.charged.lock().unwrap().is_empty(),
@@ -486,7 +496,7 @@ async fn an_escalation_that_no_longer_reads_never_keeps_an_order_from_being_flag
     assert_eq!(queue.len(), 1, "the entry is written over");
     assert_eq!(queue[0].order_id, id);
     // And staff can retry it.
-    w.app.support.retry(id, Actor::staff("sam")).await.unwrap();
+    w.retry(id).await.unwrap();
     w.drain().await;
     assert_eq!(
         w.app.orders.order(id).await.unwrap().status,

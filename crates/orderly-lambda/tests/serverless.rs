@@ -16,13 +16,15 @@ use orderly_aws::notify::SnsNotifier;
 use orderly_aws::queues::JobQueues;
 use orderly_aws::relay::Relay;
 use orderly_aws::worker::{Delivery, Worker};
+use orderly_core::access::Cancel;
 use orderly_core::notify::NotifySettings;
 use orderly_core::ports::{Recipient, Store};
 use orderly_core::{Application, RetryPolicy};
-use orderly_domain::{Actor, EventKind, OrderStatus, ProductId};
+use orderly_domain::{EventKind, OrderStatus, ProductId};
 use orderly_payments::{SimulatedPayments, SimulatedSettings};
 use orderly_store_dynamodb::testing::{TestTable, endpoint};
 use orderly_testkit::fixtures;
+use orderly_testkit::staff::Staff;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -488,8 +490,10 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     );
 
     // Cancel: stock comes back at once, the refund goes through the payment queue.
+    let staff = Staff::admin(&wiring).await.unwrap();
+    let permit = staff.permit::<Cancel>(&app, order.id).await.unwrap();
     app.orders
-        .cancel(order.id, Some("changed mind".into()), Actor::api())
+        .cancel(permit, Some("changed mind".into()))
         .await
         .unwrap();
     assert_eq!(
@@ -505,8 +509,7 @@ async fn an_order_goes_from_the_api_to_paid_through_stream_bus_and_fifo_queues()
     assert_eq!(sent.jobs, 2, "payment and notify: {images:#?}");
     assert_eq!(work(&aws.sqs, &aws.queues["payment"], &payment).await, 1);
     relay.relay(&stream.inserted().await).await.unwrap();
-    let events: Vec<EventKind> = app
-        .orders
+    let events: Vec<EventKind> = store
         .order_events(order.id)
         .await
         .unwrap()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use orderly_core::access::Fulfil;
 use orderly_core::memory::MemoryStore;
 use orderly_core::notify::{self, Notifications, NotifySettings, Preferences, Status};
 use orderly_core::ports::{
@@ -13,12 +14,13 @@ use orderly_core::ports::{
 };
 use orderly_core::saga::Saga;
 use orderly_core::{AppSettings, Application, LineRequest, Orderly, PlaceOrder, RetryPolicy};
-use orderly_domain::{Actor, Customer, CustomerId, Email, Name, OrderId, OrderStatus, Quantity};
+use orderly_domain::{Customer, CustomerId, Email, Name, OrderId, OrderStatus, Quantity};
 use orderly_notify::sink::LogNotifier;
 use orderly_notify::smtp::{SmtpNotifier, SmtpSettings, TlsMode};
 use orderly_notify::{FileTemplates, Routes, message_id};
 use orderly_testkit::fixtures;
 use orderly_testkit::smtp::SmtpServer;
+use orderly_testkit::staff::Staff;
 
 /// Charges always go through.
 struct Approve;
@@ -46,6 +48,7 @@ const ADMIN: &str = "admin@orderly.test";
 struct Shop {
     store: Arc<dyn Store>,
     app: Orderly,
+    staff: Staff,
     saga: Saga,
     notes: Arc<Notifications>,
     smtp: SmtpServer,
@@ -108,9 +111,11 @@ async fn shop(max_attempts: u32) -> Shop {
     let app = wiring.orderly();
     let notes = wiring.notifications().unwrap();
     let saga = wiring.saga(Arc::new(Approve));
+    let staff = Staff::admin(&wiring).await.unwrap();
     Shop {
         store,
         app,
+        staff,
         saga,
         notes,
         smtp,
@@ -119,11 +124,23 @@ async fn shop(max_attempts: u32) -> Shop {
 }
 
 impl Shop {
+    /// Ships order `id` with `carrier` and `tracking`, and delivers it.
+    async fn ship(&self, id: OrderId, carrier: &str, tracking: &str) {
+        let permit = self.staff.permit::<Fulfil>(&self.app, id).await.unwrap();
+        let orders = &self.app.orders;
+        orders
+            .ship(permit, carrier.into(), tracking.into())
+            .await
+            .unwrap();
+        let permit = self.staff.permit::<Fulfil>(&self.app, id).await.unwrap();
+        orders.deliver(permit).await.unwrap();
+    }
+
     async fn place(&self) -> OrderId {
         let placed = self
-            .app
-            .orders
-            .place_order(
+            .staff
+            .place(
+                &self.app,
                 PlaceOrder {
                     customer_id: CustomerId::parse("001").unwrap(),
                     items: vec![LineRequest {
@@ -209,7 +226,7 @@ async fn placing_an_order_mails_the_customer_and_the_shop_once_each() {
     );
     assert!(!mail.html.contains("<b>山田"));
     assert!(mail.html.contains("<strong>$159.98</strong>"));
-    let event = shop.app.orders.order_events(id).await.unwrap()[0].clone();
+    let event = shop.store.order_events(id).await.unwrap()[0].clone();
     let key = notify::dedupe_key(
         event.id,
         notify::Template::OrderConfirmation,
@@ -332,21 +349,8 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
         .unwrap();
     let first = shop.place().await;
     shop.drain().await;
-    shop.app
-        .orders
-        .ship(
-            first,
-            "DHL Express".into(),
-            "JD014600006281234567".into(),
-            Actor::staff("kim"),
-        )
-        .await
-        .unwrap();
-    shop.app
-        .orders
-        .deliver(first, Actor::staff("kim"))
-        .await
-        .unwrap();
+    shop.ship(first, "DHL Express", "JD014600006281234567")
+        .await;
     shop.drain().await;
 
     let subjects = |mails: &[orderly_testkit::smtp::Captured]| -> Vec<String> {
@@ -400,16 +404,7 @@ async fn shipping_and_delivery_tell_the_customer_by_mail_and_sms_and_marketing_r
         .unwrap();
     let second = shop.place().await;
     shop.drain().await;
-    shop.app
-        .orders
-        .ship(second, "UPS".into(), "1Z999".into(), Actor::staff("kim"))
-        .await
-        .unwrap();
-    shop.app
-        .orders
-        .deliver(second, Actor::staff("kim"))
-        .await
-        .unwrap();
+    shop.ship(second, "UPS", "1Z999").await;
     shop.drain().await;
     let mails = shop.smtp.wait_for(9).await;
     let review = mails

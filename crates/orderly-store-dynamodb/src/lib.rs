@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
@@ -91,6 +91,25 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 
 fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
     StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+/// `Ok(true)` if a conditional write was done, `Ok(false)` if its condition did not hold (the
+/// item changed or went meanwhile), the error otherwise.
+fn conditional<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(sdk_error(e)),
+    }
 }
 
 fn text(item: &Item, name: &str) -> Result<String, StoreError> {
@@ -655,6 +674,36 @@ impl DynamoStore {
             }
         }
     }
+
+    /// Frees the leases of jobs, every one or only those ending at `only`. A lease taken
+    /// again meanwhile is left alone.
+    async fn release(&self, only: Option<Timestamp>) -> Result<u64, StoreError> {
+        let mut released = 0;
+        for item in self.all_jobs(None, usize::MAX).await? {
+            let Some(held) = item.get("lease_until").cloned() else {
+                continue;
+            };
+            if only.is_some_and(|lease| number(&item, "lease_until").ok() != Some(lease.millis())) {
+                continue;
+            }
+            let id = number(&item, "job_id")?;
+            let done = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(text(&item, "pk")?, &text(&item, "sk")?)))
+                .update_expression("SET lsk = :lsk REMOVE lease_until")
+                .condition_expression("lease_until = :held")
+                .expression_attribute_values(":lsk", s(job_lsk(number(&item, "next_at")?, id)))
+                .expression_attribute_values(":held", held)
+                .send()
+                .await;
+            if conditional(done)? {
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
 }
 
 /// The global secondary indexes: name, partition key, sort key.
@@ -1217,17 +1266,9 @@ impl JobQueue for DynamoStore {
         }
         .send()
         .await;
-        match result {
-            Err(e)
-                if !e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(sdk_error(e))
-            }
-            // Done meanwhile (the job is gone), or claimed again since: the holder decides.
-            _ => Ok(()),
-        }
+        // Not done if done meanwhile (the job is gone) or claimed again since: the holder
+        // decides.
+        conditional(result).map(drop)
     }
 
     async fn delete_job(&self, job: &Job) -> Result<(), StoreError> {
@@ -1242,38 +1283,16 @@ impl JobQueue for DynamoStore {
                 .condition_expression("lease_until = :held")
                 .expression_attribute_values(":held", n(lease.millis())),
         };
-        match delete.send().await {
-            Err(e)
-                if !e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(sdk_error(e))
-            }
-            // Claimed again since: the holder decides.
-            _ => Ok(()),
-        }
+        // Not done if claimed again since: the holder decides.
+        conditional(delete.send().await).map(drop)
     }
 
     async fn release_leases(&self) -> Result<u64, StoreError> {
-        let mut released = 0;
-        for item in self.all_jobs(None, usize::MAX).await? {
-            if !item.contains_key("lease_until") {
-                continue;
-            }
-            let id = number(&item, "job_id")?;
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(text(&item, "pk")?, &text(&item, "sk")?)))
-                .update_expression("SET lsk = :lsk REMOVE lease_until")
-                .expression_attribute_values(":lsk", s(job_lsk(number(&item, "next_at")?, id)))
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            released += 1;
-        }
-        Ok(released)
+        self.release(None).await
+    }
+
+    async fn release_claim(&self, lease: Timestamp) -> Result<u64, StoreError> {
+        self.release(Some(lease)).await
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {

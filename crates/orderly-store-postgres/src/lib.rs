@@ -907,6 +907,15 @@ impl JobQueue for PgStore {
             .map_err(unavailable)
     }
 
+    async fn release_claim(&self, lease: Timestamp) -> Result<u64, StoreError> {
+        sqlx::query("UPDATE jobs SET lease_until = NULL WHERE lease_until = $1")
+            .bind(lease.millis())
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(unavailable)
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         // The earliest moment a claim could find something: over each order's first job only,
         // the later of its due time and its lease's end.

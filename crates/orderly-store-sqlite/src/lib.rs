@@ -702,6 +702,21 @@ impl JobQueue for SqliteStore {
             .await
     }
 
+    async fn release_claim(&self, lease: Timestamp) -> Result<u64, StoreError> {
+        let lease = lease.millis();
+        self.writer
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE jobs SET lease_until = NULL WHERE lease_until = ?1",
+                    [lease],
+                )
+                .map(|n| n as u64)
+                .map_err(writer::unavailable)
+            })
+            .await
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         // The earliest moment a claim could find something: over each order's first job only,
         // the later of its due time and its lease's end.

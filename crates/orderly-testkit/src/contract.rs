@@ -482,6 +482,35 @@ pub async fn a_claimed_job_is_leased_until_it_expires_or_is_released(store: Arc<
     );
 }
 
+pub async fn a_claim_whose_answer_was_lost_is_released_by_its_lease(store: Arc<dyn Store>) {
+    let (a, b) = (
+        fixtures::order("001", &[("001", 1)]),
+        fixtures::order("002", &[("001", 1)]),
+    );
+    store.commit(fixtures::place(&a)).await.unwrap();
+    // One claim whose answer the dispatcher never saw, one by another worker a moment later.
+    let lost = store.claim_jobs(at(0), 1, 60_000).await.unwrap();
+    store.commit(fixtures::place(&b)).await.unwrap();
+    let other = store.claim_jobs(at(5), 10, 60_000).await.unwrap();
+    assert_eq!((lost.len(), other.len()), (1, 1));
+    assert_eq!(lost[0].lease, Some(at(60_000)));
+    assert_eq!(
+        store.release_claim(at(60_000)).await.unwrap(),
+        1,
+        "only the lost claim's lease"
+    );
+    let again = store.claim_jobs(at(10), 10, 60_000).await.unwrap();
+    assert_eq!(again.len(), 1, "the lost claim's job is claimable at once");
+    assert_eq!(again[0].id, lost[0].id);
+    assert_eq!(store.release_claim(at(60_000)).await.unwrap(), 0);
+    // The other worker's lease still holds: it puts its job back.
+    store
+        .retry_job(&other[0], 1, at(20), "try again")
+        .await
+        .unwrap();
+    assert_eq!(store.claim_jobs(at(20), 10, 60_000).await.unwrap().len(), 1);
+}
+
 pub async fn a_retried_job_waits_until_due(store: Arc<dyn Store>) {
     let order = fixtures::order("001", &[("001", 1)]);
     store.commit(fixtures::place(&order)).await.unwrap();

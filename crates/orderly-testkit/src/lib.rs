@@ -11,6 +11,8 @@
 //! - [`proxy`]: a TCP proxy that can cut and restore the line to a database, for outage tests.
 //! - [`smtp`]: a real SMTP server on loopback that captures messages, decodes them, can be
 //!   stopped and restarted on its port, and can be told to answer 4xx.
+//! - [`staff`]: an admin who acts on orders through the access policy, as every entry point
+//!   does.
 #![forbid(unsafe_code)]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,6 +20,7 @@ pub mod contract;
 pub mod fixtures;
 pub mod proxy;
 pub mod smtp;
+pub mod staff;
 pub mod stripe_double;
 
 pub use orderly_core::ports::Store;
@@ -55,6 +58,7 @@ macro_rules! store_contract_tests {
             a_waiting_notification_never_holds_back_the_saga,
             notification_documents_are_kept_like_any_other,
             a_claimed_job_is_leased_until_it_expires_or_is_released,
+            a_claim_whose_answer_was_lost_is_released_by_its_lease,
             a_retried_job_waits_until_due,
             orders_are_listed_newest_first_with_filters_and_cursors,
             a_foreign_cursor_is_refused,

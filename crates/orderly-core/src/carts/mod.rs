@@ -17,6 +17,7 @@ use orderly_domain::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::access::CheckoutPermit;
 use crate::catalog::{Priced, Pricing};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
@@ -399,6 +400,7 @@ impl Carts {
     /// lines that cannot be bought now; as for placing.
     pub async fn check_out(
         &self,
+        permit: CheckoutPermit,
         id: CartId,
         token: &str,
         checkout: Checkout,
@@ -441,7 +443,10 @@ impl Carts {
             payment_method: checkout.payment_method,
         };
         let key = IdempotencyKey::parse(&format!("cart:{id}"))?;
-        let placed = self.orders.place_order(request, Some(key)).await?;
+        let placed = self
+            .orders
+            .place(request, Some(key), permit.actor().clone())
+            .await?;
         let order_id = match &placed {
             Placed::New(o) | Placed::Replay(o) => o.id,
         };

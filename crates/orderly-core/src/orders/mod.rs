@@ -13,13 +13,12 @@ use orderly_domain::text::check_text;
 use orderly_domain::{Actor, Event, Order, OrderId, OrderStatus, Shipment, Stamp, Transition};
 
 pub use self::placing::{IdempotencyKey, LineRequest, PlaceOrder, Placed};
+use crate::access::{Cancel, Fulfil, OrderLookup, Permit, Read};
 use crate::catalog::Pricing;
 pub use crate::commits::MAX_REASON;
-use crate::commits::{CONFLICT_RETRIES, Changes, order_change, stock_moves};
+use crate::commits::{Changes, order_change, stock_moves};
 use crate::error::{AppError, not_found};
-use crate::ports::{
-    CatalogStore, CommitError, OrderFilter, OrderStore, Page, PageRequest, StockMove,
-};
+use crate::ports::{CatalogStore, OrderFilter, OrderStore, Page, PageRequest, StockMove};
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -78,9 +77,8 @@ impl Orders {
     ///
     /// # Errors
     /// [`AppError::NotFound`] or a storage failure.
-    pub async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, AppError> {
-        self.order(id).await?;
-        Ok(self.orders.order_events(id).await?)
+    pub async fn order_events(&self, permit: &Permit<Read>) -> Result<Vec<Event>, AppError> {
+        Ok(self.orders.order_events(permit.id()).await?)
     }
 
     /// Cancels an order that has not shipped: releases its stock now; the payment step refunds a
@@ -88,28 +86,23 @@ impl Orders {
     ///
     /// # Errors
     /// [`AppError::IllegalTransition`] once shipped or final, [`AppError::NotFound`], storage.
-    #[tracing::instrument(skip(self, reason), fields(order_id = %id))]
+    #[tracing::instrument(skip_all, fields(order_id = %permit.id()))]
     pub async fn cancel(
         &self,
-        id: OrderId,
+        permit: Permit<Cancel>,
         reason: Option<String>,
-        actor: Actor,
     ) -> Result<Order, AppError> {
         if let Some(r) = &reason {
             check_text("reason", r, MAX_REASON)?;
         }
-        self.change(
-            id,
-            |order, stamp| {
-                let from = order.status;
-                let event = order.apply(Transition::Cancel, stamp, reason.clone())?;
-                Ok((
-                    event,
-                    stock_moves(order, Transition::Cancel.stock_effect(from)),
-                ))
-            },
-            actor,
-        )
+        self.change(permit.id(), permit.actor(), |order, stamp| {
+            let from = order.status;
+            let event = order.apply(Transition::Cancel, stamp, reason.clone())?;
+            Ok((
+                event,
+                stock_moves(order, Transition::Cancel.stock_effect(from)),
+            ))
+        })
         .await
     }
 
@@ -118,13 +111,12 @@ impl Orders {
     /// # Errors
     /// [`AppError::Invalid`] for empty carrier or tracking number, [`AppError::IllegalTransition`]
     /// unless paid, [`AppError::NotFound`], storage.
-    #[tracing::instrument(skip(self, carrier, tracking_number), fields(order_id = %id))]
+    #[tracing::instrument(skip_all, fields(order_id = %permit.id()))]
     pub async fn ship(
         &self,
-        id: OrderId,
+        permit: Permit<Fulfil>,
         carrier: String,
         tracking_number: String,
-        actor: Actor,
     ) -> Result<Order, AppError> {
         let mut errors = Vec::new();
         for (field, value) in [("carrier", &carrier), ("trackingNumber", &tracking_number)] {
@@ -135,23 +127,19 @@ impl Orders {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        self.change(
-            id,
-            |order, stamp| {
-                let from = order.status;
-                let shipment = Shipment {
-                    carrier: carrier.clone(),
-                    tracking_number: tracking_number.clone(),
-                    shipped_at: stamp.at,
-                };
-                let event = order.ship(shipment, stamp)?;
-                Ok((
-                    event,
-                    stock_moves(order, Transition::Ship.stock_effect(from)),
-                ))
-            },
-            actor,
-        )
+        self.change(permit.id(), permit.actor(), |order, stamp| {
+            let from = order.status;
+            let shipment = Shipment {
+                carrier: carrier.clone(),
+                tracking_number: tracking_number.clone(),
+                shipped_at: stamp.at,
+            };
+            let event = order.ship(shipment, stamp)?;
+            Ok((
+                event,
+                stock_moves(order, Transition::Ship.stock_effect(from)),
+            ))
+        })
         .await
     }
 
@@ -159,36 +147,36 @@ impl Orders {
     ///
     /// # Errors
     /// [`AppError::IllegalTransition`] unless shipped, [`AppError::NotFound`], storage.
-    #[tracing::instrument(skip(self), fields(order_id = %id))]
-    pub async fn deliver(&self, id: OrderId, actor: Actor) -> Result<Order, AppError> {
-        self.change(
-            id,
-            |order, stamp| Ok((order.apply(Transition::Deliver, stamp, None)?, Vec::new())),
-            actor,
-        )
+    #[tracing::instrument(skip_all, fields(order_id = %permit.id()))]
+    pub async fn deliver(&self, permit: Permit<Fulfil>) -> Result<Order, AppError> {
+        self.change(permit.id(), permit.actor(), |order, stamp| {
+            Ok((order.apply(Transition::Deliver, stamp, None)?, Vec::new()))
+        })
         .await
     }
 
     /// Read, change, commit with the version check; on a concurrent change, read again.
-    async fn change<F>(&self, id: OrderId, mut f: F, actor: Actor) -> Result<Order, AppError>
+    async fn change<F>(&self, id: OrderId, actor: &Actor, f: F) -> Result<Order, AppError>
     where
-        F: FnMut(&mut Order, &Stamp) -> Result<(Event, Vec<StockMove>), AppError>,
+        F: Fn(&mut Order, &Stamp) -> Result<(Event, Vec<StockMove>), AppError>,
     {
-        for _ in 0..CONFLICT_RETRIES {
-            let mut order = self.order(id).await?;
-            let expected_version = order.version;
-            let stamp = self.changes.stamp(actor.clone());
-            let (event, stock) = f(&mut order, &stamp)?;
-            let commit = order_change(order.clone(), expected_version, event, stock);
-            match self.changes.commit(commit).await {
-                Ok(()) => return Ok(order),
-                Err(CommitError::VersionConflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Unavailable(format!(
-            "order {id} is changing too often; try again"
-        )))
+        let f = &f;
+        self.changes
+            .retrying(id, || async move {
+                let mut order = self.order(id).await?;
+                let expected_version = order.version;
+                let stamp = self.changes.stamp(actor.clone());
+                let (event, stock) = f(&mut order, &stamp)?;
+                let commit = order_change(order.clone(), expected_version, event, stock);
+                Ok((commit, order))
+            })
+            .await
+    }
+}
+
+impl OrderLookup for Orders {
+    async fn order(&self, id: OrderId) -> Result<Order, AppError> {
+        Orders::order(self, id).await
     }
 }
 

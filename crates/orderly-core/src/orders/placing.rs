@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{MAX_LINES, Orders};
+use crate::access::PlacePermit;
 use crate::catalog::Priced;
 use crate::commits::outgoing;
 use crate::error::AppError;
@@ -81,25 +82,27 @@ pub enum Placed {
 impl Orders {
     /// Places an order: prices it from the catalog, stores it with its `OrderPlaced` event and
     /// queues the stock reservation, all in one commit. With a key, a repeat of the same request
-    /// returns the first order; the same key with another request is refused.
+    /// returns the first order; the same key with another request is refused. The permit names
+    /// the customer it may be for ([`crate::access::Policy::place_for`]).
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for unknown customers or products and unpriced currencies,
+    /// [`AppError::Forbidden`] for another customer than the permit's; [`AppError::Invalid`]
+    /// for unknown customers or products and unpriced currencies,
     /// [`AppError::IdempotencyKeyReused`], or a storage failure.
     pub async fn place_order(
         &self,
+        permit: PlacePermit,
         request: PlaceOrder,
         key: Option<IdempotencyKey>,
     ) -> Result<Placed, AppError> {
-        self.place_order_by(request, key, Actor::api()).await
+        permit.check(&request.customer_id)?;
+        self.place(request, key, permit.actor().clone()).await
     }
 
-    /// [`Orders::place_order`] on behalf of `actor`, whom the order's history names.
-    ///
-    /// # Errors
-    /// As [`Orders::place_order`].
+    /// [`Orders::place_order`] on behalf of `actor`, whom the order's history names, for the
+    /// use cases that hold their own permit (cart checkout).
     #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id))]
-    pub async fn place_order_by(
+    pub(crate) async fn place(
         &self,
         request: PlaceOrder,
         key: Option<IdempotencyKey>,

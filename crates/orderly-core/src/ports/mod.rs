@@ -404,6 +404,12 @@ pub trait JobQueue: Send + Sync {
     /// Frees every lease: for a single-node database after a restart, whose leases all belonged
     /// to the process that died.
     async fn release_leases(&self) -> Result<u64, StoreError>;
+    /// Frees the leases that end at `lease`: those of a claim made at `lease - lease_ms` whose
+    /// answer was lost (the connection dropped after the store took the jobs), so the jobs
+    /// are claimable again instead of leased to nobody until `lease`. Another claim whose
+    /// lease ends at the very same millisecond loses its lease too; its steps' handled marks
+    /// keep a second run from changing anything twice.
+    async fn release_claim(&self, lease: Timestamp) -> Result<u64, StoreError>;
     /// When the next job falls due (`None` if the queue is empty).
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Jobs outstanding, for readiness and metrics.

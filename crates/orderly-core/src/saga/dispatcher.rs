@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orderly_domain::Timestamp;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
@@ -60,6 +61,10 @@ impl Dispatcher {
         let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
         let limit = self.settings.batch.max(1) as usize;
         let mut running: JoinSet<()> = JoinSet::new();
+        // Claims that failed: the store may have taken their jobs all the same (the answer was
+        // lost with the connection). Their leases are freed once the store answers again, so
+        // the jobs run now rather than when the lease ends.
+        let mut lost: Vec<Timestamp> = Vec::new();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -67,6 +72,7 @@ impl Dispatcher {
             while let Some(done) = running.try_join_next() {
                 report(done);
             }
+            self.release_lost(&mut lost).await;
             // Claim while steps run: a slow payment holds up its own order, never the others.
             // Claimed jobs are leased, so the next claim skips them and their orders.
             let room = limit.saturating_sub(running.len());
@@ -90,7 +96,10 @@ impl Dispatcher {
                         continue;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not claim jobs; backing off"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim jobs; backing off");
+                        lost.push(now.plus_millis(lease_ms));
+                    }
                 }
             }
             let wait = self.idle_wait().await;
@@ -105,6 +114,24 @@ impl Dispatcher {
             report(done);
         }
         tracing::info!("dispatcher stopped");
+    }
+
+    /// Frees the leases of the claims in `lost` whose leases have not ended yet, keeping the
+    /// ones the store does not answer for.
+    async fn release_lost(&self, lost: &mut Vec<Timestamp>) {
+        let now = self.saga.clock.now();
+        lost.retain(|lease| *lease > now);
+        let mut kept = Vec::new();
+        for lease in lost.drain(..) {
+            match self.saga.jobs.release_claim(lease).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(jobs = n, "freed the jobs of a claim whose answer was lost");
+                }
+                Err(_) => kept.push(lease),
+            }
+        }
+        *lost = kept;
     }
 
     /// How long to sleep when nothing is claimable: until the next job falls due, at most

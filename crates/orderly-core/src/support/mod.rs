@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use orderly_domain::{Actor, Address, AddressLocked, OrderId, OrderStatus, Timestamp, ValueError};
+use orderly_domain::{Address, AddressLocked, OrderId, OrderStatus, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
-use crate::commits::{CONFLICT_RETRIES, Changes, order_change};
+use crate::access::{AddNote, Edit, Permit, ReadNotes, Retry};
+use crate::commits::{Changes, order_change};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
 use crate::orders::Orders;
 use crate::ports::{
-    Commit, CommitError, Consumer, DocKind, DocumentStore, DocumentWrite, OrderWrite, Outgoing,
-    StoreError,
+    Commit, Consumer, DocKind, DocumentStore, DocumentWrite, OrderWrite, Outgoing, StoreError,
 };
 
 /// Longest note, in characters.
@@ -65,23 +65,21 @@ impl Support {
     /// The notes on an order, oldest first.
     ///
     /// # Errors
-    /// [`AppError::NotFound`] for an unknown order.
-    pub async fn notes(&self, id: OrderId) -> Result<Vec<Note>, AppError> {
-        self.orders.order(id).await?;
+    /// A storage failure.
+    pub async fn notes(&self, permit: &Permit<ReadNotes>) -> Result<Vec<Note>, AppError> {
         Ok(self
             .notes
-            .value(&id.to_string())
+            .value(&permit.id().to_string())
             .await?
             .map(|d| d.notes)
             .unwrap_or_default())
     }
 
-    /// Adds a note to an order.
+    /// Adds a note to an order, signed by the permit's actor.
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for an empty or too long note, or too many; [`AppError::NotFound`]
-    /// for an unknown order.
-    pub async fn add_note(&self, id: OrderId, author: &str, text: &str) -> Result<Note, AppError> {
+    /// [`AppError::Invalid`] for an empty or too long note, or too many.
+    pub async fn add_note(&self, permit: Permit<AddNote>, text: &str) -> Result<Note, AppError> {
         let chars = text.chars().count();
         if text.trim().is_empty() || chars > MAX_NOTE {
             return Err(AppError::invalid(
@@ -89,14 +87,13 @@ impl Support {
                 format!("must be 1 to {MAX_NOTE} characters, got {chars}"),
             ));
         }
-        self.orders.order(id).await?;
         let note = Note {
             at: self.changes.now(),
-            author: author.to_owned(),
+            author: permit.actor().as_str().to_owned(),
             text: text.to_owned(),
         };
         self.notes
-            .modify(&id.to_string(), |read| {
+            .modify(&permit.id().to_string(), |read| {
                 let mut doc = read.unwrap_or_default();
                 if doc.notes.len() >= MAX_NOTES {
                     return Err(AppError::invalid(
@@ -112,16 +109,15 @@ impl Support {
 
     /// Corrects the shipping address of an order that has not shipped. The order's history
     /// gets a `ShippingAddressChanged` entry with the old and the new address, and the same
-    /// words become a note by the staff member, in the same commit.
+    /// words become a note by the permit's actor, in the same commit.
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for a bad address; [`AppError::NotFound`];
-    /// [`AppError::NotNow`] once the order has shipped or ended.
+    /// [`AppError::Invalid`] for a bad address; [`AppError::NotNow`] once the order has
+    /// shipped or ended.
     pub async fn change_shipping_address(
         &self,
-        id: OrderId,
+        permit: Permit<Edit>,
         address: Address,
-        actor: &Actor,
     ) -> Result<orderly_domain::Order, AppError> {
         address.validate().map_err(|errors| {
             AppError::Invalid(
@@ -131,110 +127,100 @@ impl Support {
                     .collect(),
             )
         })?;
-        let key = id.to_string();
-        for _ in 0..CONFLICT_RETRIES {
-            let mut order = self.orders.order(id).await?;
-            let expected_version = order.version;
-            let stamp = self.changes.stamp(actor.clone());
-            let event = order
-                .change_shipping_address(address.clone(), &stamp)
-                .map_err(|AddressLocked(status)| {
-                    AppError::NotNow(format!(
-                        "order {id} is {}; its address can change only until it ships",
-                        status.as_str()
-                    ))
-                })?;
-            let mut commit = order_change(order.clone(), expected_version, event, Vec::new());
-            let notes = self.notes.get(&key).await?;
-            let version = notes.as_ref().map(|n| n.version);
-            let mut doc = notes.map(|n| n.value).unwrap_or_default();
-            // A full notes list never blocks the correction: the history holds it anyway.
-            let said = order
-                .history
-                .last()
-                .and_then(|h| h.detail.clone())
-                .unwrap_or_default();
-            if doc.notes.len() < MAX_NOTES {
-                doc.notes.push(Note {
-                    at: stamp.at,
-                    author: actor.as_str().to_owned(),
-                    text: said,
-                });
-                commit
-                    .documents
-                    .push(Documents::write(&key, &doc, version)?);
-            }
-            match self.changes.commit(commit).await {
-                Ok(()) => return Ok(order),
-                Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Unavailable(
-            "the order kept changing; try again".into(),
-        ))
+        let (id, actor) = (permit.id(), permit.actor());
+        let (key, address) = (&id.to_string(), &address);
+        self.changes
+            .retrying(id, || async move {
+                let mut order = self.orders.order(id).await?;
+                let expected_version = order.version;
+                let stamp = self.changes.stamp(actor.clone());
+                let event = order
+                    .change_shipping_address(address.clone(), &stamp)
+                    .map_err(|AddressLocked(status)| {
+                        AppError::NotNow(format!(
+                            "order {id} is {}; its address can change only until it ships",
+                            status.as_str()
+                        ))
+                    })?;
+                let mut commit = order_change(order.clone(), expected_version, event, Vec::new());
+                let notes = self.notes.get(key).await?;
+                let version = notes.as_ref().map(|n| n.version);
+                let mut doc = notes.map(|n| n.value).unwrap_or_default();
+                // A full notes list never blocks the correction: the history holds it anyway.
+                if doc.notes.len() < MAX_NOTES {
+                    let said = order
+                        .history
+                        .last()
+                        .and_then(|h| h.detail.clone())
+                        .unwrap_or_default();
+                    doc.notes.push(Note {
+                        at: stamp.at,
+                        author: actor.as_str().to_owned(),
+                        text: said,
+                    });
+                    commit
+                        .documents
+                        .push(Documents::write(key, &doc, version)?);
+                } else {
+                    tracing::info!(order_id = %id, "the order's notes are full; the address correction is in its history only");
+                }
+                Ok((commit, order))
+            })
+            .await
     }
 
     /// Runs the saga step that gave up on an order once more, with a fresh set of retries. The
     /// step keeps its idempotency keys, so a payment that did go through is not taken twice.
-    /// The order's escalation is marked resolved by `actor` in the same commit.
+    /// The order's escalation is marked resolved by the permit's actor in the same commit.
     ///
     /// # Errors
-    /// [`AppError::NotNow`] if the order does not need attention; [`AppError::NotFound`].
-    pub async fn retry(
-        &self,
-        id: OrderId,
-        actor: Actor,
-    ) -> Result<orderly_domain::Order, AppError> {
-        let key = id.to_string();
-        for _ in 0..CONFLICT_RETRIES {
-            let mut order = self.orders.order(id).await?;
-            let expected_version = order.version;
-            let stamp = self.changes.stamp(actor.clone());
-            let Some((step, event)) = order.request_retry(&stamp) else {
-                return Err(AppError::NotNow(format!(
-                    "order {id} does not need attention; there is nothing to retry"
-                )));
-            };
-            let consumer = Consumer::parse(&step).ok_or_else(|| {
-                AppError::Internal(format!("order {id} names an unknown step {step:?}"))
-            })?;
-            let mut documents = Vec::new();
-            match self.escalations.get(&key).await {
-                Ok(Some(mut entry)) => {
-                    entry.value.resolved_at = Some(stamp.at);
-                    entry.value.resolved_by = Some(actor.as_str().to_owned());
-                    documents.push(Documents::write(&key, &entry.value, Some(entry.version))?);
+    /// [`AppError::NotNow`] if the order does not need attention.
+    pub async fn retry(&self, permit: Permit<Retry>) -> Result<orderly_domain::Order, AppError> {
+        let (id, actor) = (permit.id(), permit.actor());
+        let key = &id.to_string();
+        self.changes
+            .retrying(id, || async move {
+                let mut order = self.orders.order(id).await?;
+                let expected_version = order.version;
+                let stamp = self.changes.stamp(actor.clone());
+                let Some((step, event)) = order.request_retry(&stamp) else {
+                    return Err(AppError::NotNow(format!(
+                        "order {id} does not need attention; there is nothing to retry"
+                    )));
+                };
+                let consumer = Consumer::parse(&step).ok_or_else(|| {
+                    AppError::Internal(format!("order {id} names an unknown step {step:?}"))
+                })?;
+                let mut documents = Vec::new();
+                match self.escalations.get(key).await {
+                    Ok(Some(mut entry)) => {
+                        entry.value.resolved_at = Some(stamp.at);
+                        entry.value.resolved_by = Some(actor.as_str().to_owned());
+                        documents.push(Documents::write(key, &entry.value, Some(entry.version))?);
+                    }
+                    Ok(None) => {}
+                    // The order is the truth; a queue entry that no longer reads must not
+                    // block the retry. It is rewritten the next time a step gives up.
+                    Err(StoreError::Corrupt(e)) => {
+                        tracing::error!(order_id = %id, error = %e, "the escalation does not read; retrying without resolving it");
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Ok(None) => {}
-                // The order is the truth; a queue entry that no longer reads must not block
-                // the retry. It is rewritten the next time a step gives up.
-                Err(StoreError::Corrupt(e)) => {
-                    tracing::error!(order_id = %id, error = %e, "the escalation does not read; retrying without resolving it");
-                }
-                Err(e) => return Err(e.into()),
-            }
-            let commit = Commit {
-                order: Some(OrderWrite::Update {
-                    order: order.clone(),
-                    expected_version,
-                }),
-                events: vec![Outgoing {
-                    event,
-                    consumers: vec![consumer],
-                }],
-                documents,
-                ..Commit::default()
-            };
-            match self.changes.commit(commit).await {
-                Ok(()) => return Ok(order),
-                Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Unavailable(
-            "the order kept changing; try again".into(),
-        ))
+                let commit = Commit {
+                    order: Some(OrderWrite::Update {
+                        order: order.clone(),
+                        expected_version,
+                    }),
+                    events: vec![Outgoing {
+                        event,
+                        consumers: vec![consumer],
+                    }],
+                    documents,
+                    ..Commit::default()
+                };
+                Ok((commit, order))
+            })
+            .await
     }
 }
 
