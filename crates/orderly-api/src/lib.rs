@@ -8,6 +8,8 @@
 //! - [`router`]: every route, the body limit, the request context and the problem+json fallbacks.
 //! - [`auth`]: the caller of each request, the per-route [`Access`] guard, the audit of staff
 //!   changes.
+//! - `admin`: the staff panel under `/admin` — server-rendered pages and plain form posts over
+//!   the same use cases and access policy.
 //! - `account_routes`: sign-up, log-in, tokens, profile, staff users, API keys, audit log.
 //! - `routes`: the REST handlers under `/v1` — thin: parse, call one use case, map the result.
 //! - `carts`: carts, checkout and exchange rates under `/v1`.
@@ -29,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account_routes;
+mod admin;
 pub mod auth;
 pub mod carts;
 pub mod dto;
@@ -201,10 +204,11 @@ async fn problem_for_plain_errors(
 ) -> Response {
     let response = next.run(request).await;
     let status = response.status();
+    // A problem already, or a page of the staff panel, which answers people in HTML.
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v == problem::PROBLEM_JSON);
+        .is_some_and(|v| v == problem::PROBLEM_JSON || v.as_bytes().starts_with(b"text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }
@@ -470,8 +474,12 @@ pub fn router_with(app: Orderly, accounts: Arc<Accounts>, extra: Vec<RouteSpec>)
             ));
         router = router.route(&spec.path, guarded);
     }
+    // The staff panel: its pages and forms, with the same body deadline as the API.
+    let panel = admin::router(app.clone(), Arc::clone(&accounts))
+        .layer(axum::middleware::from_fn(server::read_body));
     router
         .with_state(app)
+        .nest("/admin", panel)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(schema))

@@ -497,7 +497,7 @@ pub async fn add_note(
     ApiJson(body): ApiJson<NoteRequest>,
 ) -> ApiResult<Response> {
     let permit = permit::<AddNote>(&app, &caller, &id).await?;
-    let note = app.support.add_note(permit, &body.text).await?;
+    let note = app.support.add_note(permit, &body.text, None).await?;
     Ok((StatusCode::CREATED, Json(NoteDto::from(&note))).into_response())
 }
 
@@ -543,7 +543,7 @@ pub async fn retry_order(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let permit = permit::<Retry>(&app, &caller, &id).await?;
-    let order = app.support.retry(permit).await?;
+    let order = app.support.retry(permit, None).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(OrderDto::from(&order).for_caller(&caller)),

@@ -165,7 +165,7 @@ impl World {
 
     async fn retry(&self, id: OrderId) -> Result<Order, AppError> {
         let permit = self.staff.permit::<Retry>(&self.app, id).await?;
-        self.app.support.retry(permit).await
+        self.app.support.retry(permit, None).await
     }
 
     async fn place(&self) -> OrderId {

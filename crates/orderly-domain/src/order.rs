@@ -642,12 +642,20 @@ impl Order {
 
     /// Clears the attention flag so the step that gave up can run again; `None` if the order
     /// does not need attention. Returns the step's name and the event that records the request.
-    pub fn request_retry(&mut self, stamp: &Stamp) -> Option<(String, Event)> {
+    pub fn request_retry(
+        &mut self,
+        stamp: &Stamp,
+        reason: Option<&str>,
+    ) -> Option<(String, Event)> {
         let attention = self.needs_attention.take()?;
-        let detail = Some(format!(
+        let mut detail = format!(
             "{} to run again (it gave up after {} attempts)",
             attention.step, attention.attempts
-        ));
+        );
+        if let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) {
+            detail = format!("{detail}: {reason}");
+        }
+        let detail = Some(detail);
         let event = self.record(EventKind::RetryRequested, Some(self.status), stamp, detail);
         Some((attention.step, event))
     }

@@ -13,6 +13,7 @@
 //! - one `secret` document, the access-token signing key, made by the first node to start.
 
 mod audit;
+pub mod browser;
 mod keys;
 mod logins;
 mod staff;

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+use orderly_domain::text::check_text;
 use orderly_domain::{Address, AddressLocked, OrderId, OrderStatus, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{AddNote, Edit, Permit, ReadNotes, Retry};
-use crate::commits::{Changes, order_change};
+use crate::commits::{Changes, MAX_REASON, order_change};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
 use crate::orders::Orders;
@@ -30,6 +31,10 @@ pub struct Note {
     pub author: String,
     /// What, in any script, byte-exact.
     pub text: String,
+    /// The form or request that wrote it, when it said: the same one again adds nothing (a
+    /// double click, a retried post).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -75,11 +80,17 @@ impl Support {
             .unwrap_or_default())
     }
 
-    /// Adds a note to an order, signed by the permit's actor.
+    /// Adds a note to an order, signed by the permit's actor. With a `request` id, a note of
+    /// the same request already there is answered instead of adding another.
     ///
     /// # Errors
     /// [`AppError::Invalid`] for an empty or too long note, or too many.
-    pub async fn add_note(&self, permit: Permit<AddNote>, text: &str) -> Result<Note, AppError> {
+    pub async fn add_note(
+        &self,
+        permit: Permit<AddNote>,
+        text: &str,
+        request: Option<&str>,
+    ) -> Result<Note, AppError> {
         let chars = text.chars().count();
         if text.trim().is_empty() || chars > MAX_NOTE {
             return Err(AppError::invalid(
@@ -91,10 +102,18 @@ impl Support {
             at: self.changes.now(),
             author: permit.actor().as_str().to_owned(),
             text: text.to_owned(),
+            request: request.map(str::to_owned),
         };
         self.notes
             .modify(&permit.id().to_string(), |read| {
                 let mut doc = read.unwrap_or_default();
+                if let Some(done) = doc
+                    .notes
+                    .iter()
+                    .find(|n| n.request.is_some() && n.request == note.request)
+                {
+                    return Ok(Change::Keep(done.clone()));
+                }
                 if doc.notes.len() >= MAX_NOTES {
                     return Err(AppError::invalid(
                         "text",
@@ -157,6 +176,7 @@ impl Support {
                         at: stamp.at,
                         author: actor.as_str().to_owned(),
                         text: said,
+                        request: None,
                     });
                     commit
                         .documents
@@ -171,11 +191,20 @@ impl Support {
 
     /// Runs the saga step that gave up on an order once more, with a fresh set of retries. The
     /// step keeps its idempotency keys, so a payment that did go through is not taken twice.
-    /// The order's escalation is marked resolved by the permit's actor in the same commit.
+    /// The order's escalation is marked resolved by the permit's actor in the same commit; the
+    /// `reason`, if given, is in the history entry.
     ///
     /// # Errors
-    /// [`AppError::NotNow`] if the order does not need attention.
-    pub async fn retry(&self, permit: Permit<Retry>) -> Result<orderly_domain::Order, AppError> {
+    /// [`AppError::Invalid`] for a reason over [`MAX_REASON`] characters; [`AppError::NotNow`]
+    /// if the order does not need attention.
+    pub async fn retry(
+        &self,
+        permit: Permit<Retry>,
+        reason: Option<&str>,
+    ) -> Result<orderly_domain::Order, AppError> {
+        if let Some(r) = reason {
+            check_text("reason", r, MAX_REASON)?;
+        }
         let (id, actor) = (permit.id(), permit.actor());
         let key = &id.to_string();
         self.changes
@@ -183,7 +212,7 @@ impl Support {
                 let mut order = self.orders.order(id).await?;
                 let expected_version = order.version;
                 let stamp = self.changes.stamp(actor.clone());
-                let Some((step, event)) = order.request_retry(&stamp) else {
+                let Some((step, event)) = order.request_retry(&stamp, reason) else {
                     return Err(AppError::NotNow(format!(
                         "order {id} does not need attention; there is nothing to retry"
                     )));

@@ -11,7 +11,7 @@ use tokio::process::Command;
 use crate::common::{TestServer, client_with, id_of, on_postgres, reference_body, status_and_json};
 
 /// Makes a staff user with `orderly user create`, as the README shows for the first admin.
-async fn create_staff(server: &TestServer, email: &str, role: &str, password: &str) {
+pub(crate) async fn create_staff(server: &TestServer, email: &str, role: &str, password: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orderly"))
         .args(["user", "create", "--database-url", &server.db])
         .args(["--email", email, "--role", role, "--name", "Staff ✨"])

@@ -14,6 +14,7 @@ mod hostile;
 mod notify;
 mod orders;
 mod outage;
+mod panel;
 mod saga;
 mod stripe;
 mod validation;

@@ -1,0 +1,398 @@
+//! The pages that show: the needs-attention queue, an order with its whole timeline, a
+//! customer with their orders, and the search box's answers.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use orderly_auth::Permission;
+use orderly_core::access::{Read, ReadNotes};
+use orderly_core::ports::{Clock, OrderFilter, SystemClock};
+use orderly_core::support::Escalation;
+use orderly_core::{AppError, page_request};
+use orderly_domain::{CustomerId, Order, OrderId, OrderStatus, Timestamp, Transition};
+
+use super::session::{Me, Staff};
+use super::{Panel, app_error, error_page, render, see};
+
+/// One case of the queue, in the words a support agent uses.
+pub(crate) struct Case {
+    pub(crate) order_id: String,
+    pub(crate) customer_id: String,
+    pub(crate) status: &'static str,
+    pub(crate) what: String,
+    pub(crate) age: String,
+    pub(crate) attempts: u32,
+    pub(crate) raw_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/queue.html")]
+struct QueuePage {
+    me: Me,
+    cases: Vec<Case>,
+}
+
+/// What went wrong, in plain words, for a step that gave up.
+pub(crate) fn explain(step: &str, error: &str, attempts: u32) -> String {
+    let error = error.to_lowercase();
+    match step {
+        "payment" if error.contains("declin") => {
+            "The customer's card was declined when the payment was taken.".to_owned()
+        }
+        "payment" => format!(
+            "The payment could not be taken: the payment provider did not answer ({attempts} tries)."
+        ),
+        "inventory" => format!(
+            "The stock for this order could not be reserved: the system failed {attempts} times."
+        ),
+        other => format!("The {other} step failed {attempts} times and stopped trying."),
+    }
+}
+
+/// How long ago `since` was, the way people say it: `4 min`, `3 h 12 min`, `2 d 5 h`.
+pub(crate) fn age(since: Timestamp, now: Timestamp) -> String {
+    let minutes = (now.millis() - since.millis()).max(0) / 60_000;
+    match minutes {
+        0 => "just now".to_owned(),
+        m if m < 60 => format!("{m} min"),
+        m if m < 24 * 60 => format!("{} h {} min", m / 60, m % 60),
+        m => format!("{} d {} h", m / (24 * 60), m % (24 * 60) / 60),
+    }
+}
+
+fn case(e: &Escalation, raw: bool, now: Timestamp) -> Case {
+    Case {
+        order_id: e.order_id.to_string(),
+        customer_id: e.customer_id.to_string(),
+        status: e.status.as_str(),
+        what: explain(&e.step, &e.error, e.attempts),
+        age: age(e.since, now),
+        attempts: e.attempts,
+        raw_error: raw.then(|| e.error.clone()),
+    }
+}
+
+/// The start page: every order that needs a person, oldest first.
+pub(crate) async fn queue(State(panel): State<Panel>, staff: Staff) -> Response {
+    if let Err(e) = staff.policy().require(Permission::Escalations) {
+        return app_error(&e);
+    }
+    let raw = staff.session.principal.can(Permission::RawErrors);
+    let now = SystemClock.now();
+    match panel.app.support.escalations(true).await {
+        Ok(mut found) => {
+            found.sort_by_key(|e| e.since);
+            render(&QueuePage {
+                me: staff.me(),
+                cases: found.iter().map(|e| case(e, raw, now)).collect(),
+            })
+        }
+        Err(e) => app_error(&e),
+    }
+}
+
+/// One line of an order's timeline: a change of the order or a note.
+pub(crate) struct Moment {
+    pub(crate) at: String,
+    pub(crate) who: String,
+    pub(crate) what: String,
+    pub(crate) detail: Option<String>,
+    pub(crate) note: bool,
+}
+
+/// What an order page shows of the order.
+pub(crate) struct OrderView {
+    pub(crate) id: String,
+    pub(crate) customer_id: String,
+    pub(crate) status: &'static str,
+    pub(crate) total: String,
+    pub(crate) placed: String,
+    pub(crate) address: Option<String>,
+    pub(crate) lines: Vec<(String, u32, String, String)>,
+    pub(crate) payment: Option<String>,
+    pub(crate) shipment: Option<String>,
+    pub(crate) attention: Option<String>,
+    pub(crate) raw_error: Option<String>,
+    pub(crate) version: u32,
+}
+
+impl OrderView {
+    pub(crate) fn of(order: &Order, raw: bool) -> Self {
+        OrderView {
+            id: order.id.to_string(),
+            customer_id: order.customer_id.to_string(),
+            status: order.status.as_str(),
+            total: order.total.to_string(),
+            placed: order.created_at.to_rfc3339(),
+            address: order.shipping_address.as_ref().map(|a| a.one_line()),
+            lines: order
+                .lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.name.as_str().to_owned(),
+                        l.quantity.get(),
+                        l.unit_price.to_string(),
+                        l.line_total.to_string(),
+                    )
+                })
+                .collect(),
+            payment: order.payment.as_ref().map(|p| {
+                let refunded = p.amount.minor() - p.refundable().minor();
+                if refunded > 0 {
+                    format!("{} captured, {} left to refund", p.amount, p.refundable())
+                } else {
+                    format!("{} captured", p.amount)
+                }
+            }),
+            shipment: order
+                .shipment
+                .as_ref()
+                .map(|s| format!("{}, tracking {}", s.carrier, s.tracking_number)),
+            attention: order
+                .needs_attention
+                .as_ref()
+                .map(|a| explain(&a.step, &a.error, a.attempts)),
+            raw_error: order
+                .needs_attention
+                .as_ref()
+                .filter(|_| raw)
+                .map(|a| a.error.clone()),
+            version: order.version,
+        }
+    }
+}
+
+/// What the viewer's role lets them do to this order now.
+pub(crate) struct Allowed {
+    pub(crate) retry: bool,
+    pub(crate) cancel: bool,
+    pub(crate) note: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/order.html")]
+struct OrderPage {
+    me: Me,
+    order: OrderView,
+    timeline: Vec<Moment>,
+    allowed: Allowed,
+    done: Option<&'static str>,
+    note_request: String,
+}
+
+/// What a `?done=` after a change says (fixed words: nothing of the query is echoed).
+fn done_message(query: Option<&str>) -> Option<&'static str> {
+    let done = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "done")
+            .map(|(_, v)| v.into_owned())
+    })?;
+    Some(match done.as_str() {
+        "retried" => "Done: the step runs again now. This page shows the result once it is back.",
+        "canceled" => "Done: the order is canceled; a captured payment is refunded.",
+        "noted" => "Done: your note is on the timeline.",
+        "changed" => {
+            "Nothing was done: the order changed since you opened the form. Check it below and try again."
+        }
+        _ => return None,
+    })
+}
+
+/// An order: what it is, where it stands, its whole timeline, and what may be done.
+pub(crate) async fn order(
+    State(panel): State<Panel>,
+    staff: Staff,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let policy = staff.policy();
+    let permit = match policy.order::<Read>(&panel.app.orders, &id).await {
+        Ok(p) => p,
+        Err(e) => return app_error(&e),
+    };
+    let notes = match policy.order::<ReadNotes>(&panel.app.orders, &id).await {
+        Ok(notes) => panel.app.support.notes(&notes).await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let order = permit.order();
+    let principal = &staff.session.principal;
+    let mut timeline: Vec<(Timestamp, Moment)> = order
+        .history
+        .iter()
+        .map(|h| {
+            (
+                h.at,
+                Moment {
+                    at: h.at.to_rfc3339(),
+                    who: h.actor.as_str().to_owned(),
+                    what: format!("{} → {}", h.event.as_str(), h.to.as_str()),
+                    detail: h.detail.clone(),
+                    note: false,
+                },
+            )
+        })
+        .chain(notes.iter().map(|n| {
+            (
+                n.at,
+                Moment {
+                    at: n.at.to_rfc3339(),
+                    who: n.author.clone(),
+                    what: "Note".to_owned(),
+                    detail: Some(n.text.clone()),
+                    note: true,
+                },
+            )
+        }))
+        .collect();
+    timeline.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let allowed = Allowed {
+        retry: order.needs_attention.is_some() && principal.can(Permission::OrdersRetry),
+        cancel: order.status.after(Transition::Cancel).is_ok()
+            && principal.can(Permission::OrdersCancel),
+        note: principal.can(Permission::OrdersNote),
+    };
+    let note_request = orderly_auth::token::random_secret(16).unwrap_or_default();
+    render(&OrderPage {
+        me: staff.me(),
+        order: OrderView::of(order, principal.can(Permission::RawErrors)),
+        timeline: timeline.into_iter().map(|(_, m)| m).collect(),
+        allowed,
+        done: done_message(query.as_deref()),
+        note_request,
+    })
+}
+
+/// One order in a list.
+pub(crate) struct OrderRow {
+    pub(crate) id: String,
+    pub(crate) status: &'static str,
+    pub(crate) total: String,
+    pub(crate) placed: String,
+    pub(crate) attention: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/customer.html")]
+struct CustomerPage {
+    me: Me,
+    id: String,
+    name: String,
+    email: String,
+    since: String,
+    orders: Vec<OrderRow>,
+    more: bool,
+}
+
+/// A customer and their latest orders.
+pub(crate) async fn customer(
+    State(panel): State<Panel>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    let policy = staff.policy();
+    let missing = || {
+        app_error(&AppError::NotFound {
+            what: "customer",
+            id: id.clone(),
+        })
+    };
+    if let Err(e) = policy.require(Permission::CustomersRead) {
+        return app_error(&e);
+    }
+    let Ok(customer_id) = CustomerId::parse(&id) else {
+        return missing();
+    };
+    let customer = match panel.app.catalog.customer(&customer_id).await {
+        Ok(c) => c,
+        Err(e) => return app_error(&e),
+    };
+    let filter = match policy.orders_of(Some(customer_id)) {
+        Ok(customer_id) => OrderFilter {
+            status: None,
+            customer_id,
+        },
+        Err(e) => return app_error(&e),
+    };
+    let page = match page_request(Some(50), None) {
+        Ok(p) => p,
+        Err(e) => return app_error(&e.into()),
+    };
+    let found = match panel.app.orders.list_orders(&filter, &page).await {
+        Ok(f) => f,
+        Err(e) => return app_error(&e),
+    };
+    render(&CustomerPage {
+        me: staff.me(),
+        id: customer.id.to_string(),
+        name: customer.name.as_str().to_owned(),
+        email: customer.email.as_str().to_owned(),
+        since: customer.created_at.to_rfc3339(),
+        orders: found
+            .items
+            .iter()
+            .map(|o| OrderRow {
+                id: o.id.to_string(),
+                status: o.status.as_str(),
+                total: o.total.to_string(),
+                placed: o.created_at.to_rfc3339(),
+                attention: o.needs_attention.is_some() && o.status != OrderStatus::Canceled,
+            })
+            .collect(),
+        more: found.next_cursor.is_some(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/search.html")]
+struct SearchPage {
+    me: Me,
+    q: String,
+}
+
+/// The search box: an order id opens the order, a customer id the customer; anything else
+/// says what can be searched.
+pub(crate) async fn search(
+    State(panel): State<Panel>,
+    staff: Staff,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q = query
+        .as_deref()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "q")
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    if let Ok(id) = OrderId::parse(&q)
+        && staff
+            .policy()
+            .order::<Read>(&panel.app.orders, &id.to_string())
+            .await
+            .is_ok()
+    {
+        return see(&format!("/admin/orders/{id}"));
+    }
+    if let Ok(id) = CustomerId::parse(&q)
+        && staff.session.principal.can(Permission::CustomersRead)
+        && panel.app.catalog.customer(&id).await.is_ok()
+    {
+        return see(&format!("/admin/customers/{id}"));
+    }
+    let mut page = render(&SearchPage { me: staff.me(), q });
+    if !page.status().is_server_error() {
+        *page.status_mut() = StatusCode::OK;
+    }
+    page
+}
+
+/// A page for an action the viewer's role does not allow.
+pub(crate) fn not_allowed(what: &str) -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Your role does not allow this",
+        &format!("{what} needs another role; ask a manager."),
+    )
+}
