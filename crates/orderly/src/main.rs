@@ -403,6 +403,7 @@ fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool, sta
     println!("  API docs  {base}/docs");
     println!("  OpenAPI   {base}/openapi.json");
     println!("  GraphQL   {base}/graphql  (GraphiQL in a browser)");
+    println!("  staff     {base}/admin  (the staff panel; sign in as a staff user)");
     println!("  metrics   {base}/metrics");
     println!("  health    {base}/healthz  {base}/readyz");
     println!("  notify    {}", settings.notify.describe());

@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use orderly_core::access::{AddNote, Cancel, Retry};
+use orderly_core::access::{Action as Allowed, AddNote, Cancel, Permit, Retry};
 use orderly_core::orders::MAX_REASON;
 
 use super::pages::{OrderView, explain, not_allowed};
@@ -51,6 +51,21 @@ struct ConfirmPage {
     error: Option<String>,
 }
 
+/// Leave to do `A` to order `id`, or the page that says why not (`what` names the action to a
+/// role that may not do it).
+async fn permit<A: Allowed>(
+    panel: &Panel,
+    staff: &Staff,
+    id: &str,
+    what: &str,
+) -> Result<Permit<A>, Box<Response>> {
+    match staff.policy().order::<A>(&panel.app.orders, id).await {
+        Ok(p) => Ok(p),
+        Err(orderly_core::AppError::Forbidden(_)) => Err(Box::new(not_allowed(what))),
+        Err(e) => Err(Box::new(app_error(&e))),
+    }
+}
+
 fn unknown_action() -> Response {
     super::error_page(
         axum::http::StatusCode::NOT_FOUND,
@@ -78,19 +93,15 @@ async fn confirmation(
     action: Action,
     error: Option<String>,
 ) -> Response {
-    let policy = staff.policy();
     let raw = staff
         .session
         .principal
         .can(orderly_auth::Permission::RawErrors);
     let (order, title, effect, button, reason_required) = match action {
         Action::Retry => {
-            let permit = match policy.order::<Retry>(&panel.app.orders, id).await {
+            let permit = match permit::<Retry>(panel, staff, id, "Running a step again").await {
                 Ok(p) => p,
-                Err(orderly_core::AppError::Forbidden(_)) => {
-                    return not_allowed("Running a step again");
-                }
-                Err(e) => return app_error(&e),
+                Err(page) => return *page,
             };
             let order = permit.into_order();
             let Some(attention) = order.needs_attention.clone() else {
@@ -111,12 +122,9 @@ async fn confirmation(
             (order, "Run it again".to_owned(), effect, "Retry now", false)
         }
         Action::Cancel => {
-            let permit = match policy.order::<Cancel>(&panel.app.orders, id).await {
+            let permit = match permit::<Cancel>(panel, staff, id, "Canceling an order").await {
                 Ok(p) => p,
-                Err(orderly_core::AppError::Forbidden(_)) => {
-                    return not_allowed("Canceling an order");
-                }
-                Err(e) => return app_error(&e),
+                Err(page) => return *page,
             };
             let order = permit.into_order();
             let mut effect = vec![format!("Order {} is canceled.", order.id)];
@@ -176,13 +184,11 @@ pub(crate) async fn act(
         .map(str::to_owned);
     let version = form.get("version").and_then(|v| v.parse::<u32>().ok());
     let policy = staff.policy();
-    let orders = &panel.app.orders;
     let outcome = match action.as_str() {
         "note" => {
-            let permit = match policy.order::<AddNote>(orders, &id).await {
+            let permit = match permit::<AddNote>(&panel, &staff, &id, "Writing a note").await {
                 Ok(p) => p,
-                Err(orderly_core::AppError::Forbidden(_)) => return not_allowed("Writing a note"),
-                Err(e) => return app_error(&e),
+                Err(page) => return *page,
             };
             let text = form.get("text").unwrap_or_default();
             match panel
@@ -196,12 +202,9 @@ pub(crate) async fn act(
             }
         }
         "retry" => {
-            let permit = match policy.order::<Retry>(orders, &id).await {
+            let permit = match permit::<Retry>(&panel, &staff, &id, "Running a step again").await {
                 Ok(p) => p,
-                Err(orderly_core::AppError::Forbidden(_)) => {
-                    return not_allowed("Running a step again");
-                }
-                Err(e) => return app_error(&e),
+                Err(page) => return *page,
             };
             if version != Some(permit.order().version) {
                 return see(&format!("{back}?done=changed"));
@@ -214,12 +217,9 @@ pub(crate) async fn act(
                 .map(|_| "retried")
         }
         "cancel" => {
-            let permit = match policy.order::<Cancel>(orders, &id).await {
+            let permit = match permit::<Cancel>(&panel, &staff, &id, "Canceling an order").await {
                 Ok(p) => p,
-                Err(orderly_core::AppError::Forbidden(_)) => {
-                    return not_allowed("Canceling an order");
-                }
-                Err(e) => return app_error(&e),
+                Err(page) => return *page,
             };
             if version != Some(permit.order().version) {
                 return see(&format!("{back}?done=changed"));
@@ -237,7 +237,9 @@ pub(crate) async fn act(
                 )
                 .await;
             };
-            orders
+            panel
+                .app
+                .orders
                 .cancel(permit, Some(reason))
                 .await
                 .map(|_| "canceled")

@@ -37,22 +37,8 @@ impl Accounts {
         source: &str,
     ) -> Result<BrowserSession, AppError> {
         let (key, user) = self
-            .check_password(&self.docs.staff, "staff", email, password, source, |u| {
-                &u.password_hash
-            })
+            .check_staff(email, password, source, "panel.login")
             .await?;
-        if user.disabled {
-            self.audit(
-                format!("staff:{key}"),
-                "panel.login.failed",
-                None,
-                "user disabled",
-                source,
-            )
-            .await;
-            return Err(unauthenticated("this user is disabled; ask an admin"));
-        }
-        self.failures_per_account.clear(&key);
         let secret = token::random_secret(32).map_err(|e| AppError::Internal(e.to_string()))?;
         let now = self.now();
         let doc = SessionDoc {

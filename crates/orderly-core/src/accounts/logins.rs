@@ -121,6 +121,22 @@ impl Accounts {
         password: &str,
         source: &str,
     ) -> Result<Tokens, AppError> {
+        let (key, user) = self.check_staff(email, password, source, "login").await?;
+        self.audit(format!("staff:{key}"), "login", None, "ok", source)
+            .await;
+        self.start_session(SubjectKind::Staff, &key, &key, Some(user.role), source)
+            .await
+    }
+
+    /// A staff user's e-mail and password checked, for the API's log-in and the panel's
+    /// (`action` names which in the audit of a refusal): the normalised e-mail and the user.
+    pub(super) async fn check_staff(
+        &self,
+        email: &str,
+        password: &str,
+        source: &str,
+        action: &str,
+    ) -> Result<(String, StaffDoc), AppError> {
         let (key, user) = self
             .check_password(&self.docs.staff, "staff", email, password, source, |u| {
                 &u.password_hash
@@ -129,7 +145,7 @@ impl Accounts {
         if user.disabled {
             self.audit(
                 format!("staff:{key}"),
-                "login.failed",
+                &format!("{action}.failed"),
                 None,
                 "user disabled",
                 source,
@@ -138,10 +154,7 @@ impl Accounts {
             return Err(unauthenticated("this user is disabled; ask an admin"));
         }
         self.failures_per_account.clear(&key);
-        self.audit(format!("staff:{key}"), "login", None, "ok", source)
-            .await;
-        self.start_session(SubjectKind::Staff, &key, &key, Some(user.role), source)
-            .await
+        Ok((key, user))
     }
 
     /// Checks an e-mail and password against the stored document of `kind` (customer accounts
