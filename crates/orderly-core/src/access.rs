@@ -3,7 +3,9 @@
 //!
 //! A use case that reads or changes one order takes a [`Permit`] for it, and placing an order
 //! takes a [`PlacePermit`] (checking out a cart, a [`CheckoutPermit`]). Only a [`Policy`] mints
-//! them, so an entry point that forgets to ask does not compile. A permit is typed by what it
+//! them, so an entry point that forgets to ask does not compile. The policy trusts the principal
+//! it is built from: entry points build it only from a verified credential (the API's
+//! `authenticate` layer, the panel's session), never from what a request claims. A permit is typed by what it
 //! allows ([`Read`], [`Cancel`], [`Fulfil`]…): one minted to read an order cannot cancel it.
 //!
 //! The rules: a customer acts on their own orders; staff and API keys on anyone's, with the

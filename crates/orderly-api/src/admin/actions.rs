@@ -194,7 +194,7 @@ pub(crate) async fn act(
             match panel
                 .app
                 .support
-                .add_note(permit, text, form.get("request"))
+                .add_note(permit, text, form.get("request").filter(|r| !r.is_empty()))
                 .await
             {
                 Ok(_) => Ok("noted"),

@@ -24,6 +24,8 @@ pub(crate) struct Case {
     pub(crate) age: String,
     pub(crate) attempts: u32,
     pub(crate) raw_error: Option<String>,
+    pub(crate) can_retry: bool,
+    pub(crate) can_cancel: bool,
 }
 
 #[derive(Template)]
@@ -61,7 +63,7 @@ pub(crate) fn age(since: Timestamp, now: Timestamp) -> String {
     }
 }
 
-fn case(e: &Escalation, raw: bool, now: Timestamp) -> Case {
+fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
     Case {
         order_id: e.order_id.to_string(),
         customer_id: e.customer_id.to_string(),
@@ -69,7 +71,9 @@ fn case(e: &Escalation, raw: bool, now: Timestamp) -> Case {
         what: explain(&e.step, &e.error, e.attempts),
         age: age(e.since, now),
         attempts: e.attempts,
-        raw_error: raw.then(|| e.error.clone()),
+        raw_error: who.can(Permission::RawErrors).then(|| e.error.clone()),
+        can_retry: who.can(Permission::OrdersRetry),
+        can_cancel: who.can(Permission::OrdersCancel) && e.status.after(Transition::Cancel).is_ok(),
     }
 }
 
@@ -78,14 +82,16 @@ pub(crate) async fn queue(State(panel): State<Panel>, staff: Staff) -> Response 
     if let Err(e) = staff.policy().require(Permission::Escalations) {
         return app_error(&e);
     }
-    let raw = staff.session.principal.can(Permission::RawErrors);
     let now = SystemClock.now();
     match panel.app.support.escalations(true).await {
         Ok(mut found) => {
             found.sort_by_key(|e| e.since);
             render(&QueuePage {
                 me: staff.me(),
-                cases: found.iter().map(|e| case(e, raw, now)).collect(),
+                cases: found
+                    .iter()
+                    .map(|e| case(e, &staff.session.principal, now))
+                    .collect(),
             })
         }
         Err(e) => app_error(&e),
@@ -253,6 +259,7 @@ pub(crate) async fn order(
             && principal.can(Permission::OrdersCancel),
         note: principal.can(Permission::OrdersNote),
     };
+    // Without a request id (the generator failed) a note is simply not deduplicated.
     let note_request = orderly_auth::token::random_secret(16).unwrap_or_default();
     render(&OrderPage {
         me: staff.me(),

@@ -1,8 +1,8 @@
 //! Who is using the panel: the session cookie, sign-in and sign-out, and the CSRF check every
 //! form passes.
 //!
-//! The session cookie is HttpOnly and SameSite=Strict, scoped to `/admin`, and Secure when the
-//! request came over TLS (directly or, as `X-Forwarded-Proto: https` says, through a proxy).
+//! The session cookie is HttpOnly and SameSite=Strict, scoped to `/admin`, and Secure when a
+//! TLS-terminating proxy says the request came over TLS (`X-Forwarded-Proto: https`).
 //! Every form carries the session's CSRF token; the sign-in form, which comes before any
 //! session, carries the value of a cookie of its own (a double-submit token).
 
@@ -130,7 +130,11 @@ fn to_login(parts: &Parts) -> Response {
 /// Where a sign-in may send the browser back to: a panel page, nowhere else.
 fn next_page(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/admin") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/admin")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             n.to_owned()
         }
         _ => "/admin".to_owned(),

@@ -407,8 +407,10 @@ pub trait JobQueue: Send + Sync {
     /// Frees the leases that end at `lease`: those of a claim made at `lease - lease_ms` whose
     /// answer was lost (the connection dropped after the store took the jobs), so the jobs
     /// are claimable again instead of leased to nobody until `lease`. Another claim whose
-    /// lease ends at the very same millisecond loses its lease too; its steps' handled marks
-    /// keep a second run from changing anything twice.
+    /// lease ends at the very same millisecond loses its lease too, so the dispatcher gives
+    /// each claim a lease end of its own (see `saga::Dispatcher`); if two still meet, a step
+    /// may run twice at once: its handled mark keeps the second commit out, but an effect
+    /// before the commit (a message sent) can happen twice.
     async fn release_claim(&self, lease: Timestamp) -> Result<u64, StoreError>;
     /// When the next job falls due (`None` if the queue is empty).
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;

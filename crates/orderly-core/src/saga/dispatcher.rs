@@ -79,7 +79,16 @@ impl Dispatcher {
             if room > 0 {
                 let now = self.saga.clock.now();
                 let claim = u32::try_from(room).unwrap_or(u32::MAX);
-                match self.saga.jobs.claim_jobs(now, claim, lease_ms).await {
+                // Each claim's lease ends at a moment of its own (up to a second later than
+                // the setting, never a moment a lost claim holds), so freeing a lost claim by
+                // its end frees no live claim of this node, and another node's only by a
+                // one-in-a-thousand coincidence of the same millisecond.
+                let mut lease =
+                    lease_ms + i64::from((uuid::Uuid::new_v4().as_u128() % 1000) as u16);
+                while lost.contains(&now.plus_millis(lease)) {
+                    lease += 1;
+                }
+                match self.saga.jobs.claim_jobs(now, claim, lease).await {
                     Ok(jobs) if !jobs.is_empty() => {
                         debug_assert_eq!(
                             jobs.iter()
@@ -98,7 +107,7 @@ impl Dispatcher {
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "could not claim jobs; backing off");
-                        lost.push(now.plus_millis(lease_ms));
+                        lost.push(now.plus_millis(lease));
                     }
                 }
             }
