@@ -4,14 +4,14 @@
 //! note carries the form's request id, so the same form adds one note however often it is sent.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use orderly_core::access::{Action as Allowed, AddNote, Cancel, Permit, Retry};
 use orderly_core::orders::MAX_REASON;
 
 use super::pages::{OrderView, explain, not_allowed};
 use super::session::{Me, Staff};
-use super::{Fields, Panel, app_error, render, see};
+use super::{Fields, Panel, Segments, app_error, render, see};
 
 /// The actions that go through a confirmation.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ fn unknown_action() -> Response {
 pub(crate) async fn confirm(
     State(panel): State<Panel>,
     staff: Staff,
-    Path((id, action)): Path<(String, String)>,
+    Segments((id, action)): Segments<(String, String)>,
 ) -> Response {
     let Some(action) = Action::parse(&action) else {
         return unknown_action();
@@ -170,7 +170,7 @@ async fn confirmation(
 pub(crate) async fn act(
     State(panel): State<Panel>,
     staff: Staff,
-    Path((id, action)): Path<(String, String)>,
+    Segments((id, action)): Segments<(String, String)>,
     form: Fields,
 ) -> Response {
     if !staff.sent(&form) {

@@ -69,6 +69,28 @@ async fn not_found() -> Response {
     )
 }
 
+/// The path's segments, as [`axum::extract::Path`] gives them; a path that does not read (not
+/// UTF-8, say) is a page that does not exist, answered in HTML like any other.
+pub(crate) struct Segments<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Segments<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(segments)) => Ok(Segments(segments)),
+            Err(_) => Err(not_found().await),
+        }
+    }
+}
+
 /// The fields of a posted form (`application/x-www-form-urlencoded`), each by name.
 pub(crate) struct Fields(HashMap<String, String>);
 

@@ -2,7 +2,7 @@
 //! customer with their orders, and the search box's answers.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use orderly_auth::Permission;
@@ -13,7 +13,7 @@ use orderly_core::{AppError, page_request};
 use orderly_domain::{CustomerId, Order, OrderId, OrderStatus, Timestamp, Transition};
 
 use super::session::{Me, Staff};
-use super::{Panel, app_error, error_page, render, see};
+use super::{Panel, Segments, app_error, error_page, render, see};
 
 /// One case of the queue, in the words a support agent uses.
 pub(crate) struct Case {
@@ -210,7 +210,7 @@ fn done_message(query: Option<&str>) -> Option<&'static str> {
 pub(crate) async fn order(
     State(panel): State<Panel>,
     staff: Staff,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let policy = staff.policy();
@@ -296,7 +296,7 @@ struct CustomerPage {
 pub(crate) async fn customer(
     State(panel): State<Panel>,
     staff: Staff,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Response {
     let policy = staff.policy();
     let missing = || {

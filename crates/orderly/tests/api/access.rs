@@ -781,12 +781,12 @@ async fn support_notes_an_order_and_corrects_its_address_until_it_ships() {
     assert_eq!(r.status(), 409);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn support_retries_a_stuck_order_and_only_engineers_read_its_raw_error() {
-    let dir = tempfile::tempdir().unwrap();
-    // Every payment call fails transiently: the order runs out of retries and needs attention.
-    let mut server = TestServer::start_in(
-        dir.path(),
+/// A server in `dir` whose payment provider fails every call, with support `sam@shop.example`
+/// (`support password`) and engineer `ian@shop.example` (`engineer password`), and the
+/// reference order once its payment has run out of retries and it needs attention.
+pub(crate) async fn an_order_whose_payment_gave_up(dir: &std::path::Path) -> (TestServer, String) {
+    let server = TestServer::start_in(
+        dir,
         &[
             "--payment-transient-rate",
             "1",
@@ -805,6 +805,13 @@ async fn support_retries_a_stuck_order_and_only_engineers_read_its_raw_error() {
             "needs attention",
         )
         .await;
+    (server, order)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_retries_a_stuck_order_and_only_engineers_read_its_raw_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, order) = an_order_whose_payment_gave_up(dir.path()).await;
     let sam = client_with(&staff_token(&server, "sam@shop.example", "support password").await);
     let ian = client_with(&staff_token(&server, "ian@shop.example", "engineer password").await);
     let (_, seen_by_support) = server.get_with(&sam, &format!("/v1/orders/{order}")).await;

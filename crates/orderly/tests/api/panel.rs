@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
-use crate::access::create_staff;
+use crate::access::{an_order_whose_payment_gave_up, create_staff};
 use crate::common::{TestServer, id_of};
 
 /// A browser: follows no redirect by itself (the tests look at each), keeps cookies.
@@ -245,31 +245,19 @@ async fn staff_sign_in_and_out_with_a_session_cookie_and_every_form_checks_its_t
     let nowhere = other.get("/admin/nowhere").await;
     assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
     assert!(nowhere.html.contains("There is no such page"));
+    let unreadable = other.get("/admin/customers/%00%ff").await;
+    assert_eq!(unreadable.status, StatusCode::NOT_FOUND);
+    assert!(
+        unreadable.html.contains("There is no such page"),
+        "{}",
+        unreadable.html
+    );
 }
 
 #[tokio::test]
 async fn support_resolves_a_payment_that_ran_out_of_retries_in_three_clicks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start_in(
-        dir.path(),
-        &[
-            "--payment-transient-rate",
-            "1",
-            "--payment-recovery-delay-ms",
-            "0",
-        ],
-    )
-    .await;
-    create_staff(&server, "sam@shop.example", "support", "support password").await;
-    create_staff(&server, "ian@shop.example", "engineer", "engineer password").await;
-    let order = id_of(&server.place_reference().await);
-    server
-        .wait_until(
-            &order,
-            |o| !o["needsAttention"].is_null(),
-            "needs attention",
-        )
-        .await;
+    let (mut server, order) = an_order_whose_payment_gave_up(dir.path()).await;
     server.terminate().await;
     // The provider is back.
     let server = TestServer::start_in(dir.path(), &[]).await;
