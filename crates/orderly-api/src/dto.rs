@@ -372,10 +372,11 @@ impl HistoryDto {
     /// with `errors:read` see that part.
     #[must_use]
     pub fn redacted(mut self, raw_errors: bool) -> Self {
-        if !raw_errors && self.event == "OrderNeedsAttention" {
-            self.detail = self
-                .detail
-                .map(|d| d.split(": ").next().unwrap_or_default().to_owned());
+        let kind = orderly_domain::EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == self.event);
+        if let (Some(kind), Some(detail)) = (kind, &self.detail) {
+            self.detail = Some(orderly_domain::visible_detail(kind, detail, raw_errors).to_owned());
         }
         self
     }
@@ -383,10 +384,11 @@ impl HistoryDto {
 
 impl AttentionDto {
     /// The raw error text may quote internals (SQL, provider messages): only callers with
-    /// `errors:read` see it; others see that there is one.
+    /// `errors:read` see it; others see that there is one. The carrier's reason for an
+    /// undeliverable address is for everyone.
     #[must_use]
     pub fn redacted(mut self, raw_errors: bool) -> Self {
-        if !raw_errors {
+        if !raw_errors && orderly_domain::error_is_internal(&self.step) {
             self.error = HIDDEN_ERROR.to_owned();
         }
         self
@@ -554,19 +556,24 @@ pub struct EscalationDto {
     pub attempts: u32,
     /// When it was flagged (RFC 3339).
     pub since: String,
-    /// When staff had it retried, if they did.
+    /// When staff settled it (retried the step or canceled the order), if they did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
-    /// Who had it retried.
+    /// Who settled it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_by: Option<String>,
+    /// How: `retried` or `canceled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "retried")]
+    pub resolution: Option<String>,
 }
 
 impl EscalationDto {
-    /// The raw error text may quote internals: only callers with `errors:read` see it.
+    /// The raw error text may quote internals: only callers with `errors:read` see it (the
+    /// carrier's reason for an undeliverable address is for everyone).
     #[must_use]
     pub fn redacted(mut self, raw_errors: bool) -> Self {
-        if !raw_errors {
+        if !raw_errors && orderly_domain::error_is_internal(&self.step) {
             self.error = HIDDEN_ERROR.to_owned();
         }
         self
@@ -585,6 +592,9 @@ impl From<&Escalation> for EscalationDto {
             since: e.since.to_rfc3339(),
             resolved_at: e.resolved_at.map(|t| t.to_rfc3339()),
             resolved_by: e.resolved_by.clone(),
+            resolution: e
+                .resolved_at
+                .map(|_| e.resolution.map_or("retried", |r| r.as_str()).to_owned()),
         }
     }
 }
@@ -617,6 +627,15 @@ pub struct ShipRequest {
     /// Tracking number.
     #[schema(value_type = crate::openapi::ShipmentText, example = "JD014600006281234567")]
     pub tracking_number: String,
+}
+
+/// Why the carrier cannot deliver to an order's shipping address.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UndeliverableRequest {
+    /// In the carrier's or the warehouse's words; staff read it in the queue.
+    #[schema(value_type = crate::openapi::Reason, example = "the carrier has no such street in 1200-195 Lisboa")]
+    pub reason: String,
 }
 
 /// Why an order is canceled; the body is optional.

@@ -398,6 +398,7 @@ pub fn route_table() -> Vec<RouteSpec> {
         route!(staff(P::OrdersRetry), routes::retry_order),
         route!(customers_or(P::OrdersEdit), routes::change_address),
         route!(staff(P::OrdersFulfil), routes::ship_order),
+        route!(staff(P::OrdersFulfil), routes::report_undeliverable),
         route!(staff(P::OrdersFulfil), routes::deliver_order),
         route!(public, routes::list_products),
         route!(staff(P::CatalogWrite), routes::create_product),

@@ -231,6 +231,12 @@ impl From<AppError> for Problem {
                 "The order cannot do that now",
                 detail,
             ),
+            AppError::Changed(detail) => Problem::new(
+                StatusCode::CONFLICT,
+                "order-changed",
+                "The order changed since it was read",
+                detail,
+            ),
             AppError::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

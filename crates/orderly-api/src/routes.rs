@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::dto::{
     AddressDto, AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest,
     CustomerDto, EscalationDto, EventDto, NoteDto, OrderDto, OrderPage, PlaceOrderRequest,
-    ProductDto, ProductPage, ShipRequest, StockDto, UpdateProductRequest,
+    ProductDto, ProductPage, ShipRequest, StockDto, UndeliverableRequest, UpdateProductRequest,
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::openapi::NotFound;
@@ -522,7 +522,34 @@ pub async fn change_address(
     let permit = permit::<Edit>(&app, &caller, &id).await?;
     let order = app
         .support
-        .change_shipping_address(permit, body.into())
+        .change_shipping_address(permit, body.into(), None)
+        .await?;
+    Ok(Json(OrderDto::from(&order).for_caller(&caller)))
+}
+
+/// Reports that the carrier cannot deliver to the order's shipping address: the order needs
+/// attention (it enters the staff's queue, and staff are alerted) until its address is
+/// corrected with `PUT /v1/orders/{id}/shipping-address`, which settles it.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/undeliverable", tag = "orders",
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
+    request_body = UndeliverableRequest,
+    responses(
+        (status = 200, description = "The order needs attention", body = OrderDto),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Already shipped or ended"),
+    )
+)]
+pub async fn report_undeliverable(
+    State(app): State<Orderly>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UndeliverableRequest>,
+) -> ApiResult<Json<OrderDto>> {
+    let permit = permit::<Fulfil>(&app, &caller, &id).await?;
+    let order = app
+        .support
+        .report_undeliverable(permit, &body.reason)
         .await?;
     Ok(Json(OrderDto::from(&order).for_caller(&caller)))
 }

@@ -98,6 +98,7 @@ actions! {
 pub struct Permit<A: Action> {
     order: Order,
     actor: Actor,
+    expected: Option<u32>,
     action: PhantomData<A>,
 }
 
@@ -124,6 +125,28 @@ impl<A: Action> Permit<A> {
     #[must_use]
     pub fn into_order(self) -> Order {
         self.order
+    }
+
+    /// The same leave, on condition that the order is still at `version` when the change
+    /// commits — the version a form was made from, so a second post of it (a double click, a
+    /// reload) changes nothing and a change made meanwhile by someone else is not overridden.
+    #[must_use]
+    pub fn expecting(mut self, version: u32) -> Self {
+        self.expected = Some(version);
+        self
+    }
+
+    /// [`AppError::Changed`] if the permit expects a version `current` (the order as the change
+    /// just read it) has left. Called inside the change's commit loop: the commit is made on
+    /// that read's version, so nothing can come between the check and the write.
+    pub(crate) fn check_current(&self, current: &Order) -> Result<(), AppError> {
+        match self.expected {
+            Some(v) if v != current.version => Err(AppError::Changed(format!(
+                "order {} changed since version {v} (it is at version {}); read it again and decide anew",
+                current.id, current.version
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -268,6 +291,7 @@ impl<'a> Policy<'a> {
             Ok(Permit {
                 order,
                 actor: self.actor(),
+                expected: None,
                 action: PhantomData,
             })
         } else {

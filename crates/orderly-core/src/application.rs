@@ -246,6 +246,7 @@ impl Application {
             store.clone(),
             self.pricing(),
             changes.clone(),
+            store.clone(),
         );
         Orderly(Arc::new(Services {
             catalog: Catalog::new(

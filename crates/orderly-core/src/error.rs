@@ -24,6 +24,10 @@ pub enum AppError {
     /// The order's state does not allow this change (answered like an illegal transition).
     #[error("{0}")]
     NotNow(String),
+    /// The change was made from a version of the order that is no longer current (see
+    /// `access::Permit::expecting`): nothing was changed.
+    #[error("{0}")]
+    Changed(String),
     /// An `Idempotency-Key` reused with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,

@@ -29,6 +29,8 @@
 //! - [`documents`]: [`documents::Documents`], the typed repository over the document store,
 //!   with the one optimistic-concurrency loop.
 //! - [`step`]: [`step::StepError`], why a step did not finish.
+//! - [`escalations`]: the staff's needs-attention queue, flagged and settled in the commits of
+//!   the orders it names.
 //! - [`paging`], [`retry`] (the backoff policy, as data), [`secret`] (a string that never
 //!   reaches a log), [`error`] ([`AppError`]).
 //! - [`memory`], [`metered`], [`storage`]: an in-memory store for tests, a store wrapper that
@@ -47,6 +49,7 @@ pub mod catalog;
 pub mod commits;
 pub mod documents;
 pub mod error;
+pub mod escalations;
 pub mod memory;
 pub mod metered;
 pub mod notify;

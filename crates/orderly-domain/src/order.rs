@@ -42,6 +42,15 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// True until the order ships (or ends without shipping): where it goes can still change.
+    #[must_use]
+    pub fn accepts_address_change(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Placed | OrderStatus::Reserved | OrderStatus::Paid
+        )
+    }
+
     /// Every status, in life order.
     pub const ALL: [OrderStatus; 7] = [
         OrderStatus::Placed,
@@ -345,7 +354,13 @@ pub struct Shipment {
     pub shipped_at: Timestamp,
 }
 
-/// Why an order is waiting for a person: a step ran out of retries.
+/// The [`Attention::step`] of an order whose shipping address the carrier cannot deliver to:
+/// a person corrects the address ([`Order::change_shipping_address`] settles it); running a
+/// step again would not help.
+pub const UNDELIVERABLE: &str = "address";
+
+/// Why an order is waiting for a person: a step ran out of retries, or the carrier cannot
+/// deliver to its address ([`UNDELIVERABLE`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attention {
@@ -358,6 +373,26 @@ pub struct Attention {
     /// When it was flagged.
     pub since: Timestamp,
 }
+
+impl Attention {
+    /// True if [`Attention::error`] is a step's raw error, which may quote internals (SQL, a
+    /// provider's message) and is shown only to those allowed to read raw errors; false for
+    /// words meant for staff (the carrier's reason for an [`UNDELIVERABLE`] address).
+    #[must_use]
+    pub fn error_is_internal(&self) -> bool {
+        error_is_internal(&self.step)
+    }
+}
+
+/// [`Attention::error_is_internal`] for the step named `step`.
+#[must_use]
+pub fn error_is_internal(step: &str) -> bool {
+    step != UNDELIVERABLE
+}
+
+/// How a step's give-up entry in the history begins: `payment gave up after 5 attempts: …`,
+/// the raw error after the colon.
+const GAVE_UP: &str = " gave up after ";
 
 /// One line of an order's history: what happened, when, and who or what caused it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,6 +412,29 @@ pub struct HistoryEntry {
     /// A reason, a carrier, an error: whatever explains the entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl HistoryEntry {
+    /// The detail as a caller sees it: without `raw_errors`, a step's give-up entry stops
+    /// before its raw error (`payment gave up after 5 attempts`).
+    #[must_use]
+    pub fn detail_for(&self, raw_errors: bool) -> Option<&str> {
+        self.detail
+            .as_deref()
+            .map(|d| visible_detail(self.event, d, raw_errors))
+    }
+}
+
+/// [`HistoryEntry::detail_for`], for a detail already apart from its entry.
+#[must_use]
+pub fn visible_detail(event: EventKind, detail: &str, raw_errors: bool) -> &str {
+    if raw_errors || event != EventKind::OrderNeedsAttention {
+        return detail;
+    }
+    match detail.split_once(": ") {
+        Some((head, _)) if head.contains(GAVE_UP) => head,
+        _ => detail,
+    }
 }
 
 /// An order: who bought what, at which prices, and everything that happened to it since.
@@ -523,6 +581,8 @@ impl Order {
 
     /// Takes a transition: checks it, updates status, version and history, and returns the
     /// event to publish. `detail` explains it in the history and the event (a reason, a carrier).
+    /// Canceling also clears the attention flag: the step that gave up has nothing left to do
+    /// (the cancellation's own work — releasing stock, refunding — runs as new steps).
     ///
     /// # Errors
     /// [`IllegalTransition`] if the state machine does not allow it; the order is unchanged.
@@ -540,12 +600,16 @@ impl Order {
         ) {
             self.reason.clone_from(&detail);
         }
+        if transition == Transition::Cancel {
+            self.needs_attention = None;
+        }
         self.status = to;
         Ok(self.record(transition.event_kind(), Some(from), stamp, detail))
     }
 
     /// Replaces the shipping address of an order that has not shipped; the history keeps the
-    /// old and the new address. No status change.
+    /// old and the new address. No status change. An order flagged [`UNDELIVERABLE`] no longer
+    /// needs attention.
     ///
     /// # Errors
     /// [`AddressLocked`] once the order has shipped, or ended without shipping.
@@ -554,10 +618,7 @@ impl Order {
         address: Address,
         stamp: &Stamp,
     ) -> Result<Event, AddressLocked> {
-        if !matches!(
-            self.status,
-            OrderStatus::Placed | OrderStatus::Reserved | OrderStatus::Paid
-        ) {
+        if !self.status.accepts_address_change() {
             return Err(AddressLocked(self.status));
         }
         let detail = Some(format!(
@@ -568,6 +629,13 @@ impl Order {
             address.one_line()
         ));
         self.shipping_address = Some(address);
+        if self
+            .needs_attention
+            .as_ref()
+            .is_some_and(|a| a.step == UNDELIVERABLE)
+        {
+            self.needs_attention = None;
+        }
         let mut event = self.record(
             EventKind::ShippingAddressChanged,
             Some(self.status),
@@ -628,7 +696,7 @@ impl Order {
     /// Flags the order for staff: a step ran out of retries. No status change.
     pub fn flag_attention(&mut self, attention: Attention, stamp: &Stamp) -> Event {
         let detail = Some(format!(
-            "{} gave up after {} attempts: {}",
+            "{}{GAVE_UP}{} attempts: {}",
             attention.step, attention.attempts, attention.error
         ));
         self.needs_attention = Some(attention);
@@ -638,6 +706,36 @@ impl Order {
             stamp,
             detail,
         )
+    }
+
+    /// Flags the order for staff because the carrier cannot deliver to its shipping address
+    /// (`why`, in the carrier's or the warehouse's words). No status change.
+    ///
+    /// # Errors
+    /// [`AddressLocked`] once the order has shipped or ended: its address can no longer change.
+    pub fn report_undeliverable(
+        &mut self,
+        why: &str,
+        stamp: &Stamp,
+    ) -> Result<Event, AddressLocked> {
+        if !self.status.accepts_address_change() {
+            return Err(AddressLocked(self.status));
+        }
+        self.needs_attention = Some(Attention {
+            step: UNDELIVERABLE.to_owned(),
+            error: why.to_owned(),
+            attempts: 1,
+            since: stamp.at,
+        });
+        let detail = Some(format!(
+            "the carrier cannot deliver to the shipping address: {why}"
+        ));
+        Ok(self.record(
+            EventKind::OrderNeedsAttention,
+            Some(self.status),
+            stamp,
+            detail,
+        ))
     }
 
     /// Clears the attention flag so the step that gave up can run again; `None` if the order
@@ -794,6 +892,79 @@ mod tests {
         let err = order.apply(Transition::Ship, &stamp(2), None).unwrap_err();
         assert_eq!(err.to_string(), "cannot ship an order that is canceled");
         assert_eq!(order, before, "a refused transition changes nothing");
+    }
+
+    #[test]
+    fn canceling_an_order_that_needs_attention_settles_the_flag() {
+        let mut order = reference_order();
+        order.apply(Transition::Reserve, &stamp(1), None).unwrap();
+        let attention = Attention {
+            step: "payment".into(),
+            error: "provider down".into(),
+            attempts: 5,
+            since: Timestamp::from_millis(9),
+        };
+        order.flag_attention(attention, &stamp(2));
+        assert!(order.needs_attention.is_some());
+        let entry = order.history.last().unwrap();
+        assert_eq!(
+            entry.detail_for(true),
+            Some("payment gave up after 5 attempts: provider down")
+        );
+        assert_eq!(
+            entry.detail_for(false),
+            Some("payment gave up after 5 attempts"),
+            "the raw error is for those who may read it"
+        );
+        order
+            .apply(Transition::Cancel, &stamp(3), Some("customer asked".into()))
+            .unwrap();
+        assert_eq!(order.needs_attention, None);
+        assert_eq!(order.status, OrderStatus::Canceled);
+        let refused = order.clone();
+        assert!(order.request_retry(&stamp(4), None).is_none());
+        assert_eq!(order, refused, "nothing is left to retry");
+    }
+
+    #[test]
+    fn an_undeliverable_address_waits_for_a_correction_not_a_retry() {
+        let mut order = reference_order();
+        order.apply(Transition::Reserve, &stamp(1), None).unwrap();
+        let event = order
+            .report_undeliverable("no such street", &stamp(2))
+            .unwrap();
+        assert_eq!(event.kind, EventKind::OrderNeedsAttention);
+        let attention = order.needs_attention.clone().unwrap();
+        assert_eq!(attention.step, UNDELIVERABLE);
+        assert!(
+            !attention.error_is_internal(),
+            "the carrier's words are for staff"
+        );
+        assert_eq!(
+            order.history.last().unwrap().detail_for(false),
+            Some("the carrier cannot deliver to the shipping address: no such street")
+        );
+        assert_eq!(attention.error, "no such street");
+        let address = Address {
+            name: "Zoé Ñúñez 🌻".into(),
+            line1: "Rua das Flores 12".into(),
+            line2: None,
+            city: "Lisboa".into(),
+            region: None,
+            postal_code: Some("1200-195".into()),
+            country: "PT".into(),
+        };
+        order.change_shipping_address(address, &stamp(3)).unwrap();
+        assert_eq!(order.needs_attention, None, "the correction settles it");
+
+        let mut shipped = reference_order();
+        shipped.status = OrderStatus::Shipped;
+        let before = shipped.clone();
+        assert_eq!(
+            shipped.report_undeliverable("gone", &stamp(4)),
+            Err(AddressLocked(OrderStatus::Shipped))
+        );
+        assert_eq!(shipped, before);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - [`SimulatedPayments`]: a provider that answers like a real one — captures, declines,
 //!   transient outages, latency, voids and refunds — deterministically from a seed, for demos
 //!   and tests. Its ledger of charges can be kept in a file, so that "charged once" holds (and
-//!   can be checked) across restarts, as it would at a real provider.
+//!   can be checked) across restarts, as it would at a real provider. Like a real provider's
+//!   test cards, two payment methods behave on purpose ([`TestMethod`]): `sim_declined` is
+//!   declined, `sim_unavailable_N` meets an outage for its first N calls.
 //! - [`stripe`]: [`Stripe`], the adapter for Stripe's API; [`verify_webhook`] for its webhooks.
 #![forbid(unsafe_code)]
 
@@ -65,6 +67,33 @@ impl SimulatedSettings {
     }
 }
 
+/// What a payment method of the simulated provider does on purpose, as a real provider's test
+/// cards do: for demos and tests of the failure paths. Any other method (or none) pays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestMethod {
+    /// `sim_declined`: the issuer declines it, for good.
+    Declined,
+    /// `sim_unavailable_N` (N from 1 to 1000): the provider is unavailable for the first N
+    /// calls about the order, whatever the operation, then answers — an outage that outlasts
+    /// the automatic retries when N is as many calls as they make.
+    Unavailable(u64),
+}
+
+impl TestMethod {
+    /// The test behaviour `method` names, if it names one.
+    #[must_use]
+    pub fn parse(method: Option<&str>) -> Option<Self> {
+        match method? {
+            "sim_declined" => Some(TestMethod::Declined),
+            other => other
+                .strip_prefix("sim_unavailable_")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| (1..=1000).contains(n))
+                .map(TestMethod::Unavailable),
+        }
+    }
+}
+
 /// A payment provider simulated in process.
 ///
 /// Whether a payment is declined depends only on the seed and the idempotency key, so a retried
@@ -83,6 +112,7 @@ pub struct SimulatedPayments {
 struct LedgerCall {
     op: &'static str,
     key: String,
+    method: Option<TestMethod>,
     reply: tokio::sync::oneshot::Sender<Result<String, PaymentError>>,
 }
 
@@ -102,6 +132,8 @@ enum Decision {
 struct State {
     /// Calls seen per idempotency key, for transient failures.
     calls: HashMap<String, u64>,
+    /// Calls seen per order, for the outage of [`TestMethod::Unavailable`].
+    outage_calls: HashMap<String, u64>,
     /// Operations done, by idempotency key: a repeated key returns the first answer.
     done: HashMap<String, String>,
     /// Where each new operation is appended, one line each: `op key ref`. Several processes
@@ -211,7 +243,13 @@ impl SimulatedPayments {
             .collect())
     }
 
-    async fn call(&self, key: &str, op: &'static str) -> Result<String, PaymentError> {
+    async fn call(
+        &self,
+        request: &PaymentRequest,
+        op: &'static str,
+    ) -> Result<String, PaymentError> {
+        let key = &request.idempotency_key.to_string();
+        let method = TestMethod::parse(request.payment_method.as_deref());
         if !self.settings.latency.is_zero() {
             tokio::time::sleep(self.settings.latency).await;
         }
@@ -223,6 +261,26 @@ impl SimulatedPayments {
                 *n += 1;
                 *n
             };
+            if let Some(TestMethod::Unavailable(n)) = method {
+                let attempt = {
+                    let seen = state
+                        .outage_calls
+                        .entry(request.order_id.to_string())
+                        .or_default();
+                    *seen += 1;
+                    *seen
+                };
+                if attempt <= n {
+                    tracing::info!(
+                        key,
+                        attempt,
+                        "simulated provider: unavailable for this payment method"
+                    );
+                    return Err(PaymentError::Transient(format!(
+                        "simulated {op} outage for payment method sim_unavailable_{n} (attempt {attempt})"
+                    )));
+                }
+            }
             if share(hash(self.settings.seed, key, attempt)) < self.settings.transient_rate {
                 tracing::info!(key, attempt, "simulated provider: transient failure");
                 return Err(PaymentError::Transient(format!(
@@ -231,7 +289,7 @@ impl SimulatedPayments {
             }
             if self.ledger.is_none() {
                 return answer(
-                    decide(&mut state, &self.settings, op, key),
+                    decide(&mut state, &self.settings, op, key, method),
                     op,
                     key,
                     &mut state,
@@ -247,6 +305,7 @@ impl SimulatedPayments {
             .send(LedgerCall {
                 op,
                 key: key.to_owned(),
+                method,
                 reply,
             })
             .map_err(|_| stopped())?;
@@ -255,12 +314,21 @@ impl SimulatedPayments {
 }
 
 /// What a call gets, given what was done before (`state.done`, up to date).
-fn decide(state: &mut State, settings: &SimulatedSettings, op: &str, key: &str) -> Decision {
+fn decide(
+    state: &mut State,
+    settings: &SimulatedSettings,
+    op: &str,
+    key: &str,
+    method: Option<TestMethod>,
+) -> Decision {
     if let Some(reference) = state.done.get(&format!("{op} {key}")) {
         return Decision::Done(reference.clone());
     }
     // The issuer says yes or no when the money is reserved, as with real cards.
-    if op == "authorize" && share(hash(settings.seed, key, 0)) < settings.decline_rate {
+    if op == "authorize"
+        && (method == Some(TestMethod::Declined)
+            || share(hash(settings.seed, key, 0)) < settings.decline_rate)
+    {
         return Decision::Declined;
     }
     if op == "void" && !state.done.contains_key(&format!("capture {key}")) {
@@ -344,17 +412,19 @@ fn record(
     let mut new = Vec::new();
     let mut answers = Vec::with_capacity(batch.len());
     for call in batch {
-        answers.push(match decide(state, settings, call.op, &call.key) {
-            Decision::New(reference) => {
-                let entry = format!("{} {}", call.op, call.key);
-                lines.push_str(&format!("{entry} {reference}\n"));
-                // Seen at once by the rest of the batch: a key twice in it charges once.
-                state.done.insert(entry.clone(), reference.clone());
-                new.push(entry);
-                Ok(reference)
-            }
-            decision => answer(decision, call.op, &call.key, state),
-        });
+        answers.push(
+            match decide(state, settings, call.op, &call.key, call.method) {
+                Decision::New(reference) => {
+                    let entry = format!("{} {}", call.op, call.key);
+                    lines.push_str(&format!("{entry} {reference}\n"));
+                    // Seen at once by the rest of the batch: a key twice in it charges once.
+                    state.done.insert(entry.clone(), reference.clone());
+                    new.push(entry);
+                    Ok(reference)
+                }
+                decision => answer(decision, call.op, &call.key, state),
+            },
+        );
     }
     if !lines.is_empty() {
         let written = file
@@ -375,8 +445,7 @@ fn record(
 #[async_trait]
 impl PaymentGateway for SimulatedPayments {
     async fn authorize(&self, request: &PaymentRequest) -> Result<String, PaymentError> {
-        self.call(&request.idempotency_key.to_string(), "authorize")
-            .await
+        self.call(request, "authorize").await
     }
 
     async fn capture(
@@ -384,8 +453,7 @@ impl PaymentGateway for SimulatedPayments {
         request: &PaymentRequest,
         _authorization: &str,
     ) -> Result<String, PaymentError> {
-        self.call(&request.idempotency_key.to_string(), "capture")
-            .await
+        self.call(request, "capture").await
     }
 
     async fn refund(
@@ -393,14 +461,11 @@ impl PaymentGateway for SimulatedPayments {
         request: &PaymentRequest,
         _capture_ref: &str,
     ) -> Result<String, PaymentError> {
-        self.call(&request.idempotency_key.to_string(), "refund")
-            .await
+        self.call(request, "refund").await
     }
 
     async fn void(&self, request: &PaymentRequest) -> Result<(), PaymentError> {
-        self.call(&request.idempotency_key.to_string(), "void")
-            .await
-            .map(|_| ())
+        self.call(request, "void").await.map(|_| ())
     }
 }
 
@@ -420,6 +485,52 @@ mod tests {
             amount: Money::from_minor(27998, Currency::USD),
             payment_method: None,
         }
+    }
+
+    #[tokio::test]
+    async fn test_methods_decline_or_meet_an_outage_on_purpose() {
+        assert_eq!(
+            TestMethod::parse(Some("sim_declined")),
+            Some(TestMethod::Declined)
+        );
+        assert_eq!(
+            TestMethod::parse(Some("sim_unavailable_3")),
+            Some(TestMethod::Unavailable(3))
+        );
+        for other in [
+            None,
+            Some("pm_card_visa"),
+            Some("sim_unavailable_0"),
+            Some("sim_unavailable_x"),
+        ] {
+            assert_eq!(TestMethod::parse(other), None, "{other:?}");
+        }
+        let p = SimulatedPayments::new(SimulatedSettings::default());
+        let mut declined = request(1);
+        declined.payment_method = Some("sim_declined".into());
+        for _ in 0..2 {
+            assert!(matches!(
+                p.authorize(&declined).await,
+                Err(PaymentError::Declined(_))
+            ));
+        }
+        let mut down = request(2);
+        down.payment_method = Some("sim_unavailable_3".into());
+        for attempt in 1..=3 {
+            let e = p.authorize(&down).await.unwrap_err();
+            assert!(
+                matches!(&e, PaymentError::Transient(m) if m.contains(&format!("attempt {attempt}"))),
+                "{e:?}"
+            );
+        }
+        let first = p.authorize(&down).await.unwrap();
+        assert_eq!(
+            p.authorize(&down).await.unwrap(),
+            first,
+            "answered once, then the same"
+        );
+        assert!(p.capture(&down, &first).await.is_ok(), "the outage is over");
+        assert!(p.authorize(&request(3)).await.is_ok(), "other methods pay");
     }
 
     #[tokio::test]

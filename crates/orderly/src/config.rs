@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Load the reference demo catalog and customers into an empty database.
     #[arg(long, env = "ORDERLY_DEMO_DATA")]
     pub demo_data: Option<bool>,
+    /// With the demo data, also place orders that need a person (the payment provider down
+    /// past its retries, a card declined, an address the carrier cannot deliver to), for the
+    /// staff panel; retries are fast (0.5 s, 3 tries, no recovery wait) unless set otherwise.
+    #[arg(long)]
+    pub demo_failures: bool,
     /// Currency orders are priced in when the request names none.
     #[arg(long, env = "ORDERLY_BASE_CURRENCY")]
     pub base_currency: Option<String>,
@@ -437,6 +442,8 @@ pub struct Settings {
     pub http: orderly_api::server::ServerLimits,
     pub database: Database,
     pub demo_data: bool,
+    /// Place the demo's failing orders (with fresh demo data).
+    pub demo_failures: bool,
     pub base_currency: Currency,
     pub log_format: LogFormat,
     pub retry: RetryPolicy,
@@ -650,16 +657,18 @@ impl Settings {
                 )));
             }
         };
+        // The demo's failures should reach the queue in seconds, not minutes.
+        let demo = args.demo_failures;
         let retry = RetryPolicy {
             interval: Duration::from_millis(
                 args.retry_interval_ms
                     .or(file.retry.interval_ms)
-                    .unwrap_or(5_000),
+                    .unwrap_or(if demo { 500 } else { 5_000 }),
             ),
             max_attempts: args
                 .retry_max_attempts
                 .or(file.retry.max_attempts)
-                .unwrap_or(5),
+                .unwrap_or(if demo { 3 } else { 5 }),
             backoff_rate: args
                 .retry_backoff_rate
                 .or(file.retry.backoff_rate)
@@ -697,7 +706,7 @@ impl Settings {
         let recovery_ms = args
             .payment_recovery_delay_ms
             .or(file.payments.recovery_delay_ms)
-            .unwrap_or(300_000);
+            .unwrap_or(if demo { 0 } else { 300_000 });
         let cart_idle_secs = args
             .cart_idle_secs
             .or(file.shop.cart_idle_secs)
@@ -746,6 +755,11 @@ impl Settings {
                     .clone()
                     .or(stripe.webhook_secret)
                     .map(orderly_core::secret::Secret::new);
+                if args.demo_failures {
+                    return Err(ConfigError(
+                        "--demo-failures needs the simulated payment provider (its test payment methods make the failures); leave out --payment-provider stripe".into(),
+                    ));
+                }
                 Provider::Stripe(s)
             }
             other => {
@@ -765,6 +779,7 @@ impl Settings {
             bind,
             database,
             demo_data: args.demo_data.or(file.database.demo_data).unwrap_or(true),
+            demo_failures: args.demo_failures,
             base_currency,
             log_format,
             retry,

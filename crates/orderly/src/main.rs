@@ -15,6 +15,7 @@
 mod auth_config;
 mod backend;
 mod config;
+mod demo;
 mod webhooks;
 
 use std::process::ExitCode;
@@ -264,6 +265,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         stop_rx,
     ));
     wiring.work().notify_one();
+    let demo_failures = match (settings.demo_failures, demo) {
+        (true, true) => {
+            // The outage lasts exactly as long as the automatic tries: the first try, its
+            // retries, and the recovery try if there is one.
+            let calls =
+                settings.retry.max_attempts + 1 + u32::from(settings.payment_recovery.is_some());
+            demo::seed_failures(&app, &accounts, calls).await?;
+            true
+        }
+        (true, false) => {
+            tracing::warn!(
+                "--demo-failures places its orders only with fresh demo data (an empty database); none were placed"
+            );
+            false
+        }
+        (false, _) => false,
+    };
 
     let http = http_limits(settings.http);
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -271,7 +289,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}\n  is another Orderly running? choose another address with --bind 127.0.0.1:PORT", settings.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let staff = accounts.staff().await.map(|s| s.len()).unwrap_or(0);
-    print_banner(&settings, addr, demo, staff);
+    print_banner(&settings, addr, (demo, demo_failures), staff);
 
     let extra = match stripe {
         Some(stripe) if stripe.has_webhook_secret() => vec![webhooks::route(stripe)],
@@ -395,7 +413,13 @@ async fn catalog_is_empty(store: &Arc<dyn Store>) -> Result<bool, String> {
     Ok(first.items.is_empty())
 }
 
-fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool, staff: usize) {
+/// `demo`: whether the demo data, and the demo's failing orders, were loaded now.
+fn print_banner(
+    settings: &Settings,
+    addr: std::net::SocketAddr,
+    (demo, demo_failures): (bool, bool),
+    staff: usize,
+) {
     let base = format!("http://{addr}");
     println!("Orderly {} listening on {base}", env!("CARGO_PKG_VERSION"));
     println!("  storage   {}", settings.database.describe());
@@ -417,6 +441,11 @@ fn print_banner(settings: &Settings, addr: std::net::SocketAddr, demo: bool, sta
     if demo {
         println!(
             "  demo data loaded: products 001 Wireless Headphones, 002 Smartwatch; customers 001, 002"
+        );
+    }
+    if demo_failures {
+        println!(
+            "  demo failures: a payment provider outage, a declined card and an undeliverable address;\n            the two that need a person are in {base}/admin within seconds"
         );
     }
     println!("Press Ctrl-C to stop.");

@@ -6,8 +6,9 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use orderly_core::access::{Action as Allowed, AddNote, Cancel, Permit, Retry};
+use orderly_core::access::{Action as Allowed, AddNote, Cancel, Edit, Permit, Retry};
 use orderly_core::orders::MAX_REASON;
+use orderly_domain::Address;
 
 use super::pages::{OrderView, explain, not_allowed};
 use super::session::{Me, Staff};
@@ -52,18 +53,27 @@ struct ConfirmPage {
 }
 
 /// Leave to do `A` to order `id`, or the page that says why not (`what` names the action to a
-/// role that may not do it).
+/// role that may not do it). With `audited`, the name of a change being posted: a refusal of
+/// it is in the audit log like any other attempt.
 async fn permit<A: Allowed>(
     panel: &Panel,
     staff: &Staff,
     id: &str,
     what: &str,
+    audited: Option<&str>,
 ) -> Result<Permit<A>, Box<Response>> {
-    match staff.policy().order::<A>(&panel.app.orders, id).await {
-        Ok(p) => Ok(p),
-        Err(orderly_core::AppError::Forbidden(_)) => Err(Box::new(not_allowed(what))),
-        Err(e) => Err(Box::new(app_error(&e))),
+    let policy = staff.policy();
+    let refused = match policy.order::<A>(&panel.app.orders, id).await {
+        Ok(p) => return Ok(p),
+        Err(orderly_core::AppError::Forbidden(_)) => not_allowed(what),
+        Err(e) => app_error(&e),
+    };
+    if let Some(action) = audited {
+        policy
+            .audit(&panel.accounts, &format!("panel {action}"), Some(id), false)
+            .await;
     }
+    Err(Box::new(refused))
 }
 
 fn unknown_action() -> Response {
@@ -99,7 +109,8 @@ async fn confirmation(
         .can(orderly_auth::Permission::RawErrors);
     let (order, title, effect, button, reason_required) = match action {
         Action::Retry => {
-            let permit = match permit::<Retry>(panel, staff, id, "Running a step again").await {
+            let permit = match permit::<Retry>(panel, staff, id, "Running a step again", None).await
+            {
                 Ok(p) => p,
                 Err(page) => return *page,
             };
@@ -122,7 +133,8 @@ async fn confirmation(
             (order, "Run it again".to_owned(), effect, "Retry now", false)
         }
         Action::Cancel => {
-            let permit = match permit::<Cancel>(panel, staff, id, "Canceling an order").await {
+            let permit = match permit::<Cancel>(panel, staff, id, "Canceling an order", None).await
+            {
                 Ok(p) => p,
                 Err(page) => return *page,
             };
@@ -184,12 +196,14 @@ pub(crate) async fn act(
         .map(str::to_owned);
     let version = form.get("version").and_then(|v| v.parse::<u32>().ok());
     let policy = staff.policy();
+    let audited = Some(action.as_str());
     let outcome = match action.as_str() {
         "note" => {
-            let permit = match permit::<AddNote>(&panel, &staff, &id, "Writing a note").await {
-                Ok(p) => p,
-                Err(page) => return *page,
-            };
+            let permit =
+                match permit::<AddNote>(&panel, &staff, &id, "Writing a note", audited).await {
+                    Ok(p) => p,
+                    Err(page) => return *page,
+                };
             let text = form.get("text").unwrap_or_default();
             match panel
                 .app
@@ -202,13 +216,16 @@ pub(crate) async fn act(
             }
         }
         "retry" => {
-            let permit = match permit::<Retry>(&panel, &staff, &id, "Running a step again").await {
-                Ok(p) => p,
-                Err(page) => return *page,
-            };
-            if version != Some(permit.order().version) {
+            let permit =
+                match permit::<Retry>(&panel, &staff, &id, "Running a step again", audited).await {
+                    Ok(p) => p,
+                    Err(page) => return *page,
+                };
+            // The form's version: the change commits only on it (see `Permit::expecting`).
+            let Some(version) = version else {
                 return see(&format!("{back}?done=changed"));
-            }
+            };
+            let permit = permit.expecting(version);
             panel
                 .app
                 .support
@@ -217,13 +234,15 @@ pub(crate) async fn act(
                 .map(|_| "retried")
         }
         "cancel" => {
-            let permit = match permit::<Cancel>(&panel, &staff, &id, "Canceling an order").await {
-                Ok(p) => p,
-                Err(page) => return *page,
-            };
-            if version != Some(permit.order().version) {
+            let permit =
+                match permit::<Cancel>(&panel, &staff, &id, "Canceling an order", audited).await {
+                    Ok(p) => p,
+                    Err(page) => return *page,
+                };
+            let Some(version) = version else {
                 return see(&format!("{back}?done=changed"));
-            }
+            };
+            let permit = permit.expecting(version);
             let Some(reason) = reason else {
                 return confirmation(
                     &panel,
@@ -246,16 +265,21 @@ pub(crate) async fn act(
         }
         _ => return unknown_action(),
     };
-    policy
-        .audit(
-            &panel.accounts,
-            &format!("panel {action}"),
-            Some(&id),
-            outcome.is_ok(),
-        )
-        .await;
+    // A form made from an older version changed nothing: not an attempt worth a line.
+    if !matches!(outcome, Err(orderly_core::AppError::Changed(_))) {
+        policy
+            .audit(
+                &panel.accounts,
+                &format!("panel {action}"),
+                Some(&id),
+                outcome.is_ok(),
+            )
+            .await;
+    }
     match outcome {
         Ok(done) => see(&format!("{back}?done={done}")),
+        // A second post of the same form, or someone else was quicker: nothing was done.
+        Err(orderly_core::AppError::Changed(_)) => see(&format!("{back}?done=changed")),
         Err(orderly_core::AppError::Invalid(errors)) if Action::parse(&action).is_some() => {
             let words = errors
                 .iter()
@@ -269,4 +293,217 @@ pub(crate) async fn act(
         }
         Err(e) => app_error(&e),
     }
+}
+
+/// One field of the address form.
+struct AddressField {
+    name: &'static str,
+    label: &'static str,
+    value: String,
+    required: bool,
+    max: usize,
+    hint: Option<&'static str>,
+    autocomplete: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/address.html")]
+struct AddressPage {
+    me: Me,
+    order: OrderView,
+    fields: Vec<AddressField>,
+    max_reason: usize,
+    error: Option<String>,
+}
+
+/// The form's fields, filled from `address` (what the order has, or what was just sent).
+fn address_fields(address: Option<&Address>) -> Vec<AddressField> {
+    let value = |f: fn(&Address) -> Option<&str>| {
+        address.and_then(f).map(str::to_owned).unwrap_or_default()
+    };
+    let field = |name, label, value, required, autocomplete| AddressField {
+        name,
+        label,
+        value,
+        required,
+        max: Address::MAX_LINE,
+        hint: None,
+        autocomplete,
+    };
+    vec![
+        field("name", "Recipient", value(|a| Some(&a.name)), true, "name"),
+        field(
+            "line1",
+            "Street and number",
+            value(|a| Some(&a.line1)),
+            true,
+            "address-line1",
+        ),
+        field(
+            "line2",
+            "Flat, floor, building",
+            value(|a| a.line2.as_deref()),
+            false,
+            "address-line2",
+        ),
+        field(
+            "city",
+            "City or town",
+            value(|a| Some(&a.city)),
+            true,
+            "address-level2",
+        ),
+        field(
+            "region",
+            "State, prefecture or province",
+            value(|a| a.region.as_deref()),
+            false,
+            "address-level1",
+        ),
+        field(
+            "postalCode",
+            "Postal code",
+            value(|a| a.postal_code.as_deref()),
+            false,
+            "postal-code",
+        ),
+        AddressField {
+            max: 2,
+            hint: Some("Two capital letters: JP, DE, BR, SA…"),
+            ..field(
+                "country",
+                "Country code",
+                value(|a| Some(&a.country)),
+                true,
+                "country",
+            )
+        },
+    ]
+}
+
+/// The address as the form sent it: optional parts left empty are absent.
+fn sent_address(form: &Fields) -> Address {
+    let text = |name| form.get(name).unwrap_or_default().trim().to_owned();
+    let optional = |name| Some(text(name)).filter(|v: &String| !v.is_empty());
+    Address {
+        name: text("name"),
+        line1: text("line1"),
+        line2: optional("line2"),
+        city: text("city"),
+        region: optional("region"),
+        postal_code: optional("postalCode"),
+        country: text("country").to_uppercase(),
+    }
+}
+
+async fn address_page(
+    panel: &Panel,
+    staff: &Staff,
+    id: &str,
+    sent: Option<(&Address, String)>,
+) -> Response {
+    let permit = match permit::<Edit>(panel, staff, id, "Correcting an address", None).await {
+        Ok(p) => p,
+        Err(page) => return *page,
+    };
+    let raw = staff
+        .session
+        .principal
+        .can(orderly_auth::Permission::RawErrors);
+    let order = permit.into_order();
+    if !order.status.accepts_address_change() {
+        return app_error(&orderly_core::AppError::NotNow(format!(
+            "order {id} is {}; its address can change only until it ships",
+            order.status.as_str()
+        )));
+    }
+    let (shown, error) = match sent {
+        Some((address, error)) => (Some(address), Some(error)),
+        None => (order.shipping_address.as_ref(), None),
+    };
+    let mut page = render(&AddressPage {
+        me: staff.me(),
+        fields: address_fields(shown),
+        order: OrderView::of(&order, raw),
+        max_reason: MAX_REASON,
+        error: error.clone(),
+    });
+    if error.is_some() {
+        *page.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    page
+}
+
+/// The address correction form, filled with the order's address.
+pub(crate) async fn address_form(
+    State(panel): State<Panel>,
+    staff: Staff,
+    Segments(id): Segments<String>,
+) -> Response {
+    address_page(&panel, &staff, &id, None).await
+}
+
+/// The corrected address, posted: the same use case as `PUT /v1/orders/{id}/shipping-address`,
+/// on the version the form was made from; a field that does not pass shows the form again
+/// with what was typed and what to fix.
+pub(crate) async fn correct_address(
+    State(panel): State<Panel>,
+    staff: Staff,
+    Segments(id): Segments<String>,
+    form: Fields,
+) -> Response {
+    if !staff.sent(&form) {
+        return super::session::stale_form();
+    }
+    let back = format!("/admin/orders/{id}");
+    let permit = match permit::<Edit>(
+        &panel,
+        &staff,
+        &id,
+        "Correcting an address",
+        Some("address"),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(page) => return *page,
+    };
+    let Some(version) = form.get("version").and_then(|v| v.parse::<u32>().ok()) else {
+        return see(&format!("{back}?done=changed"));
+    };
+    let address = sent_address(&form);
+    let reason = form.get("reason").map(str::trim).filter(|r| !r.is_empty());
+    let outcome = panel
+        .app
+        .support
+        .change_shipping_address(permit.expecting(version), address.clone(), reason)
+        .await;
+    if !matches!(outcome, Err(orderly_core::AppError::Changed(_))) {
+        staff
+            .policy()
+            .audit(&panel.accounts, "panel address", Some(&id), outcome.is_ok())
+            .await;
+    }
+    match outcome {
+        Ok(_) => see(&format!("{back}?done=address")),
+        Err(orderly_core::AppError::Changed(_)) => see(&format!("{back}?done=changed")),
+        Err(orderly_core::AppError::Invalid(errors)) => {
+            let words = errors
+                .iter()
+                .map(|e| format!("{}: {}", field_label(&e.field), e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            address_page(&panel, &staff, &id, Some((&address, words))).await
+        }
+        Err(e) => app_error(&e),
+    }
+}
+
+/// The form's label for a field an error names (`shippingAddress.postalCode`).
+fn field_label(field: &str) -> &'static str {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    address_fields(None)
+        .into_iter()
+        .find(|f| f.name == name)
+        .map_or("Reason", |f| f.label)
 }

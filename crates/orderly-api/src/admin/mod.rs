@@ -7,9 +7,11 @@
 //! - this module: the router, the form extractor, pages and error pages;
 //! - `session`: the session cookie, sign-in and sign-out, the CSRF check;
 //! - `pages`: the needs-attention queue, an order with its timeline, a customer, the search;
-//! - `actions`: retry, cancel, note — the confirmation page and the change.
+//! - `actions`: retry, cancel, note — the confirmation page and the change;
+//! - `messages`: the messages that did not go out, and sending one again.
 
 mod actions;
+mod messages;
 mod pages;
 mod session;
 
@@ -43,8 +45,14 @@ pub(crate) fn router(app: Orderly, accounts: Arc<Accounts>) -> Router {
         .route("/search", get(pages::search))
         .route("/orders/{id}", get(pages::order))
         .route("/orders/{id}/confirm/{action}", get(actions::confirm))
+        .route(
+            "/orders/{id}/address",
+            get(actions::address_form).post(actions::correct_address),
+        )
         .route("/orders/{id}/{action}", post(actions::act))
         .route("/customers/{id}", get(pages::customer))
+        .route("/notifications", get(messages::list))
+        .route("/notifications/retry", post(messages::retry))
         .route("/panel.css", get(stylesheet))
         .fallback(not_found)
         .with_state(Panel { app, accounts })
@@ -120,6 +128,13 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 .collect(),
         ))
     }
+}
+
+/// The value of `name` in a query string (the first, if it is there more than once).
+pub(crate) fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// A rendered page, with the headers every panel page carries.

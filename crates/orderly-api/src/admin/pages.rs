@@ -10,10 +10,13 @@ use orderly_core::access::{Read, ReadNotes};
 use orderly_core::ports::{Clock, OrderFilter, SystemClock};
 use orderly_core::support::Escalation;
 use orderly_core::{AppError, page_request};
-use orderly_domain::{CustomerId, Order, OrderId, OrderStatus, Timestamp, Transition};
+use orderly_domain::{
+    CustomerId, Order, OrderId, OrderStatus, Timestamp, Transition, UNDELIVERABLE,
+    error_is_internal,
+};
 
 use super::session::{Me, Staff};
-use super::{Panel, Segments, app_error, error_page, render, see};
+use super::{Panel, Segments, app_error, error_page, query_value, render, see};
 
 /// One case of the queue, in the words a support agent uses.
 pub(crate) struct Case {
@@ -25,6 +28,7 @@ pub(crate) struct Case {
     pub(crate) attempts: u32,
     pub(crate) raw_error: Option<String>,
     pub(crate) can_retry: bool,
+    pub(crate) can_correct: bool,
     pub(crate) can_cancel: bool,
 }
 
@@ -37,6 +41,11 @@ struct QueuePage {
 
 /// What went wrong, in plain words, for a step that gave up.
 pub(crate) fn explain(step: &str, error: &str, attempts: u32) -> String {
+    if step == UNDELIVERABLE {
+        return format!(
+            "The carrier cannot deliver to the shipping address: “{error}”. Check it with the customer and correct it."
+        );
+    }
     let error = error.to_lowercase();
     match step {
         "payment" if error.contains("declin") => {
@@ -71,8 +80,10 @@ fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
         what: explain(&e.step, &e.error, e.attempts),
         age: age(e.since, now),
         attempts: e.attempts,
-        raw_error: who.can(Permission::RawErrors).then(|| e.error.clone()),
-        can_retry: who.can(Permission::OrdersRetry),
+        raw_error: (who.can(Permission::RawErrors) && error_is_internal(&e.step))
+            .then(|| e.error.clone()),
+        can_retry: e.step != UNDELIVERABLE && who.can(Permission::OrdersRetry),
+        can_correct: e.step == UNDELIVERABLE && who.can(Permission::OrdersEdit),
         can_cancel: who.can(Permission::OrdersCancel) && e.status.after(Transition::Cancel).is_ok(),
     }
 }
@@ -163,7 +174,7 @@ impl OrderView {
             raw_error: order
                 .needs_attention
                 .as_ref()
-                .filter(|_| raw)
+                .filter(|a| raw && a.error_is_internal())
                 .map(|a| a.error.clone()),
             version: order.version,
         }
@@ -174,6 +185,7 @@ impl OrderView {
 pub(crate) struct Allowed {
     pub(crate) retry: bool,
     pub(crate) cancel: bool,
+    pub(crate) address: bool,
     pub(crate) note: bool,
 }
 
@@ -186,19 +198,17 @@ struct OrderPage {
     allowed: Allowed,
     done: Option<&'static str>,
     note_request: String,
+    notes_missing: bool,
+    max_note: usize,
 }
 
 /// What a `?done=` after a change says (fixed words: nothing of the query is echoed).
 fn done_message(query: Option<&str>) -> Option<&'static str> {
-    let done = query.and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "done")
-            .map(|(_, v)| v.into_owned())
-    })?;
-    Some(match done.as_str() {
+    Some(match query_value(query, "done")?.as_str() {
         "retried" => "Done: the step runs again now. This page shows the result once it is back.",
         "canceled" => "Done: the order is canceled; a captured payment is refunded.",
         "noted" => "Done: your note is on the timeline.",
+        "address" => "Done: the order ships to the new address; the old one is on the timeline.",
         "changed" => {
             "Nothing was done: the order changed since you opened the form. Check it below and try again."
         }
@@ -218,12 +228,21 @@ pub(crate) async fn order(
         Ok(p) => p,
         Err(e) => return app_error(&e),
     };
-    let notes = match policy.order::<ReadNotes>(&panel.app.orders, &id).await {
-        Ok(notes) => panel.app.support.notes(&notes).await.unwrap_or_default(),
-        Err(_) => Vec::new(),
+    // A role without notes:read sees the timeline without notes; notes that do not read are
+    // said to be missing rather than shown as none.
+    let (notes, notes_missing) = match policy.order::<ReadNotes>(&panel.app.orders, &id).await {
+        Ok(notes) => match panel.app.support.notes(&notes).await {
+            Ok(notes) => (notes, false),
+            Err(e) => {
+                tracing::warn!(order_id = %id, error = %e, "an order's notes did not read");
+                (Vec::new(), true)
+            }
+        },
+        Err(_) => (Vec::new(), false),
     };
     let order = permit.order();
     let principal = &staff.session.principal;
+    let raw = principal.can(Permission::RawErrors);
     let mut timeline: Vec<(Timestamp, Moment)> = order
         .history
         .iter()
@@ -234,7 +253,7 @@ pub(crate) async fn order(
                     at: h.at.to_rfc3339(),
                     who: h.actor.as_str().to_owned(),
                     what: format!("{} → {}", h.event.as_str(), h.to.as_str()),
-                    detail: h.detail.clone(),
+                    detail: h.detail_for(raw).map(str::to_owned),
                     note: false,
                 },
             )
@@ -254,20 +273,27 @@ pub(crate) async fn order(
         .collect();
     timeline.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     let allowed = Allowed {
-        retry: order.needs_attention.is_some() && principal.can(Permission::OrdersRetry),
+        retry: order
+            .needs_attention
+            .as_ref()
+            .is_some_and(|a| a.step != UNDELIVERABLE)
+            && principal.can(Permission::OrdersRetry),
         cancel: order.status.after(Transition::Cancel).is_ok()
             && principal.can(Permission::OrdersCancel),
+        address: order.status.accepts_address_change() && principal.can(Permission::OrdersEdit),
         note: principal.can(Permission::OrdersNote),
     };
     // Without a request id (the generator failed) a note is simply not deduplicated.
     let note_request = orderly_auth::token::random_secret(16).unwrap_or_default();
     render(&OrderPage {
         me: staff.me(),
-        order: OrderView::of(order, principal.can(Permission::RawErrors)),
+        order: OrderView::of(order, raw),
         timeline: timeline.into_iter().map(|(_, m)| m).collect(),
         allowed,
         done: done_message(query.as_deref()),
         note_request,
+        notes_missing,
+        max_note: orderly_core::support::MAX_NOTE,
     })
 }
 
@@ -365,13 +391,8 @@ pub(crate) async fn search(
     staff: Staff,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let q = query
-        .as_deref()
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "q")
-                .map(|(_, v)| v.trim().to_owned())
-        })
+    let q = query_value(query.as_deref(), "q")
+        .map(|q| q.trim().to_owned())
         .unwrap_or_default();
     if let Ok(id) = OrderId::parse(&q)
         && staff

@@ -93,7 +93,7 @@ impl Accounts {
         let (key, account) = self
             .check_password(
                 &self.docs.accounts,
-                "customer",
+                ("customer", "login"),
                 email,
                 password,
                 source,
@@ -138,9 +138,14 @@ impl Accounts {
         action: &str,
     ) -> Result<(String, StaffDoc), AppError> {
         let (key, user) = self
-            .check_password(&self.docs.staff, "staff", email, password, source, |u| {
-                &u.password_hash
-            })
+            .check_password(
+                &self.docs.staff,
+                ("staff", action),
+                email,
+                password,
+                source,
+                |u| &u.password_hash,
+            )
             .await?;
         if user.disabled {
             self.audit(
@@ -161,10 +166,12 @@ impl Accounts {
     /// or staff users): the rate limits first, then one argon2 verification whether or not the
     /// e-mail is known, so an unknown e-mail and a wrong password take the same time and get
     /// the same answer. The normalised e-mail and the document if the password is right.
+    /// `(realm, action)` name a refusal in the audit: `customer:…` or `staff:…`, and
+    /// `login.failed` or `panel.login.failed`.
     pub(super) async fn check_password<T: DocumentType>(
         &self,
         docs: &Documents<T>,
-        who: &str,
+        (who, action): (&str, &str),
         email: &str,
         password: &str,
         source: &str,
@@ -181,7 +188,7 @@ impl Accounts {
         )
         .await;
         let (Some(key), Some(doc), true) = (key, doc, ok) else {
-            return Err(self.login_failed(email, source, who).await);
+            return Err(self.login_failed(email, source, who, action).await);
         };
         Ok((key, doc))
     }
@@ -212,13 +219,19 @@ impl Accounts {
         Ok(key)
     }
 
-    pub(super) async fn login_failed(&self, email: &str, source: &str, realm: &str) -> AppError {
+    pub(super) async fn login_failed(
+        &self,
+        email: &str,
+        source: &str,
+        realm: &str,
+        action: &str,
+    ) -> AppError {
         let key =
             normalise_email("email", email).unwrap_or_else(|_| email.chars().take(200).collect());
         let _ = self.failures_per_account.hit(&key, self.now().millis());
         self.audit(
             format!("{realm}:{key}"),
-            "login.failed",
+            &format!("{action}.failed"),
             None,
             WRONG_LOGIN,
             source,

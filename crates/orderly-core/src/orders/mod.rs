@@ -10,15 +10,19 @@ pub mod placing;
 use std::sync::Arc;
 
 use orderly_domain::text::check_text;
-use orderly_domain::{Actor, Event, Order, OrderId, OrderStatus, Shipment, Stamp, Transition};
+use orderly_domain::{Event, Order, OrderId, OrderStatus, Shipment, Stamp, Transition};
 
 pub use self::placing::{IdempotencyKey, LineRequest, PlaceOrder, Placed};
-use crate::access::{Cancel, Fulfil, OrderLookup, Permit, Read};
+use crate::access::{Action, Cancel, Fulfil, OrderLookup, Permit, Read};
 use crate::catalog::Pricing;
 pub use crate::commits::MAX_REASON;
 use crate::commits::{Changes, order_change, stock_moves};
+use crate::documents::Documents;
 use crate::error::{AppError, not_found};
-use crate::ports::{CatalogStore, OrderFilter, OrderStore, Page, PageRequest, StockMove};
+use crate::escalations::{Escalation, Resolution, resolve_write};
+use crate::ports::{
+    CatalogStore, DocumentStore, OrderFilter, OrderStore, Page, PageRequest, StockMove,
+};
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -32,6 +36,7 @@ pub struct Orders {
     customers: Arc<dyn CatalogStore>,
     pricing: Pricing,
     changes: Changes,
+    escalations: Documents<Escalation>,
 }
 
 impl Orders {
@@ -41,12 +46,14 @@ impl Orders {
         customers: Arc<dyn CatalogStore>,
         pricing: Pricing,
         changes: Changes,
+        documents: Arc<dyn DocumentStore>,
     ) -> Self {
         Orders {
             orders,
             customers,
             pricing,
             changes,
+            escalations: Documents::new(documents),
         }
     }
 
@@ -82,10 +89,12 @@ impl Orders {
     }
 
     /// Cancels an order that has not shipped: releases its stock now; the payment step refunds a
-    /// captured payment.
+    /// captured payment. An order that needed attention no longer does, and its entry in the
+    /// staff's queue is resolved by the permit's actor in the same commit.
     ///
     /// # Errors
-    /// [`AppError::IllegalTransition`] once shipped or final, [`AppError::NotFound`], storage.
+    /// [`AppError::IllegalTransition`] once shipped or final, [`AppError::Changed`] if the
+    /// permit expects a version the order has left, [`AppError::NotFound`], storage.
     #[tracing::instrument(skip_all, fields(order_id = %permit.id()))]
     pub async fn cancel(
         &self,
@@ -95,15 +104,24 @@ impl Orders {
         if let Some(r) = &reason {
             check_text("reason", r, MAX_REASON)?;
         }
-        self.change(permit.id(), permit.actor(), |order, stamp| {
-            let from = order.status;
-            let event = order.apply(Transition::Cancel, stamp, reason.clone())?;
-            Ok((
-                event,
-                stock_moves(order, Transition::Cancel.stock_effect(from)),
-            ))
-        })
-        .await
+        let (permit, reason) = (&permit, &reason);
+        self.changes
+            .retrying(permit.id(), || async move {
+                let mut order = self.order(permit.id()).await?;
+                permit.check_current(&order)?;
+                let expected_version = order.version;
+                let stamp = self.changes.stamp(permit.actor().clone());
+                let from = order.status;
+                let event = order.apply(Transition::Cancel, &stamp, reason.clone())?;
+                let stock = stock_moves(&order, Transition::Cancel.stock_effect(from));
+                let mut commit = order_change(order.clone(), expected_version, event, stock);
+                commit.documents.extend(
+                    resolve_write(&self.escalations, order.id, &stamp, Resolution::Canceled)
+                        .await?,
+                );
+                Ok((commit, order))
+            })
+            .await
     }
 
     /// Records the hand-over to a carrier; the reserved stock leaves the warehouse.
@@ -127,7 +145,7 @@ impl Orders {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        self.change(permit.id(), permit.actor(), |order, stamp| {
+        self.change(&permit, |order, stamp| {
             let from = order.status;
             let shipment = Shipment {
                 carrier: carrier.clone(),
@@ -149,23 +167,26 @@ impl Orders {
     /// [`AppError::IllegalTransition`] unless shipped, [`AppError::NotFound`], storage.
     #[tracing::instrument(skip_all, fields(order_id = %permit.id()))]
     pub async fn deliver(&self, permit: Permit<Fulfil>) -> Result<Order, AppError> {
-        self.change(permit.id(), permit.actor(), |order, stamp| {
+        self.change(&permit, |order, stamp| {
             Ok((order.apply(Transition::Deliver, stamp, None)?, Vec::new()))
         })
         .await
     }
 
     /// Read, change, commit with the version check; on a concurrent change, read again.
-    async fn change<F>(&self, id: OrderId, actor: &Actor, f: F) -> Result<Order, AppError>
+    async fn change<A, F>(&self, permit: &Permit<A>, f: F) -> Result<Order, AppError>
     where
+        A: Action,
         F: Fn(&mut Order, &Stamp) -> Result<(Event, Vec<StockMove>), AppError>,
     {
         let f = &f;
+        let id = permit.id();
         self.changes
             .retrying(id, || async move {
                 let mut order = self.order(id).await?;
+                permit.check_current(&order)?;
                 let expected_version = order.version;
-                let stamp = self.changes.stamp(actor.clone());
+                let stamp = self.changes.stamp(permit.actor().clone());
                 let (event, stock) = f(&mut order, &stamp)?;
                 let commit = order_change(order.clone(), expected_version, event, stock);
                 Ok((commit, order))

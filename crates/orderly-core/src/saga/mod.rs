@@ -28,6 +28,7 @@ pub use self::dispatcher::{Dispatcher, DispatcherSettings};
 pub use crate::commits::consumers_of;
 use crate::commits::{CONFLICT_RETRIES, order_change};
 use crate::documents::Documents;
+use crate::escalations::{Escalation, flag_write};
 use crate::notify::Notifications;
 use crate::ports::{
     Clock, Commit, CommitError, Consumer, DocumentStore, Handled, IdGenerator, Job, JobQueue,
@@ -35,7 +36,6 @@ use crate::ports::{
 };
 use crate::retry::RetryPolicy;
 pub use crate::step::StepError;
-use crate::support::{Escalation, escalation_write};
 
 /// The storage ports the saga's steps use.
 pub(crate) struct SagaPorts {
@@ -257,7 +257,7 @@ impl Saga {
             let event = order.flag_attention(attention, &stamp);
             // The staff's queue entry commits with the flag: no flagged order is missing from
             // it, and no entry names an order that was not flagged.
-            let escalation = escalation_write(&self.escalations, &order).await?;
+            let escalation = flag_write(&self.escalations, &order).await?;
             let commit = Commit {
                 handled: Some(handled(job)),
                 documents: escalation.into_iter().collect(),

@@ -4,17 +4,17 @@
 use std::sync::Arc;
 
 use orderly_domain::text::check_text;
-use orderly_domain::{Address, AddressLocked, OrderId, OrderStatus, Timestamp, ValueError};
+use orderly_domain::{Address, AddressLocked, Timestamp, UNDELIVERABLE, ValueError};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{AddNote, Edit, Permit, ReadNotes, Retry};
+use crate::access::{AddNote, Edit, Fulfil, Permit, ReadNotes, Retry};
 use crate::commits::{Changes, MAX_REASON, order_change};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
+pub use crate::escalations::{Escalation, Resolution};
+use crate::escalations::{flag_write, resolve_write};
 use crate::orders::Orders;
-use crate::ports::{
-    Commit, Consumer, DocKind, DocumentStore, DocumentWrite, OrderWrite, Outgoing, StoreError,
-};
+use crate::ports::{Commit, Consumer, DocKind, DocumentStore, OrderWrite, Outgoing};
 
 /// Longest note, in characters.
 pub const MAX_NOTE: usize = 4000;
@@ -128,7 +128,8 @@ impl Support {
 
     /// Corrects the shipping address of an order that has not shipped. The order's history
     /// gets a `ShippingAddressChanged` entry with the old and the new address, and the same
-    /// words become a note by the permit's actor, in the same commit.
+    /// words (and the `reason`, if given) become a note by the permit's actor, in the same
+    /// commit.
     ///
     /// # Errors
     /// [`AppError::Invalid`] for a bad address; [`AppError::NotNow`] once the order has
@@ -137,7 +138,11 @@ impl Support {
         &self,
         permit: Permit<Edit>,
         address: Address,
+        reason: Option<&str>,
     ) -> Result<orderly_domain::Order, AppError> {
+        if let Some(r) = reason {
+            check_text("reason", r, MAX_REASON)?;
+        }
         address.validate().map_err(|errors| {
             AppError::Invalid(
                 errors
@@ -146,13 +151,18 @@ impl Support {
                     .collect(),
             )
         })?;
-        let (id, actor) = (permit.id(), permit.actor());
+        let (id, actor, permit) = (permit.id(), permit.actor(), &permit);
         let (key, address) = (&id.to_string(), &address);
         self.changes
             .retrying(id, || async move {
                 let mut order = self.orders.order(id).await?;
+                permit.check_current(&order)?;
                 let expected_version = order.version;
                 let stamp = self.changes.stamp(actor.clone());
+                let settles = order
+                    .needs_attention
+                    .as_ref()
+                    .is_some_and(|a| a.step == UNDELIVERABLE);
                 let event = order
                     .change_shipping_address(address.clone(), &stamp)
                     .map_err(|AddressLocked(status)| {
@@ -162,16 +172,25 @@ impl Support {
                         ))
                     })?;
                 let mut commit = order_change(order.clone(), expected_version, event, Vec::new());
+                if settles {
+                    commit.documents.extend(
+                        resolve_write(&self.escalations, id, &stamp, Resolution::AddressCorrected)
+                            .await?,
+                    );
+                }
                 let notes = self.notes.get(key).await?;
                 let version = notes.as_ref().map(|n| n.version);
                 let mut doc = notes.map(|n| n.value).unwrap_or_default();
                 // A full notes list never blocks the correction: the history holds it anyway.
                 if doc.notes.len() < MAX_NOTES {
-                    let said = order
+                    let mut said = order
                         .history
                         .last()
                         .and_then(|h| h.detail.clone())
                         .unwrap_or_default();
+                    if let Some(reason) = reason {
+                        said = format!("{said}: {reason}");
+                    }
                     doc.notes.push(Note {
                         at: stamp.at,
                         author: actor.as_str().to_owned(),
@@ -196,7 +215,8 @@ impl Support {
     ///
     /// # Errors
     /// [`AppError::Invalid`] for a reason over [`MAX_REASON`] characters; [`AppError::NotNow`]
-    /// if the order does not need attention.
+    /// if the order does not need attention; [`AppError::Changed`] if the permit expects a
+    /// version the order has left.
     pub async fn retry(
         &self,
         permit: Permit<Retry>,
@@ -205,13 +225,22 @@ impl Support {
         if let Some(r) = reason {
             check_text("reason", r, MAX_REASON)?;
         }
-        let (id, actor) = (permit.id(), permit.actor());
-        let key = &id.to_string();
+        let (id, actor, permit) = (permit.id(), permit.actor(), &permit);
         self.changes
             .retrying(id, || async move {
                 let mut order = self.orders.order(id).await?;
                 let expected_version = order.version;
                 let stamp = self.changes.stamp(actor.clone());
+                permit.check_current(&order)?;
+                if order
+                    .needs_attention
+                    .as_ref()
+                    .is_some_and(|a| a.step == UNDELIVERABLE)
+                {
+                    return Err(AppError::NotNow(format!(
+                        "the carrier cannot deliver order {id} to its address; correct the address instead of retrying"
+                    )));
+                }
                 let Some((step, event)) = order.request_retry(&stamp, reason) else {
                     return Err(AppError::NotNow(format!(
                         "order {id} does not need attention; there is nothing to retry"
@@ -220,21 +249,11 @@ impl Support {
                 let consumer = Consumer::parse(&step).ok_or_else(|| {
                     AppError::Internal(format!("order {id} names an unknown step {step:?}"))
                 })?;
-                let mut documents = Vec::new();
-                match self.escalations.get(key).await {
-                    Ok(Some(mut entry)) => {
-                        entry.value.resolved_at = Some(stamp.at);
-                        entry.value.resolved_by = Some(actor.as_str().to_owned());
-                        documents.push(Documents::write(key, &entry.value, Some(entry.version))?);
-                    }
-                    Ok(None) => {}
-                    // The order is the truth; a queue entry that no longer reads must not
-                    // block the retry. It is rewritten the next time a step gives up.
-                    Err(StoreError::Corrupt(e)) => {
-                        tracing::error!(order_id = %id, error = %e, "the escalation does not read; retrying without resolving it");
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                let documents =
+                    resolve_write(&self.escalations, id, &stamp, Resolution::Retried)
+                        .await?
+                        .into_iter()
+                        .collect();
                 let commit = Commit {
                     order: Some(OrderWrite::Update {
                         order: order.clone(),
@@ -253,77 +272,47 @@ impl Support {
     }
 }
 
-/// An order a saga step gave up on: an entry of the staff's "needs attention" queue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Escalation {
-    /// The order.
-    pub order_id: OrderId,
-    /// Its buyer.
-    pub customer_id: orderly_domain::CustomerId,
-    /// Its status when the step gave up.
-    pub status: OrderStatus,
-    /// The step (`inventory`, `payment`).
-    pub step: String,
-    /// The step's last error (raw: shown only with `errors:read`).
-    pub error: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// When it was flagged.
-    pub since: Timestamp,
-    /// When staff had it retried, if they did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_at: Option<Timestamp>,
-    /// Who had it retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_by: Option<String>,
-}
-
-impl DocumentType for Escalation {
-    const KIND: DocKind = DocKind::Escalation;
-}
-
-impl Escalation {
-    /// The open escalation of an order a step just flagged (`None` if it is not flagged).
-    #[must_use]
-    pub fn of(order: &orderly_domain::Order) -> Option<Self> {
-        let attention = order.needs_attention.as_ref()?;
-        Some(Escalation {
-            order_id: order.id,
-            customer_id: order.customer_id.clone(),
-            status: order.status,
-            step: attention.step.clone(),
-            error: attention.error.clone(),
-            attempts: attention.attempts,
-            since: attention.since,
-            resolved_at: None,
-            resolved_by: None,
-        })
-    }
-}
-
-/// The write of `order`'s escalation, for the commit that flags it: over the order's earlier
-/// escalation if it had one.
-///
-/// # Errors
-/// A storage failure.
-pub(crate) async fn escalation_write(
-    escalations: &Documents<Escalation>,
-    order: &orderly_domain::Order,
-) -> Result<Option<DocumentWrite>, StoreError> {
-    let Some(entry) = Escalation::of(order) else {
-        return Ok(None);
-    };
-    let key = order.id.to_string();
-    // Only the version is needed: an earlier entry that no longer reads is written over, and
-    // never keeps the order from being flagged.
-    let read = escalations.version(&key).await?;
-    Documents::write(&key, &entry, read).map(Some)
-}
-
 impl Support {
+    /// Records that the carrier cannot deliver to the order's shipping address (`why`, in the
+    /// carrier's or the warehouse's words): the order needs attention until staff correct the
+    /// address, and enters the staff's queue in the same commit. Staff are alerted as for a
+    /// step that gave up.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an empty or too long `why`; [`AppError::NotNow`] once the
+    /// order has shipped or ended.
+    pub async fn report_undeliverable(
+        &self,
+        permit: Permit<Fulfil>,
+        why: &str,
+    ) -> Result<orderly_domain::Order, AppError> {
+        check_text("reason", why, MAX_REASON)?;
+        let (id, permit) = (permit.id(), &permit);
+        self.changes
+            .retrying(id, || async move {
+                let mut order = self.orders.order(id).await?;
+                permit.check_current(&order)?;
+                let expected_version = order.version;
+                let stamp = self.changes.stamp(permit.actor().clone());
+                let event = order.report_undeliverable(why.trim(), &stamp).map_err(
+                    |AddressLocked(status)| {
+                        AppError::NotNow(format!(
+                            "order {id} is {}; an undeliverable address can be reported only until it ships",
+                            status.as_str()
+                        ))
+                    },
+                )?;
+                let mut commit = order_change(order.clone(), expected_version, event, Vec::new());
+                commit
+                    .documents
+                    .extend(flag_write(&self.escalations, &order).await?);
+                Ok((commit, order))
+            })
+            .await
+    }
+
     /// The staff's "needs attention" queue: orders a saga step gave up on, oldest first; with
-    /// `open_only`, those not yet retried.
+    /// `open_only`, those staff have not settled (retried or canceled).
     ///
     /// # Errors
     /// A storage failure.
@@ -334,7 +323,7 @@ impl Support {
             .await?
             .into_iter()
             .map(|(_, e)| e)
-            .filter(|e| !open_only || e.resolved_at.is_none())
+            .filter(|e| !open_only || e.is_open())
             .collect();
         out.sort_by_key(|e| e.since);
         Ok(out)

@@ -108,6 +108,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/v1/orders/{id}/retry", "orders:retry"),
     ("GET", "/v1/escalations", "escalations:read"),
     ("POST", "/v1/orders/{id}/ship", "orders:fulfil"),
+    ("POST", "/v1/orders/{id}/undeliverable", "orders:fulfil"),
     ("POST", "/v1/orders/{id}/deliver", "orders:fulfil"),
     ("GET", "/v1/products", "public"),
     ("POST", "/v1/products", "catalog:write"),

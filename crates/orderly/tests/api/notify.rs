@@ -10,7 +10,7 @@ use crate::common::{TestServer, id_of, reference_body};
 
 const ADMIN: &str = "staff@shop.example";
 
-fn smtp_args(port: &str) -> Vec<String> {
+pub(crate) fn smtp_args(port: &str) -> Vec<String> {
     [
         "--notifier",
         "smtp",
@@ -32,7 +32,10 @@ fn smtp_args(port: &str) -> Vec<String> {
     .collect()
 }
 
-async fn start(smtp: &SmtpServer, db: Option<&str>) -> (TestServer, Option<tempfile::TempDir>) {
+pub(crate) async fn start(
+    smtp: &SmtpServer,
+    db: Option<&str>,
+) -> (TestServer, Option<tempfile::TempDir>) {
     let port = smtp.port().to_string();
     let args = smtp_args(&port);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

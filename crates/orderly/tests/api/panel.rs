@@ -283,6 +283,12 @@ async fn support_resolves_a_payment_that_ran_out_of_retries_in_three_clicks() {
     );
     assert!(queue.html.contains("the payment provider did not answer"));
     assert!(!queue.html.contains("simulated"));
+    // Nor on the order's page: its timeline says the step gave up, not what the provider said.
+    let page = sam.get(&format!("/admin/orders/{order}")).await;
+    assert!(page.html.contains("payment gave up after"), "{}", page.html);
+    assert!(!page.html.contains("simulated"), "{}", page.html);
+    let page = ian.get(&format!("/admin/orders/{order}")).await;
+    assert!(page.html.contains("simulated"), "{}", page.html);
     // Click 1: "Retry now" shows what will happen.
     let confirm = sam
         .get(&format!("/admin/orders/{order}/confirm/retry"))
@@ -442,4 +448,332 @@ async fn notes_and_cancels_follow_the_viewers_role_and_a_double_post_does_one_th
     let page = mia.get(&format!("/admin/orders/{order}")).await;
     assert!(page.html.contains("OrderCanceled"));
     assert!(page.html.contains("staff:mia@shop.example"));
+}
+
+/// The fields of the address form with `address`'s values, plus the form's token and version.
+fn address_form<'a>(page: &Page, address: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
+    let mut form = vec![
+        ("csrf", page.input("csrf")),
+        ("version", page.input("version")),
+    ];
+    form.extend(address.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    form
+}
+
+fn pairs<'a>(form: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    form.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn an_undeliverable_address_is_corrected_in_two_clicks_and_leaves_the_queue() {
+    let server = TestServer::start(&[]).await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    let order = id_of(&server.place_reference().await);
+    server.wait_for(&order, "paid").await;
+    let (code, flagged) = server
+        .post(
+            &format!("/v1/orders/{order}/undeliverable"),
+            &serde_json::json!({"reason": "no such street in 1200-195 Lisboa"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{flagged}");
+    assert_eq!(flagged["needsAttention"]["step"], "address");
+    // Running a step again would not help: the API says what to do instead.
+    let (code, problem) = server
+        .post(&format!("/v1/orders/{order}/retry"), &serde_json::json!({}))
+        .await;
+    assert_eq!(code, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("correct the address"),
+        "{problem}"
+    );
+
+    let mut sam = Browser::new(&server);
+    sam.sign_in("sam@shop.example", "support password").await;
+    let queue = sam.get("/admin").await;
+    assert!(
+        queue
+            .html
+            .contains("The carrier cannot deliver to the shipping address: “no such street in 1200-195 Lisboa”"),
+        "{}",
+        queue.html
+    );
+    assert!(!queue.html.contains("Retry now"), "{}", queue.html);
+    let link = format!("/admin/orders/{order}/address");
+    assert!(queue.html.contains(&format!("href=\"{link}\"")));
+
+    // Click 1: the form, filled with the address the order has.
+    let form = sam.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.html);
+    assert!(form.html.contains("label for=\"city\""));
+    // A field left empty: the form again, with what was typed and what to fix; nothing changed.
+    let typed = [
+        ("name", "Zoé Ñúñez 🌻"),
+        ("line1", "Rua das Flores 12"),
+        ("city", " "),
+        ("postalCode", "1200-195"),
+        ("country", "pt"),
+    ];
+    let sent = address_form(&form, &typed);
+    let refused = sam.post(&link, &pairs(&sent)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    assert!(refused.html.contains("City or town:"), "{}", refused.html);
+    assert_eq!(refused.input("name"), "Zoé Ñúñez 🌻");
+    let (_, unchanged) = server.get(&format!("/v1/orders/{order}")).await;
+    assert_eq!(unchanged["version"], flagged["version"]);
+
+    // Click 2: the corrected address, saved.
+    let typed = [
+        ("name", "Zoé Ñúñez 🌻"),
+        ("line1", "Rua das Flores 12"),
+        ("line2", ""),
+        ("city", "Lisboa"),
+        ("postalCode", "1200-195"),
+        ("country", "pt"),
+        ("reason", "customer gave the right street on the phone"),
+    ];
+    let sent = address_form(&refused, &typed);
+    let done = sam.post(&link, &pairs(&sent)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    assert_eq!(
+        done.location.as_deref(),
+        Some(format!("/admin/orders/{order}?done=address").as_str())
+    );
+    // The same form again (a double click) changes nothing more.
+    let again = sam.post(&link, &pairs(&sent)).await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some(format!("/admin/orders/{order}?done=changed").as_str())
+    );
+
+    let (_, corrected) = server.get(&format!("/v1/orders/{order}")).await;
+    assert!(corrected["needsAttention"].is_null(), "{corrected}");
+    assert_eq!(corrected["shippingAddress"]["name"], "Zoé Ñúñez 🌻");
+    assert_eq!(corrected["shippingAddress"]["country"], "PT");
+    assert!(
+        corrected["shippingAddress"].get("line2").is_none(),
+        "{corrected}"
+    );
+    let events = crate::common::history_events(&corrected);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "ShippingAddressChanged")
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let (_, open) = server.get("/v1/escalations").await;
+    assert_eq!(open, serde_json::json!([]));
+    let (_, all) = server.get("/v1/escalations?open=false").await;
+    assert_eq!(all[0]["resolution"], "addressCorrected", "{all}");
+    assert_eq!(all[0]["resolvedBy"], "staff:sam@shop.example");
+    let page = sam
+        .get(&format!("/admin/orders/{order}?done=address"))
+        .await;
+    assert!(
+        page.html
+            .contains("customer gave the right street on the phone")
+    );
+    assert!(page.html.contains("Zoé Ñúñez 🌻"));
+    let queue = sam.get("/admin").await;
+    assert!(
+        queue.html.contains("Nothing needs attention"),
+        "{}",
+        queue.html
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_stuck_order_from_the_panel_settles_its_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, order) = an_order_whose_payment_gave_up(dir.path()).await;
+    create_staff(&server, "mia@shop.example", "manager", "manager password").await;
+    let mut mia = Browser::new(&server);
+    mia.sign_in("mia@shop.example", "manager password").await;
+    let confirm = mia
+        .get(&format!("/admin/orders/{order}/confirm/cancel"))
+        .await;
+    assert!(
+        confirm.html.contains("No payment was taken"),
+        "{}",
+        confirm.html
+    );
+    let form = [
+        ("csrf", confirm.input("csrf")),
+        ("version", confirm.input("version")),
+        ("reason", "the customer bought elsewhere".to_owned()),
+    ];
+    let done = mia
+        .post(&format!("/admin/orders/{order}/cancel"), &pairs(&form))
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let canceled = server.wait_for(&order, "canceled").await;
+    assert!(canceled["needsAttention"].is_null(), "{canceled}");
+    let (_, open) = server.get("/v1/escalations").await;
+    assert_eq!(open, serde_json::json!([]), "the case left the queue");
+    let (_, all) = server.get("/v1/escalations?open=false").await;
+    assert_eq!(all[0]["resolution"], "canceled", "{all}");
+    assert_eq!(all[0]["resolvedBy"], "staff:mia@shop.example");
+    let queue = mia.get("/admin").await;
+    assert!(
+        queue.html.contains("Nothing needs attention"),
+        "{}",
+        queue.html
+    );
+    // The same form once more: the order moved on, nothing is done twice.
+    let again = mia
+        .post(&format!("/admin/orders/{order}/cancel"), &pairs(&form))
+        .await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some(format!("/admin/orders/{order}?done=changed").as_str())
+    );
+}
+
+#[tokio::test]
+async fn support_sends_again_the_messages_a_down_mail_server_did_not_take() {
+    let mut smtp = orderly_testkit::smtp::SmtpServer::start().await;
+    smtp.stop().await;
+    let (server, _dir) = crate::notify::start(&smtp, None).await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    create_staff(&server, "ian@shop.example", "engineer", "engineer password").await;
+    let order = id_of(&server.place_reference().await);
+    server.wait_for(&order, "paid").await;
+    server.wait_idle().await;
+
+    let mut sam = Browser::new(&server);
+    sam.sign_in("sam@shop.example", "support password").await;
+    let list = sam.get("/admin/notifications").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.html);
+    assert_eq!(
+        list.html
+            .matches("The mail server did not take the message")
+            .count(),
+        2,
+        "{}",
+        list.html
+    );
+    assert!(
+        !list.html.contains("SMTP"),
+        "support sees no raw error: {}",
+        list.html
+    );
+    assert!(
+        list.html
+            .contains(&format!("href=\"/admin/orders/{order}\""))
+    );
+    let send = |page: &Page| vec![("csrf", page.input("csrf")), ("key", page.input("key"))];
+    let form = send(&list);
+
+    // Still down: it stays on the list and the page says so.
+    let refused = sam.post("/admin/notifications/retry", &pairs(&form)).await;
+    assert_eq!(
+        refused.location.as_deref(),
+        Some("/admin/notifications?done=refused")
+    );
+    smtp.restart().await;
+    let sent = sam.post("/admin/notifications/retry", &pairs(&form)).await;
+    assert_eq!(
+        sent.location.as_deref(),
+        Some("/admin/notifications?done=sent")
+    );
+    assert_eq!(smtp.wait_for(1).await.len(), 1);
+    let twice = sam.post("/admin/notifications/retry", &pairs(&form)).await;
+    assert_eq!(
+        twice.location.as_deref(),
+        Some("/admin/notifications?done=already")
+    );
+    let list = sam.get("/admin/notifications?done=sent").await;
+    assert!(list.html.contains("Done: the message went out."));
+    assert_eq!(
+        list.html
+            .matches("The mail server did not take the message")
+            .count(),
+        1
+    );
+
+    // An engineer reads the raw error but sends nothing; a stale token changes nothing.
+    let mut ian = Browser::new(&server);
+    ian.sign_in("ian@shop.example", "engineer password").await;
+    let seen = ian.get("/admin/notifications").await;
+    assert!(seen.html.contains("SMTP"), "{}", seen.html);
+    assert!(!seen.html.contains("Send again"));
+    let mut form = send(&list);
+    form[0].1 = seen.input("csrf");
+    let refused = ian.post("/admin/notifications/retry", &pairs(&form)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let stale = sam
+        .post(
+            "/admin/notifications/retry",
+            &[("csrf", "old"), ("key", &form[1].1)],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert_eq!(smtp.messages().len(), 1, "nothing more went out");
+}
+
+#[tokio::test]
+async fn demo_failures_seed_one_case_per_class_and_each_resolves() {
+    let server = TestServer::start(&["--demo-failures"]).await;
+    let mut queue = serde_json::json!([]);
+    for _ in 0..150 {
+        queue = server.get("/v1/escalations").await.1;
+        if queue.as_array().is_some_and(|q| q.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let case = |step: &str| -> String {
+        queue
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["step"] == step)
+            .map(|c| c["orderId"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no {step} case in {queue}"))
+    };
+    let (payment, address) = (case("payment"), case("address"));
+    let (_, rejected) = server.get("/v1/orders?status=rejected").await;
+    assert_eq!(rejected["items"].as_array().unwrap().len(), 1, "{rejected}");
+    assert!(
+        rejected["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("payment declined"),
+        "{rejected}"
+    );
+
+    // The outage ends just after the automatic retries: one retry from staff pays.
+    let (code, _) = server
+        .post(
+            &format!("/v1/orders/{payment}/retry"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(code, 202);
+    let paid = server.wait_for(&payment, "paid").await;
+    assert!(paid["needsAttention"].is_null(), "{paid}");
+    let (code, corrected) = server
+        .client
+        .put(server.url(&format!("/v1/orders/{address}/shipping-address")))
+        .json(&serde_json::json!({
+            "name": "山田 太郎", "line1": "渋谷区神南 1-2-3 🏠", "city": "東京都",
+            "postalCode": "150-0041", "country": "JP"
+        }))
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .unwrap();
+    assert_eq!(code, StatusCode::OK, "{:?}", corrected.text().await);
+    let (_, open) = server.get("/v1/escalations").await;
+    assert_eq!(open, serde_json::json!([]));
 }
