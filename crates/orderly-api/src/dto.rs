@@ -562,7 +562,7 @@ pub struct EscalationDto {
     /// Who settled it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_by: Option<String>,
-    /// How: `retried` or `canceled`.
+    /// How: `retried`, `canceled` or `addressCorrected`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "retried")]
     pub resolution: Option<String>,

@@ -59,6 +59,21 @@ pub struct NotificationDto {
     at: String,
 }
 
+impl NotificationDto {
+    /// The channel's error may quote internals (a mail server's reply, addresses of hosts):
+    /// only callers with `errors:read` see it; others see that there is one.
+    #[must_use]
+    fn redacted(mut self, raw_errors: bool) -> Self {
+        if !raw_errors && self.error.is_some() {
+            self.error = Some(
+                "the channel did not take it; the error is shown to engineers and admins"
+                    .to_owned(),
+            );
+        }
+        self
+    }
+}
+
 impl From<&NotificationRecord> for NotificationDto {
     fn from(r: &NotificationRecord) -> Self {
         NotificationDto {
@@ -133,8 +148,10 @@ fn notifier(notes: Option<Extension<Arc<Notifications>>>) -> Result<Arc<Notifica
 )]
 pub async fn list_notifications(
     notes: Option<Extension<Arc<Notifications>>>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<ListNotificationsQuery>,
 ) -> ApiResult<Json<NotificationPage>> {
+    let raw = caller.principal.can(Permission::RawErrors);
     let mut errors = Vec::new();
     if q.status.as_deref() != Some("failed") {
         errors.push(ValueError::new(
@@ -156,7 +173,10 @@ pub async fn list_notifications(
         None
     };
     Ok(Json(NotificationPage {
-        items: found.iter().map(NotificationDto::from).collect(),
+        items: found
+            .iter()
+            .map(|r| NotificationDto::from(r).redacted(raw))
+            .collect(),
         next_cursor,
     }))
 }
@@ -180,17 +200,19 @@ pub struct RetryRequest {
     responses(
         (status = 200, body = NotificationDto),
         (status = 404, description = "No notification with that key"),
-        (status = 409, description = "`notification-not-failed`, `notification-no-longer-applies`"),
+        (status = 409, description = "`notification-not-failed`, `notification-no-longer-applies`, `notification-in-flight`"),
         (status = 502, description = "`notification-not-sent`: the channel refused it again"),
     )
 )]
 pub async fn retry_notification(
     notes: Option<Extension<Arc<Notifications>>>,
+    caller: Caller,
     ApiJson(body): ApiJson<RetryRequest>,
 ) -> ApiResult<Json<NotificationDto>> {
+    let raw = caller.principal.can(Permission::RawErrors);
     let notes = notifier(notes)?;
     match notes.retry(&body.key).await {
-        Ok(record) => Ok(Json(NotificationDto::from(&record))),
+        Ok(record) => Ok(Json(NotificationDto::from(&record).redacted(raw))),
         Err(RetryError::App(e)) => Err(e.into()),
         Err(RetryError::NotFailed(record)) => Err(Problem::new(
             StatusCode::CONFLICT,
@@ -214,7 +236,18 @@ pub async fn retry_notification(
             StatusCode::BAD_GATEWAY,
             "notification-not-sent",
             "The channel refused the notification again",
-            why,
+            if raw {
+                why
+            } else {
+                "the channel refused it again; it stays failed, try again later".to_owned()
+            },
+        )
+        .into()),
+        Err(RetryError::InFlight) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "notification-in-flight",
+            "The notification is being sent",
+            "another retry of this notification is sending it right now; look at it again in a moment",
         )
         .into()),
     }

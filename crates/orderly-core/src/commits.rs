@@ -79,8 +79,9 @@ impl Changes {
 
     /// Runs `attempt` — read, decide, build the commit — and commits what it built; when a
     /// concurrent writer changed the order or one of the commit's documents first, reads and
-    /// decides again, up to [`CONFLICT_RETRIES`] times. The one loop of every use case that
-    /// changes an order.
+    /// decides again, up to [`CONFLICT_RETRIES`] times; an attempt that finds nothing to write
+    /// (the change was made already) answers without committing. The one loop of every use
+    /// case that changes an order.
     ///
     /// # Errors
     /// What `attempt` answers; [`AppError::Unavailable`] if order `id` kept changing; what the
@@ -92,6 +93,9 @@ impl Changes {
     {
         for _ in 0..CONFLICT_RETRIES {
             let (commit, value) = attempt().await?;
+            if commit.is_empty() {
+                return Ok(value);
+            }
             match self.commit(commit).await {
                 Ok(()) => return Ok(value),
                 Err(CommitError::VersionConflict(_) | CommitError::DocumentChanged(..)) => {}

@@ -85,6 +85,12 @@ impl Escalation {
         })
     }
 
+    /// True if it waits for a corrected address, not for a step to run again.
+    #[must_use]
+    pub fn awaits_address(&self) -> bool {
+        self.step == orderly_domain::UNDELIVERABLE
+    }
+
     /// True until staff settle it.
     #[must_use]
     pub fn is_open(&self) -> bool {

@@ -33,9 +33,9 @@ pub use fx::{ExchangeRate, Rate};
 pub use ids::{CartId, CustomerId, Email, EventId, OrderId, ProductId, Quantity};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
-    Actor, AddressLocked, Attention, HistoryEntry, IllegalTransition, NewOrder, Order, OrderError,
-    OrderLine, OrderStatus, Payment, Refund, Shipment, Stamp, StockEffect, Transition,
-    UNDELIVERABLE, error_is_internal, visible_detail,
+    Actor, AddressLocked, Attention, HistoryEntry, IllegalTransition, NewOrder, NotReportable,
+    Order, OrderError, OrderLine, OrderStatus, Payment, Refund, Shipment, Stamp, StockEffect,
+    Transition, UNDELIVERABLE, error_is_internal, visible_detail,
 };
 pub use text::{Address, Name};
 pub use time::Timestamp;

@@ -212,6 +212,19 @@ pub struct IllegalTransition {
     pub transition: Transition,
 }
 
+/// Why an undeliverable address cannot be reported for an order now.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotReportable {
+    /// Only a paid order, not yet shipped, is on its way to a carrier.
+    #[error(
+        "the order is {0}; an undeliverable address is reported for a paid order, before it ships"
+    )]
+    NotPaid(OrderStatus),
+    /// A step that gave up waits for staff first.
+    #[error("the order needs attention for its {0} step; settle that first")]
+    Flagged(String),
+}
+
 /// A shipping address change asked of an order that has shipped or ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the order is {0}; its address can change only until it ships")]
@@ -375,6 +388,13 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// True if it waits for a corrected address ([`UNDELIVERABLE`]), not for a step to run
+    /// again.
+    #[must_use]
+    pub fn awaits_address(&self) -> bool {
+        self.step == UNDELIVERABLE
+    }
+
     /// True if [`Attention::error`] is a step's raw error, which may quote internals (SQL, a
     /// provider's message) and is shown only to those allowed to read raw errors; false for
     /// words meant for staff (the carrier's reason for an [`UNDELIVERABLE`] address).
@@ -632,7 +652,7 @@ impl Order {
         if self
             .needs_attention
             .as_ref()
-            .is_some_and(|a| a.step == UNDELIVERABLE)
+            .is_some_and(Attention::awaits_address)
         {
             self.needs_attention = None;
         }
@@ -708,18 +728,27 @@ impl Order {
         )
     }
 
-    /// Flags the order for staff because the carrier cannot deliver to its shipping address
-    /// (`why`, in the carrier's or the warehouse's words). No status change.
+    /// Flags a paid order for staff because the carrier cannot deliver to its shipping address
+    /// (`why`, in the carrier's or the warehouse's words): it waits for a corrected address.
+    /// No status change. The same report again changes nothing (`Ok(None)`).
     ///
     /// # Errors
-    /// [`AddressLocked`] once the order has shipped or ended: its address can no longer change.
+    /// [`NotReportable`] unless the order is paid (the warehouse reports it when it comes to
+    /// ship), or while a step that gave up waits for staff.
     pub fn report_undeliverable(
         &mut self,
         why: &str,
         stamp: &Stamp,
-    ) -> Result<Event, AddressLocked> {
-        if !self.status.accepts_address_change() {
-            return Err(AddressLocked(self.status));
+    ) -> Result<Option<Event>, NotReportable> {
+        if self.status != OrderStatus::Paid {
+            return Err(NotReportable::NotPaid(self.status));
+        }
+        match &self.needs_attention {
+            Some(a) if a.awaits_address() && a.error == why => return Ok(None),
+            Some(a) if !a.awaits_address() => {
+                return Err(NotReportable::Flagged(a.step.clone()));
+            }
+            _ => {}
         }
         self.needs_attention = Some(Attention {
             step: UNDELIVERABLE.to_owned(),
@@ -730,12 +759,12 @@ impl Order {
         let detail = Some(format!(
             "the carrier cannot deliver to the shipping address: {why}"
         ));
-        Ok(self.record(
+        Ok(Some(self.record(
             EventKind::OrderNeedsAttention,
             Some(self.status),
             stamp,
             detail,
-        ))
+        )))
     }
 
     /// Clears the attention flag so the step that gave up can run again; `None` if the order
@@ -930,9 +959,24 @@ mod tests {
     fn an_undeliverable_address_waits_for_a_correction_not_a_retry() {
         let mut order = reference_order();
         order.apply(Transition::Reserve, &stamp(1), None).unwrap();
+        assert_eq!(
+            order.report_undeliverable("no such street", &stamp(2)),
+            Err(NotReportable::NotPaid(OrderStatus::Reserved))
+        );
+        order
+            .apply(Transition::CapturePayment, &stamp(2), None)
+            .unwrap();
         let event = order
             .report_undeliverable("no such street", &stamp(2))
+            .unwrap()
             .unwrap();
+        let version = order.version;
+        assert_eq!(
+            order.report_undeliverable("no such street", &stamp(3)),
+            Ok(None),
+            "the same report again changes nothing"
+        );
+        assert_eq!(order.version, version);
         assert_eq!(event.kind, EventKind::OrderNeedsAttention);
         let attention = order.needs_attention.clone().unwrap();
         assert_eq!(attention.step, UNDELIVERABLE);
@@ -962,9 +1006,26 @@ mod tests {
         let before = shipped.clone();
         assert_eq!(
             shipped.report_undeliverable("gone", &stamp(4)),
-            Err(AddressLocked(OrderStatus::Shipped))
+            Err(NotReportable::NotPaid(OrderStatus::Shipped))
         );
         assert_eq!(shipped, before);
+
+        // A step that gave up is settled first; its flag is not overwritten.
+        let mut stuck = reference_order();
+        stuck.status = OrderStatus::Paid;
+        let attention = Attention {
+            step: "payment".into(),
+            error: "refund failed".into(),
+            attempts: 5,
+            since: Timestamp::from_millis(9),
+        };
+        stuck.flag_attention(attention, &stamp(5));
+        let before = stuck.clone();
+        assert_eq!(
+            stuck.report_undeliverable("gone", &stamp(6)),
+            Err(NotReportable::Flagged("payment".into()))
+        );
+        assert_eq!(stuck, before);
     }
 
     #[test]

@@ -99,6 +99,9 @@ fn done_message(query: Option<&str>) -> Option<&'static str> {
         "refused" => {
             "The channel refused the message again; it stays on this list. Try again later, or tell engineering if it keeps failing."
         }
+        "busy" => {
+            "Someone is sending this message right now; it leaves the list once it has gone out."
+        }
         "gone" => {
             "Nothing was sent: the message no longer applies (the customer opted out, or the order changed so it is not wanted)."
         }
@@ -195,6 +198,7 @@ pub(crate) async fn retry(
         Err(RetryError::NotFailed(_)) => "already",
         Err(RetryError::NotSent(_)) => "refused",
         Err(RetryError::NoLongerApplies(_)) => "gone",
+        Err(RetryError::InFlight) => "busy",
         Err(RetryError::App(e)) => return app_error(&e),
     };
     see(&format!("/admin/notifications?done={done}"))

@@ -82,8 +82,8 @@ fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
         attempts: e.attempts,
         raw_error: (who.can(Permission::RawErrors) && error_is_internal(&e.step))
             .then(|| e.error.clone()),
-        can_retry: e.step != UNDELIVERABLE && who.can(Permission::OrdersRetry),
-        can_correct: e.step == UNDELIVERABLE && who.can(Permission::OrdersEdit),
+        can_retry: !e.awaits_address() && who.can(Permission::OrdersRetry),
+        can_correct: e.awaits_address() && who.can(Permission::OrdersEdit),
         can_cancel: who.can(Permission::OrdersCancel) && e.status.after(Transition::Cancel).is_ok(),
     }
 }
@@ -276,7 +276,7 @@ pub(crate) async fn order(
         retry: order
             .needs_attention
             .as_ref()
-            .is_some_and(|a| a.step != UNDELIVERABLE)
+            .is_some_and(|a| !a.awaits_address())
             && principal.can(Permission::OrdersRetry),
         cancel: order.status.after(Transition::Cancel).is_ok()
             && principal.can(Permission::OrdersCancel),

@@ -360,7 +360,8 @@ impl Notifications {
     /// [`RetryError::App`] with [`AppError::NotFound`] for an unknown key (or a storage
     /// failure); [`RetryError::NotFailed`] if it was sent since; [`RetryError::NoLongerApplies`]
     /// if the message is not wanted any more; [`RetryError::NotSent`] if the channel refused it
-    /// again (the record keeps the new error).
+    /// again (the record keeps the new error); [`RetryError::InFlight`] while another retry of
+    /// it sends it.
     pub async fn retry(&self, key: &str) -> Result<NotificationRecord, RetryError> {
         let Some(Versioned {
             value: FailedNotification(failure),
@@ -392,10 +393,19 @@ impl Notifications {
                     .into(),
             ));
         };
-        let sent = self.notifier.send(&p.message).await;
+        // Claimed before it is sent: of two retries at once (a double click), only the one
+        // whose claim is stored sends; the other is told it is in flight.
         let mut updated = failure.clone();
         updated.attempts += 1;
         updated.at = self.clock.now();
+        self.failures
+            .save(key, &FailedNotification(updated.clone()), Some(version))
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => RetryError::InFlight,
+                other => other.into(),
+            })?;
+        let sent = self.notifier.send(&p.message).await;
         match &sent {
             Ok(()) => {
                 updated.status = Status::Sent;
@@ -405,15 +415,11 @@ impl Notifications {
                 updated.error = Some(e.clone());
             }
         }
+        // Only this retry writes over its own claim; a failure to record the outcome leaves
+        // the claim (still failed, one attempt more), which staff may retry.
         self.failures
-            .save(key, &FailedNotification(updated.clone()), Some(version))
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict => RetryError::App(AppError::Unavailable(
-                    "the notification was retried concurrently".into(),
-                )),
-                other => other.into(),
-            })?;
+            .save(key, &FailedNotification(updated.clone()), Some(version + 1))
+            .await?;
         // The dedupe record, if the message had one, says the same (a failure without one was
         // never sent, and stays without).
         self.records
@@ -452,6 +458,9 @@ pub enum RetryError {
     /// The channel refused it again; the record keeps the new error.
     #[error("{0}")]
     NotSent(String),
+    /// Another retry of it is sending it right now.
+    #[error("the notification is being sent by another retry")]
+    InFlight,
 }
 
 impl From<StoreError> for RetryError {

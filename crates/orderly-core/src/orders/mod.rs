@@ -128,7 +128,8 @@ impl Orders {
     ///
     /// # Errors
     /// [`AppError::Invalid`] for empty carrier or tracking number, [`AppError::IllegalTransition`]
-    /// unless paid, [`AppError::NotFound`], storage.
+    /// unless paid, [`AppError::NotNow`] while the carrier cannot deliver to its address,
+    /// [`AppError::NotFound`], storage.
     #[tracing::instrument(skip_all, fields(order_id = %permit.id()))]
     pub async fn ship(
         &self,
@@ -146,6 +147,12 @@ impl Orders {
             return Err(AppError::Invalid(errors));
         }
         self.change(&permit, |order, stamp| {
+            if let Some(a) = order.needs_attention.as_ref().filter(|a| a.awaits_address()) {
+                return Err(AppError::NotNow(format!(
+                    "order {} cannot ship: the carrier cannot deliver to its address ({}); correct the address first",
+                    order.id, a.error
+                )));
+            }
             let from = order.status;
             let shipment = Shipment {
                 carrier: carrier.clone(),

@@ -228,6 +228,18 @@ pub struct DocumentWrite {
 }
 
 impl Commit {
+    /// True if it writes nothing at all (a use case that found the change already made).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.order.is_none()
+            && self.stock.is_empty()
+            && self.adjustment.is_none()
+            && self.events.is_empty()
+            && self.idempotency.is_none()
+            && self.handled.is_none()
+            && self.documents.is_empty()
+    }
+
     /// True if the commit queues saga work.
     #[must_use]
     pub fn queues_jobs(&self) -> bool {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use orderly_domain::text::check_text;
-use orderly_domain::{Address, AddressLocked, Timestamp, UNDELIVERABLE, ValueError};
+use orderly_domain::{Address, AddressLocked, Attention, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{AddNote, Edit, Fulfil, Permit, ReadNotes, Retry};
@@ -162,7 +162,7 @@ impl Support {
                 let settles = order
                     .needs_attention
                     .as_ref()
-                    .is_some_and(|a| a.step == UNDELIVERABLE);
+                    .is_some_and(Attention::awaits_address);
                 let event = order
                     .change_shipping_address(address.clone(), &stamp)
                     .map_err(|AddressLocked(status)| {
@@ -235,7 +235,7 @@ impl Support {
                 if order
                     .needs_attention
                     .as_ref()
-                    .is_some_and(|a| a.step == UNDELIVERABLE)
+                    .is_some_and(Attention::awaits_address)
                 {
                     return Err(AppError::NotNow(format!(
                         "the carrier cannot deliver order {id} to its address; correct the address instead of retrying"
@@ -279,8 +279,9 @@ impl Support {
     /// step that gave up.
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for an empty or too long `why`; [`AppError::NotNow`] once the
-    /// order has shipped or ended.
+    /// [`AppError::Invalid`] for an empty or too long `why`; [`AppError::NotNow`] unless the
+    /// order is paid and not waiting for staff about another step. The same report again
+    /// answers the order unchanged.
     pub async fn report_undeliverable(
         &self,
         permit: Permit<Fulfil>,
@@ -294,14 +295,14 @@ impl Support {
                 permit.check_current(&order)?;
                 let expected_version = order.version;
                 let stamp = self.changes.stamp(permit.actor().clone());
-                let event = order.report_undeliverable(why.trim(), &stamp).map_err(
-                    |AddressLocked(status)| {
-                        AppError::NotNow(format!(
-                            "order {id} is {}; an undeliverable address can be reported only until it ships",
-                            status.as_str()
-                        ))
-                    },
-                )?;
+                let event = match order.report_undeliverable(why.trim(), &stamp) {
+                    Ok(Some(event)) => event,
+                    // Reported already: the same answer, nothing written.
+                    Ok(None) => return Ok((Commit::default(), order)),
+                    Err(refused) => {
+                        return Err(AppError::NotNow(format!("order {id}: {refused}")));
+                    }
+                };
                 let mut commit = order_change(order.clone(), expected_version, event, Vec::new());
                 commit
                     .documents

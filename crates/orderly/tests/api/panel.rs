@@ -478,6 +478,43 @@ async fn an_undeliverable_address_is_corrected_in_two_clicks_and_leaves_the_queu
         .await;
     assert_eq!(code, 200, "{flagged}");
     assert_eq!(flagged["needsAttention"]["step"], "address");
+    // The same report again (a retried request) changes nothing; the order does not ship.
+    let (code, again) = server
+        .post(
+            &format!("/v1/orders/{order}/undeliverable"),
+            &serde_json::json!({"reason": "no such street in 1200-195 Lisboa"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again["version"], flagged["version"]);
+    let (code, problem) = server
+        .post(
+            &format!("/v1/orders/{order}/ship"),
+            &serde_json::json!({"carrier": "DHL", "trackingNumber": "JD1"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("correct the address first")
+    );
+    // An unknown order, an empty reason: a clear 4xx (the domain refuses unpaid orders).
+    let (code, problem) = server
+        .post(
+            "/v1/orders/00000000-0000-7000-8000-000000000000/undeliverable",
+            &serde_json::json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(code, 404, "{problem}");
+    let (code, problem) = server
+        .post(
+            &format!("/v1/orders/{order}/undeliverable"),
+            &serde_json::json!({"reason": ""}),
+        )
+        .await;
+    assert_eq!(code, 422, "{problem}");
     // Running a step again would not help: the API says what to do instead.
     let (code, problem) = server
         .post(&format!("/v1/orders/{order}/retry"), &serde_json::json!({}))
@@ -556,6 +593,15 @@ async fn an_undeliverable_address_is_corrected_in_two_clicks_and_leaves_the_queu
 
     let (_, corrected) = server.get(&format!("/v1/orders/{order}")).await;
     assert!(corrected["needsAttention"].is_null(), "{corrected}");
+    let events = crate::common::history_events(&corrected);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "OrderNeedsAttention")
+            .count(),
+        1,
+        "reported once: {events:?}"
+    );
     assert_eq!(corrected["shippingAddress"]["name"], "Zoé Ñúñez 🌻");
     assert_eq!(corrected["shippingAddress"]["country"], "PT");
     assert!(
