@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use orderly_domain::{
-    Customer, CustomerId, Event, EventId, Order, OrderId, Product, ProductId, StockAdjustment,
-    StockLevel, Timestamp,
+    Customer, CustomerId, Event, EventId, Order, OrderId, OrderStatus, Product, ProductId,
+    StockAdjustment, StockLevel, Timestamp,
 };
 
 use crate::ports::{
@@ -228,6 +228,22 @@ impl OrderStore for MemoryStore {
             .get(&id)
             .and_then(|seq| s.orders.get(seq))
             .cloned())
+    }
+
+    async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        let s = self.lock()?;
+        Ok(OrderStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let n = s
+                    .orders
+                    .values()
+                    .filter(|o| o.status == status && o.created_at >= since)
+                    .count();
+                (status, n as u64)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect())
     }
 
     async fn list_orders(

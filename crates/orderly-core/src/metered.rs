@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use orderly_domain::{
-    Customer, CustomerId, Event, Order, OrderId, Product, ProductId, StockAdjustment, StockLevel,
-    Timestamp,
+    Customer, CustomerId, Event, Order, OrderId, OrderStatus, Product, ProductId, StockAdjustment,
+    StockLevel, Timestamp,
 };
 
 use crate::ports::{
@@ -32,6 +32,7 @@ pub enum StorageOp {
     Customers,
     Order,
     ListOrders,
+    CountOrders,
     OrderEvents,
     Idempotency,
     Stock,
@@ -52,7 +53,7 @@ pub enum StorageOp {
 
 impl StorageOp {
     /// Every operation, in the order the metrics list them.
-    pub const ALL: [StorageOp; 26] = [
+    pub const ALL: [StorageOp; 27] = [
         StorageOp::CreateProduct,
         StorageOp::UpdateProduct,
         StorageOp::Product,
@@ -63,6 +64,7 @@ impl StorageOp {
         StorageOp::Customers,
         StorageOp::Order,
         StorageOp::ListOrders,
+        StorageOp::CountOrders,
         StorageOp::OrderEvents,
         StorageOp::Idempotency,
         StorageOp::Stock,
@@ -95,6 +97,7 @@ impl StorageOp {
             StorageOp::Customers => "customers",
             StorageOp::Order => "order",
             StorageOp::ListOrders => "list_orders",
+            StorageOp::CountOrders => "count_orders",
             StorageOp::OrderEvents => "order_events",
             StorageOp::Idempotency => "idempotency",
             StorageOp::Stock => "stock",
@@ -126,6 +129,7 @@ impl StorageOp {
                 | StorageOp::Customers
                 | StorageOp::Order
                 | StorageOp::ListOrders
+                | StorageOp::CountOrders
                 | StorageOp::OrderEvents
                 | StorageOp::Idempotency
                 | StorageOp::Stock
@@ -317,6 +321,9 @@ impl OrderStore for Metered {
         page: &PageRequest,
     ) -> Result<Page<Order>, StoreError> {
         counted!(self, ListOrders, self.inner.list_orders(filter, page))
+    }
+    async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        counted!(self, CountOrders, self.inner.count_orders(since))
     }
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {
         counted!(self, OrderEvents, self.inner.order_events(id))

@@ -46,8 +46,8 @@ use orderly_core::ports::{
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
-    Customer, CustomerId, Event, Order, OrderId, Product, ProductId, StockAdjustment, StockLevel,
-    Timestamp,
+    Customer, CustomerId, Event, Order, OrderId, OrderStatus, Product, ProductId, StockAdjustment,
+    StockLevel, Timestamp,
 };
 
 pub mod testing;
@@ -1006,6 +1006,42 @@ impl OrderStore for DynamoStore {
             .map(|i| Ok((text(i, sk_name)?, text(i, "doc")?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         storage::page(rows, page.limit, |id| format!("d{id}"))
+    }
+
+    async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        // An order's id is a UUIDv7 whose first 48 bits are the moment it was placed: every id
+        // placed at or after `since` sorts at or after this prefix in the status index.
+        let ms = u64::try_from(since.millis()).unwrap_or(0);
+        let from = format!("{:08x}-{:04x}-", ms >> 16, ms & 0xffff);
+        let mut counts = Vec::new();
+        for status in OrderStatus::ALL {
+            let mut count = 0u64;
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("by_status")
+                    .key_condition_expression("g2pk = :pk AND g2sk >= :from")
+                    .expression_attribute_values(":pk", s(format!("S#{}", status.as_str())))
+                    .expression_attribute_values(":from", s(from.clone()))
+                    .select(Select::Count)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                count += u64::try_from(out.count).unwrap_or(0);
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            if count > 0 {
+                counts.push((status, count));
+            }
+        }
+        Ok(counts)
     }
 
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {

@@ -25,8 +25,8 @@ use orderly_core::ports::{
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
-    Customer, CustomerId, Event, Order, OrderId, Product, ProductId, StockAdjustment, StockLevel,
-    Timestamp,
+    Customer, CustomerId, Event, Order, OrderId, OrderStatus, Product, ProductId, StockAdjustment,
+    StockLevel, Timestamp,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -202,6 +202,9 @@ pub mod sql {
     /// Newest orders in one status.
     pub const ORDERS_BY_STATUS: &str =
         "SELECT seq, doc FROM orders WHERE status = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+    /// How many orders of one status were placed at or after a moment (the dashboard).
+    pub const COUNT_ORDERS_SINCE: &str =
+        "SELECT COUNT(*) FROM orders WHERE status = $1 AND created_at >= $2";
     /// A customer's newest orders.
     pub const ORDERS_BY_CUSTOMER: &str = "SELECT seq, doc FROM orders \
          WHERE customer_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
@@ -358,6 +361,22 @@ impl OrderStore for PgStore {
             .await
             .map_err(unavailable)?;
         storage::page(rows, page.limit, |seq| format!("o{seq}"))
+    }
+
+    async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        let mut counts = Vec::new();
+        for status in OrderStatus::ALL {
+            let n: i64 = sqlx::query_scalar(sql::COUNT_ORDERS_SINCE)
+                .bind(status.as_str())
+                .bind(since.millis())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            if n > 0 {
+                counts.push((status, u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        Ok(counts)
     }
 
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {

@@ -87,6 +87,13 @@ async fn hot_queries_use_indexes_on_large_tables() {
         q.bind("paid").bind(i64::MAX).bind(21i64)
     })
     .await;
+    explain(
+        &pool,
+        "orders of a status counted since",
+        sql::COUNT_ORDERS_SINCE,
+        |q| q.bind("paid").bind(25_000i64),
+    )
+    .await;
     explain(&pool, "orders by customer", sql::ORDERS_BY_CUSTOMER, |q| {
         q.bind("c42").bind(i64::MAX).bind(21i64)
     })

@@ -35,8 +35,8 @@ use orderly_core::ports::{
 };
 use orderly_core::storage::{self, decode, encode as to_json};
 use orderly_domain::{
-    Customer, CustomerId, Event, Order, OrderId, Product, ProductId, StockAdjustment, StockLevel,
-    Timestamp,
+    Customer, CustomerId, Event, Order, OrderId, OrderStatus, Product, ProductId, StockAdjustment,
+    StockLevel, Timestamp,
 };
 use rusqlite::{OptionalExtension, params};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -356,6 +356,9 @@ pub mod sql {
     /// Newest orders in one status.
     pub const ORDERS_BY_STATUS: &str =
         "SELECT seq, doc FROM orders WHERE status = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
+    /// How many orders of one status were placed at or after a moment (the dashboard).
+    pub const COUNT_ORDERS_SINCE: &str =
+        "SELECT COUNT(*) FROM orders WHERE status = ? AND created_at >= ?";
     /// A customer's newest orders.
     pub const ORDERS_BY_CUSTOMER: &str =
         "SELECT seq, doc FROM orders WHERE customer_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
@@ -413,6 +416,25 @@ impl OrderStore for SqliteStore {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
         storage::page(rows, page.limit, |seq| format!("o{seq}"))
+    }
+
+    async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        let mut counts = Vec::new();
+        for status in OrderStatus::ALL {
+            let n = self
+                .rows(
+                    sql::COUNT_ORDERS_SINCE,
+                    rusqlite::params![status.as_str(), since.millis()],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .first()
+                .copied()
+                .unwrap_or(0);
+            if n > 0 {
+                counts.push((status, u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        Ok(counts)
     }
 
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {

@@ -38,6 +38,7 @@ async fn hot_queries_use_indexes_on_large_tables() {
         ("order by id", sql::ORDER_BY_ID),
         ("orders newest first", sql::ORDERS_NEWEST),
         ("orders by status", sql::ORDERS_BY_STATUS),
+        ("orders of a status counted since", sql::COUNT_ORDERS_SINCE),
         ("orders by customer", sql::ORDERS_BY_CUSTOMER),
         (
             "orders by customer and status",

@@ -590,6 +590,74 @@ pub async fn orders_are_listed_newest_first_with_filters_and_cursors(store: Arc<
     assert!(p.items.iter().all(|o| o.status == OrderStatus::Placed));
 }
 
+/// An order of alice's placed at `ms` (its UUIDv7 id and its `created_at` both say so).
+fn order_placed_at(ms: i64) -> orderly_domain::Order {
+    let mut order = fixtures::order("alice", &[("001", 1)]);
+    let (secs, nanos) = (ms / 1000, (ms % 1000) * 1_000_000);
+    let when = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(secs).unwrap(),
+        u32::try_from(nanos).unwrap(),
+    );
+    order.id = orderly_domain::OrderId::from_uuid(uuid::Uuid::new_v7(when));
+    order.created_at = orderly_domain::Timestamp::from_millis(ms);
+    order
+}
+
+pub async fn orders_are_counted_by_status_since_a_moment(store: Arc<dyn Store>) {
+    let day = 86_400_000;
+    let now = 1_800_000_000_000;
+    let mut placed = Vec::new();
+    for i in 0..3 {
+        placed.push(order_placed_at(now - day + i));
+    }
+    for i in 0..4 {
+        let mut order = order_placed_at(now + i);
+        if i % 2 == 0 {
+            order.apply(Transition::Cancel, &stamp(), None).unwrap();
+        }
+        placed.push(order);
+    }
+    for order in &placed {
+        store.commit(fixtures::place(order)).await.unwrap();
+    }
+    let counted = |since| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .count_orders(orderly_domain::Timestamp::from_millis(since))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        counted(now).await,
+        [(OrderStatus::Placed, 2), (OrderStatus::Canceled, 2)],
+        "since now: the four placed since, by their status now"
+    );
+    assert_eq!(
+        counted(now - day).await,
+        [(OrderStatus::Placed, 5), (OrderStatus::Canceled, 2)]
+    );
+    assert_eq!(counted(now + 3).await, [(OrderStatus::Placed, 1)]);
+    assert_eq!(counted(now + day).await, []);
+
+    // A status change moves the order from one count to the other.
+    let mut order = placed[6].clone();
+    let read = order.version;
+    let event = order.apply(Transition::Cancel, &stamp(), None).unwrap();
+    store
+        .commit(orderly_core::commits::order_change(
+            order,
+            read,
+            event,
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(counted(now + 3).await, [(OrderStatus::Canceled, 1)]);
+}
+
 pub async fn a_fresh_store_is_ready(store: Arc<dyn Store>) {
     store.check_ready().await.unwrap();
     // Checking is not a change anyone sees: no job, no event, no order.

@@ -61,6 +61,7 @@ macro_rules! store_contract_tests {
             a_claim_whose_answer_was_lost_is_released_by_its_lease,
             a_retried_job_waits_until_due,
             orders_are_listed_newest_first_with_filters_and_cursors,
+            orders_are_counted_by_status_since_a_moment,
             a_foreign_cursor_is_refused,
             concurrent_reservations_sell_exactly_the_stock,
             a_fresh_store_is_ready,

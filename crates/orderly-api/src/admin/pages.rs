@@ -1,12 +1,16 @@
 //! The pages that show: the needs-attention queue, an order with its whole timeline, a
 //! customer with their orders, and the search box's answers.
 
+use std::sync::Arc;
+
 use askama::Template;
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use orderly_auth::Permission;
 use orderly_core::access::{Read, ReadNotes};
+use orderly_core::notify::Notifications;
 use orderly_core::ports::{Clock, OrderFilter, SystemClock};
 use orderly_core::support::Escalation;
 use orderly_core::{AppError, page_request};
@@ -32,11 +36,62 @@ pub(crate) struct Case {
     pub(crate) can_cancel: bool,
 }
 
+/// One row of the dashboard's counts: a period and how many of its orders are in each status.
+pub(crate) struct Counts {
+    pub(crate) period: &'static str,
+    pub(crate) total: u64,
+    pub(crate) by_status: Vec<(&'static str, u64)>,
+}
+
 #[derive(Template)]
 #[template(path = "admin/queue.html")]
 struct QueuePage {
     me: Me,
     cases: Vec<Case>,
+    counts: Vec<Counts>,
+    statuses: Vec<&'static str>,
+    failed_messages: Option<usize>,
+}
+
+/// The start of the day `now` is in (UTC): the dashboard's "today".
+fn start_of_day(now: Timestamp) -> Timestamp {
+    Timestamp::from_millis(now.millis() - now.millis().rem_euclid(86_400_000))
+}
+
+/// The dashboard's counts, today (UTC) and the last 7 days; empty for a role that may not read
+/// orders, or when the store does not answer (the queue still shows).
+async fn counts(panel: &Panel, staff: &Staff, now: Timestamp) -> Vec<Counts> {
+    if staff.policy().require(Permission::OrdersRead).is_err() {
+        return Vec::new();
+    }
+    let periods = [
+        ("Today (UTC)", start_of_day(now)),
+        (
+            "Last 7 days",
+            Timestamp::from_millis(now.millis() - 7 * 86_400_000),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (period, since) in periods {
+        match panel.app.orders.count_orders(since).await {
+            Ok(found) => rows.push(Counts {
+                period,
+                total: found.iter().map(|(_, n)| n).sum(),
+                by_status: OrderStatus::ALL
+                    .into_iter()
+                    .map(|st| {
+                        let n = found.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+                        (st.as_str(), n)
+                    })
+                    .collect(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "the dashboard's counts did not read");
+                return Vec::new();
+            }
+        }
+    }
+    rows
 }
 
 /// What went wrong, in plain words, for a step that gave up.
@@ -88,25 +143,39 @@ fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
     }
 }
 
-/// The start page: every order that needs a person, oldest first.
-pub(crate) async fn queue(State(panel): State<Panel>, staff: Staff) -> Response {
+/// The start page: the orders of today and the week by status, every order that needs a
+/// person, oldest first, and how many messages did not go out.
+pub(crate) async fn queue(
+    State(panel): State<Panel>,
+    staff: Staff,
+    notes: Option<Extension<Arc<Notifications>>>,
+) -> Response {
     if let Err(e) = staff.policy().require(Permission::Escalations) {
         return app_error(&e);
     }
     let now = SystemClock.now();
-    match panel.app.support.escalations(true).await {
+    let found = match panel.app.support.escalations(true).await {
         Ok(mut found) => {
             found.sort_by_key(|e| e.since);
-            render(&QueuePage {
-                me: staff.me(),
-                cases: found
-                    .iter()
-                    .map(|e| case(e, &staff.session.principal, now))
-                    .collect(),
-            })
+            found
         }
-        Err(e) => app_error(&e),
-    }
+        Err(e) => return app_error(&e),
+    };
+    // How many messages did not go out, up to a hundred (the page lists them).
+    let failed_messages = match &notes {
+        Some(Extension(n)) => n.failed(None, 100).await.ok().map(|f| f.len()),
+        None => None,
+    };
+    render(&QueuePage {
+        me: staff.me(),
+        cases: found
+            .iter()
+            .map(|e| case(e, &staff.session.principal, now))
+            .collect(),
+        counts: counts(&panel, &staff, now).await,
+        statuses: OrderStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        failed_messages,
+    })
 }
 
 /// One line of an order's timeline: a change of the order or a note.

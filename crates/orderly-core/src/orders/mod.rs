@@ -80,6 +80,18 @@ impl Orders {
         Ok(self.orders.list_orders(filter, page).await?)
     }
 
+    /// How many orders placed at or after `since` are in each status now (statuses with none
+    /// left out), for the staff's dashboard.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn count_orders(
+        &self,
+        since: orderly_domain::Timestamp,
+    ) -> Result<Vec<(OrderStatus, u64)>, AppError> {
+        Ok(self.orders.count_orders(since).await?)
+    }
+
     /// The events of one order, oldest first.
     ///
     /// # Errors

@@ -788,6 +788,23 @@ async fn demo_failures_seed_one_case_per_class_and_each_resolves() {
             .unwrap_or_else(|| panic!("no {step} case in {queue}"))
     };
     let (payment, address) = (case("payment"), case("address"));
+    // The start page counts them: three orders this week, one rejected (the declined card).
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    let mut sam = Browser::new(&server);
+    sam.sign_in("sam@shop.example", "support password").await;
+    let start = sam.get("/admin").await;
+    assert!(
+        start
+            .html
+            .contains("<th scope=\"row\">Last 7 days</th><td>3</td>"),
+        "{}",
+        start.html
+    );
+    assert!(
+        start.html.contains("2 orders need a person"),
+        "{}",
+        start.html
+    );
     let (_, rejected) = server.get("/v1/orders?status=rejected").await;
     assert_eq!(rejected["items"].as_array().unwrap().len(), 1, "{rejected}");
     assert!(
