@@ -166,6 +166,36 @@ enum Guard {
 }
 
 impl DynamoStore {
+    /// How many items of `index` match `condition` (with `values`), page by page.
+    async fn count(
+        &self,
+        index: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<u64, StoreError> {
+        let mut count = 0u64;
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(condition)
+                .select(Select::Count)
+                .set_exclusive_start_key(start);
+            for (name, value) in values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            let out = query.send().await.map_err(sdk_error)?;
+            count += u64::try_from(out.count).unwrap_or(0);
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+
     /// A client for the table (the table must exist; see [`DynamoStore::create_table`]).
     pub async fn connect(settings: &DynamoSettings) -> DynamoStore {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -1015,28 +1045,16 @@ impl OrderStore for DynamoStore {
         let from = format!("{:08x}-{:04x}-", ms >> 16, ms & 0xffff);
         let mut counts = Vec::new();
         for status in OrderStatus::ALL {
-            let mut count = 0u64;
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("by_status")
-                    .key_condition_expression("g2pk = :pk AND g2sk >= :from")
-                    .expression_attribute_values(":pk", s(format!("S#{}", status.as_str())))
-                    .expression_attribute_values(":from", s(from.clone()))
-                    .select(Select::Count)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                count += u64::try_from(out.count).unwrap_or(0);
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
-            }
+            let count = self
+                .count(
+                    "by_status",
+                    "g2pk = :pk AND g2sk >= :from",
+                    &[
+                        (":pk", s(format!("S#{}", status.as_str()))),
+                        (":from", s(from.clone())),
+                    ],
+                )
+                .await?;
             if count > 0 {
                 counts.push((status, count));
             }
@@ -1349,26 +1367,7 @@ impl JobQueue for DynamoStore {
     }
 
     async fn pending_jobs(&self) -> Result<u64, StoreError> {
-        let mut count = 0u64;
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("lists")
-                .key_condition_expression("lpk = :pk")
-                .expression_attribute_values(":pk", s("JOBS"))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            count += u64::try_from(out.count).unwrap_or(0);
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(count);
-            }
-        }
+        self.count("lists", "lpk = :pk", &[(":pk", s("JOBS"))])
+            .await
     }
 }
