@@ -89,6 +89,11 @@ actions! {
     AddNote = OrdersNote, customers: false;
     /// Running a step that gave up once more: `orders:retry`.
     Retry = OrdersRetry, customers: false;
+    /// Handing a case to engineering: `orders:retry`, as for working it.
+    HandOver = OrdersRetry, customers: false;
+    /// Reading a case's engineering bundle and sending the case back with a resolution note:
+    /// `errors:read`.
+    Engineer = RawErrors, customers: false;
     /// Recording shipment and delivery: `orders:fulfil`.
     Fulfil = OrdersFulfil, customers: false;
 }

@@ -36,6 +36,25 @@ pub struct Escalation {
     /// retried).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+    /// Stage 3: when staff handed it to engineering, who, and why; cleared when engineering
+    /// sends it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engineering: Option<HandOver>,
+    /// What engineering said when it sent the case back (the last time it did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engineering_note: Option<String>,
+}
+
+/// A case handed to engineering.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandOver {
+    /// When.
+    pub at: Timestamp,
+    /// Who (`staff:…`).
+    pub by: String,
+    /// Why, in the words of the one who handed it over.
+    pub note: String,
 }
 
 /// How staff settled an escalation.
@@ -82,6 +101,8 @@ impl Escalation {
             resolved_at: None,
             resolved_by: None,
             resolution: None,
+            engineering: None,
+            engineering_note: None,
         })
     }
 
@@ -89,6 +110,12 @@ impl Escalation {
     #[must_use]
     pub fn awaits_address(&self) -> bool {
         self.step == orderly_domain::UNDELIVERABLE
+    }
+
+    /// True while engineering has it (stage 3).
+    #[must_use]
+    pub fn with_engineering(&self) -> bool {
+        self.is_open() && self.engineering.is_some()
     }
 
     /// True until staff settle it.

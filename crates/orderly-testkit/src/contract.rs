@@ -906,6 +906,7 @@ pub async fn notification_documents_are_kept_like_any_other(store: Arc<dyn Store
         DocKind::Notification,
         DocKind::NotificationFailure,
         DocKind::NotificationPreferences,
+        DocKind::CaseBundle,
     ] {
         let key = "0193a0a0-0000-7000-8000-000000000001/shipped/email:山田@example.com";
         let doc = Document {

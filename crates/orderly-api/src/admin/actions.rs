@@ -6,7 +6,9 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use orderly_core::access::{Action as Allowed, AddNote, Cancel, Edit, Permit, Retry};
+use orderly_core::access::{
+    Action as Allowed, AddNote, Cancel, Edit, Engineer, HandOver, Permit, Retry,
+};
 use orderly_core::orders::MAX_REASON;
 use orderly_domain::Address;
 
@@ -19,6 +21,7 @@ use super::{Fields, Panel, Segments, app_error, render, see};
 enum Action {
     Retry,
     Cancel,
+    HandOver,
 }
 
 impl Action {
@@ -26,6 +29,7 @@ impl Action {
         match text {
             "retry" => Some(Action::Retry),
             "cancel" => Some(Action::Cancel),
+            "handover" => Some(Action::HandOver),
             _ => None,
         }
     }
@@ -34,6 +38,7 @@ impl Action {
         match self {
             Action::Retry => "retry",
             Action::Cancel => "cancel",
+            Action::HandOver => "handover",
         }
     }
 }
@@ -159,6 +164,28 @@ async fn confirmation(
                 true,
             )
         }
+        Action::HandOver => {
+            let permit =
+                match permit::<HandOver>(panel, staff, id, "Handing a case to engineering", None)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(page) => return *page,
+                };
+            let order = permit.into_order();
+            let effect = vec![
+                "Engineering gets the case with a frozen copy of the order as it is now: every step it went through, the raw errors, the payment provider's references. The customer's name and street are masked.".to_owned(),
+                "The case leaves the queue until engineering sends it back with a note; nothing about the order itself changes.".to_owned(),
+                "Say what you tried and what you saw, so that nobody has to ask.".to_owned(),
+            ];
+            (
+                order,
+                "Hand to engineering".to_owned(),
+                effect,
+                "Hand to engineering",
+                true,
+            )
+        }
     };
     let mut page = render(&ConfirmPage {
         me: staff.me(),
@@ -263,6 +290,65 @@ pub(crate) async fn act(
                 .await
                 .map(|_| "canceled")
         }
+        "handover" => {
+            let permit = match permit::<HandOver>(
+                &panel,
+                &staff,
+                &id,
+                "Handing a case to engineering",
+                audited,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(page) => return *page,
+            };
+            let Some(version) = version else {
+                return see(&format!("{back}?done=changed"));
+            };
+            let Some(reason) = reason else {
+                return confirmation(
+                    &panel,
+                    &staff,
+                    &id,
+                    Action::HandOver,
+                    Some("Say what you tried and what you saw.".into()),
+                )
+                .await;
+            };
+            panel
+                .app
+                .support
+                .hand_to_engineering(permit.expecting(version), &reason)
+                .await
+                .map(|_| "handed")
+        }
+        "sendback" => {
+            let permit = match permit::<Engineer>(
+                &panel,
+                &staff,
+                &id,
+                "Sending a case back from engineering",
+                audited,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(page) => return *page,
+            };
+            let note = form.get("note").map(str::trim).unwrap_or_default();
+            match panel.app.support.send_back(permit, note).await {
+                Ok(_) => Ok("sent-back"),
+                Err(orderly_core::AppError::Invalid(_)) => {
+                    return super::error_page(
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "Please write a resolution note",
+                        "Say what engineering found and what support should do now, then send the case back.",
+                    );
+                }
+                Err(e) => Err(e),
+            }
+        }
         _ => return unknown_action(),
     };
     // A form made from an older version changed nothing: not an attempt worth a line.
@@ -277,6 +363,7 @@ pub(crate) async fn act(
             .await;
     }
     match outcome {
+        Ok("sent-back") => see("/admin/engineering?done=sent-back"),
         Ok(done) => see(&format!("{back}?done={done}")),
         // A second post of the same form, or someone else was quicker: nothing was done.
         Err(orderly_core::AppError::Changed(_)) => see(&format!("{back}?done=changed")),

@@ -8,9 +8,11 @@
 //! - `session`: the session cookie, sign-in and sign-out, the CSRF check;
 //! - `pages`: the needs-attention queue, an order with its timeline, a customer, the search;
 //! - `actions`: retry, cancel, note — the confirmation page and the change;
-//! - `messages`: the messages that did not go out, and sending one again.
+//! - `messages`: the messages that did not go out, and sending one again;
+//! - `engineering`: stage 3 — the cases handed to engineering, their bundles, sending back.
 
 mod actions;
+mod engineering;
 mod messages;
 mod pages;
 mod session;
@@ -51,6 +53,8 @@ pub(crate) fn router(app: Orderly, accounts: Arc<Accounts>) -> Router {
         )
         .route("/orders/{id}/{action}", post(actions::act))
         .route("/customers/{id}", get(pages::customer))
+        .route("/engineering", get(engineering::list))
+        .route("/orders/{id}/bundle.json", get(engineering::bundle_json))
         .route("/notifications", get(messages::list))
         .route("/notifications/retry", post(messages::retry))
         .route("/panel.css", get(stylesheet))

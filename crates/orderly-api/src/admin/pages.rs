@@ -34,6 +34,11 @@ pub(crate) struct Case {
     pub(crate) can_retry: bool,
     pub(crate) can_correct: bool,
     pub(crate) can_cancel: bool,
+    pub(crate) can_hand_over: bool,
+    /// While engineering has it: since when, from whom, why.
+    pub(crate) with_engineering: Option<String>,
+    /// What engineering said when it sent the case back.
+    pub(crate) engineering_note: Option<String>,
 }
 
 /// One row of the dashboard's counts: a period and how many of its orders are in each status.
@@ -128,6 +133,7 @@ pub(crate) fn age(since: Timestamp, now: Timestamp) -> String {
 }
 
 fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
+    let staff_may = !e.with_engineering();
     Case {
         order_id: e.order_id.to_string(),
         customer_id: e.customer_id.to_string(),
@@ -137,9 +143,21 @@ fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
         attempts: e.attempts,
         raw_error: (who.can(Permission::RawErrors) && error_is_internal(&e.step))
             .then(|| e.error.clone()),
-        can_retry: !e.awaits_address() && who.can(Permission::OrdersRetry),
-        can_correct: e.awaits_address() && who.can(Permission::OrdersEdit),
-        can_cancel: who.can(Permission::OrdersCancel) && e.status.after(Transition::Cancel).is_ok(),
+        can_retry: staff_may && !e.awaits_address() && who.can(Permission::OrdersRetry),
+        can_correct: staff_may && e.awaits_address() && who.can(Permission::OrdersEdit),
+        can_cancel: staff_may
+            && who.can(Permission::OrdersCancel)
+            && e.status.after(Transition::Cancel).is_ok(),
+        can_hand_over: staff_may && who.can(Permission::OrdersRetry),
+        with_engineering: e.engineering.as_ref().map(|h| {
+            format!(
+                "With engineering for {}, handed over by {}: “{}”",
+                age(h.at, now),
+                h.by,
+                h.note
+            )
+        }),
+        engineering_note: e.engineering_note.clone(),
     }
 }
 
@@ -278,6 +296,7 @@ fn done_message(query: Option<&str>) -> Option<&'static str> {
         "canceled" => "Done: the order is canceled; a captured payment is refunded.",
         "noted" => "Done: your note is on the timeline.",
         "address" => "Done: the order ships to the new address; the old one is on the timeline.",
+        "handed" => "Done: engineering has the case. It comes back to the queue with their note.",
         "changed" => {
             "Nothing was done: the order changed since you opened the form. Check it below and try again."
         }

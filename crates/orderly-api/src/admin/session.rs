@@ -47,6 +47,10 @@ impl Staff {
             email,
             role,
             csrf: self.session.csrf.clone(),
+            engineering: self
+                .session
+                .principal
+                .can(orderly_auth::Permission::RawErrors),
         }
     }
 
@@ -65,6 +69,8 @@ pub(crate) struct Me {
     pub(crate) role: &'static str,
     /// The token the sign-out form carries.
     pub(crate) csrf: String,
+    /// Whether the menu offers the cases with engineering (roles that read raw errors).
+    pub(crate) engineering: bool,
 }
 
 /// The answer to a form without this session's token: nothing was changed.

@@ -92,6 +92,11 @@ impl Orders {
         Ok(self.orders.count_orders(since).await?)
     }
 
+    /// The events of order `id`, oldest first, for a use case that holds its own permit.
+    pub(crate) async fn events_of(&self, id: OrderId) -> Result<Vec<Event>, AppError> {
+        Ok(self.orders.order_events(id).await?)
+    }
+
     /// The events of one order, oldest first.
     ///
     /// # Errors

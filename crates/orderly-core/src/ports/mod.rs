@@ -466,6 +466,8 @@ pub enum DocKind {
     NotificationFailure,
     /// A customer's notification preferences (marketing opt-out, SMS number), by customer id.
     NotificationPreferences,
+    /// What a case looked like when staff handed it to engineering, frozen, by order id.
+    CaseBundle,
 }
 
 impl std::fmt::Display for DocKind {
@@ -493,6 +495,7 @@ impl DocKind {
             DocKind::Notification => "notification",
             DocKind::NotificationFailure => "notification-failure",
             DocKind::NotificationPreferences => "notification-preferences",
+            DocKind::CaseBundle => "case-bundle",
         }
     }
 }

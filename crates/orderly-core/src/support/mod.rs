@@ -1,5 +1,13 @@
 //! What support staff do for a customer: notes on an order, correcting its shipping address
 //! before it ships, and running a stuck step again.
+//!
+//! # Layout
+//! - this module: [`Support`], notes, address corrections, undeliverable reports, retries and
+//!   the needs-attention queue;
+//! - [`engineering`]: stage 3 — handing a case to engineering with a frozen [`CaseBundle`], and
+//!   engineering sending it back.
+
+pub mod engineering;
 
 use std::sync::Arc;
 
@@ -7,11 +15,12 @@ use orderly_domain::text::check_text;
 use orderly_domain::{Address, AddressLocked, Attention, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
+pub use self::engineering::CaseBundle;
 use crate::access::{AddNote, Edit, Fulfil, Permit, ReadNotes, Retry};
 use crate::commits::{Changes, MAX_REASON, order_change};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
-pub use crate::escalations::{Escalation, Resolution};
+pub use crate::escalations::{Escalation, HandOver, Resolution};
 use crate::escalations::{flag_write, resolve_write};
 use crate::orders::Orders;
 use crate::ports::{Commit, Consumer, DocKind, DocumentStore, OrderWrite, Outgoing};
@@ -54,6 +63,7 @@ pub struct Support {
     changes: Changes,
     notes: Documents<NotesDoc>,
     escalations: Documents<Escalation>,
+    bundles: Documents<CaseBundle>,
 }
 
 impl Support {
@@ -63,7 +73,8 @@ impl Support {
             orders,
             changes,
             notes: Documents::new(Arc::clone(&documents)),
-            escalations: Documents::new(documents),
+            escalations: Documents::new(Arc::clone(&documents)),
+            bundles: Documents::new(documents),
         }
     }
 
@@ -178,31 +189,21 @@ impl Support {
                             .await?,
                     );
                 }
-                let notes = self.notes.get(key).await?;
-                let version = notes.as_ref().map(|n| n.version);
-                let mut doc = notes.map(|n| n.value).unwrap_or_default();
-                // A full notes list never blocks the correction: the history holds it anyway.
-                if doc.notes.len() < MAX_NOTES {
-                    let mut said = order
-                        .history
-                        .last()
-                        .and_then(|h| h.detail.clone())
-                        .unwrap_or_default();
-                    if let Some(reason) = reason {
-                        said = format!("{said}: {reason}");
-                    }
-                    doc.notes.push(Note {
-                        at: stamp.at,
-                        author: actor.as_str().to_owned(),
-                        text: said,
-                        request: None,
-                    });
-                    commit
-                        .documents
-                        .push(Documents::write(key, &doc, version)?);
-                } else {
-                    tracing::info!(order_id = %id, "the order's notes are full; the address correction is in its history only");
+                let mut said = order
+                    .history
+                    .last()
+                    .and_then(|h| h.detail.clone())
+                    .unwrap_or_default();
+                if let Some(reason) = reason {
+                    said = format!("{said}: {reason}");
                 }
+                let note = Note {
+                    at: stamp.at,
+                    author: actor.as_str().to_owned(),
+                    text: said,
+                    request: None,
+                };
+                commit.documents.extend(self.note_write(key, note).await?);
                 Ok((commit, order))
             })
             .await
@@ -273,6 +274,28 @@ impl Support {
 }
 
 impl Support {
+    /// The write that adds `note` to the notes of order `key`, for the commit of the change it
+    /// records; `None` when the order's notes are full (the change's history entry holds it
+    /// anyway, so a full list never blocks a change).
+    pub(crate) async fn note_write(
+        &self,
+        key: &str,
+        note: Note,
+    ) -> Result<Option<crate::ports::DocumentWrite>, AppError> {
+        let notes = self.notes.get(key).await?;
+        let version = notes.as_ref().map(|n| n.version);
+        let mut doc = notes.map(|n| n.value).unwrap_or_default();
+        if doc.notes.len() >= MAX_NOTES {
+            tracing::info!(
+                order = key,
+                "the order's notes are full; the change is in its history only"
+            );
+            return Ok(None);
+        }
+        doc.notes.push(note);
+        Ok(Some(Documents::write(key, &doc, version)?))
+    }
+
     /// Records that the carrier cannot deliver to the order's shipping address (`why`, in the
     /// carrier's or the warehouse's words): the order needs attention until staff correct the
     /// address, and enters the staff's queue in the same commit. Staff are alerted as for a

@@ -840,3 +840,132 @@ async fn demo_failures_seed_one_case_per_class_and_each_resolves() {
     let (_, open) = server.get("/v1/escalations").await;
     assert_eq!(open, serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_hands_a_case_to_engineering_which_sends_it_back_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, order) = an_order_whose_payment_gave_up(dir.path()).await;
+    let mut sam = Browser::new(&server);
+    sam.sign_in("sam@shop.example", "support password").await;
+    let queue = sam.get("/admin").await;
+    let confirm_link = format!("/admin/orders/{order}/confirm/handover");
+    assert!(queue.html.contains(&confirm_link), "{}", queue.html);
+    assert!(
+        !queue.html.contains("With engineering</a>"),
+        "support has no engineering menu"
+    );
+
+    // Click 1: what happens, and a reason is required.
+    let confirm = sam.get(&confirm_link).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.html);
+    assert!(confirm.html.contains("frozen copy"));
+    let post = format!("/admin/orders/{order}/handover");
+    let (csrf, version) = (confirm.input("csrf"), confirm.input("version"));
+    let no_reason = sam
+        .post(&post, &[("csrf", &csrf), ("version", &version)])
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Click 2: handed over; the same form again does nothing more.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("version", version.as_str()),
+        ("reason", "retried twice at 10:00, still “provider down” 🤷"),
+    ];
+    for _ in 0..2 {
+        let done = sam.post(&post, &form).await;
+        assert_eq!(
+            done.location.as_deref(),
+            Some(format!("/admin/orders/{order}?done=handed").as_str()),
+            "{}",
+            done.html
+        );
+    }
+    let queue = sam.get("/admin").await;
+    assert!(
+        queue.html.contains("With engineering for"),
+        "{}",
+        queue.html
+    );
+    assert!(
+        !queue
+            .html
+            .contains(&format!("/admin/orders/{order}/confirm/retry"))
+    );
+    let refused = sam.get(&format!("/admin/orders/{order}/bundle.json")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The engineer finds it, with the raw error, and downloads the frozen bundle.
+    let mut ian = Browser::new(&server);
+    ian.sign_in("ian@shop.example", "engineer password").await;
+    let cases = ian.get("/admin/engineering").await;
+    assert_eq!(cases.status, StatusCode::OK, "{}", cases.html);
+    assert!(
+        cases.html.contains("still “provider down” 🤷"),
+        "{}",
+        cases.html
+    );
+    assert!(cases.html.contains("simulated"), "{}", cases.html);
+    let bundle = ian.get(&format!("/admin/orders/{order}/bundle.json")).await;
+    assert_eq!(bundle.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&bundle.html).unwrap();
+    assert_eq!(json["orderId"], order.as_str());
+    assert_eq!(json["handedOver"]["by"], "staff:sam@shop.example");
+    assert!(
+        json["attention"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("simulated"),
+        "{json}"
+    );
+    assert!(json["trace"].as_array().unwrap().len() >= 3, "{json}");
+    assert!(!json["events"].as_array().unwrap().is_empty(), "{json}");
+    assert_eq!(json["inputs"]["customerId"], "001");
+    assert_eq!(json["inputs"]["total"], "279.98 USD");
+
+    // Sent back with a note: the case is support's again, with what engineering said.
+    let note = "the provider had an outage; it is over, retry it";
+    let back = ian
+        .post(
+            &format!("/admin/orders/{order}/sendback"),
+            &[("csrf", &cases.input("csrf")), ("note", note)],
+        )
+        .await;
+    assert_eq!(
+        back.location.as_deref(),
+        Some("/admin/engineering?done=sent-back"),
+        "{}",
+        back.html
+    );
+    let again = ian
+        .post(
+            &format!("/admin/orders/{order}/sendback"),
+            &[("csrf", &cases.input("csrf")), ("note", note)],
+        )
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CONFLICT,
+        "it is not engineering's any more"
+    );
+    let queue = sam.get("/admin").await;
+    assert!(
+        queue
+            .html
+            .contains(&format!("Engineering sent it back: “{note}”")),
+        "{}",
+        queue.html
+    );
+    assert!(
+        queue
+            .html
+            .contains(&format!("/admin/orders/{order}/confirm/retry"))
+    );
+    let page = sam.get(&format!("/admin/orders/{order}")).await;
+    assert_eq!(
+        page.html.matches("handed to engineering:").count(),
+        1,
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("engineering sent the case back:"));
+}

@@ -287,6 +287,9 @@ test('an engineer reads the raw error; a customer token opens nothing', async ()
   assert.ok(await page.getByText(/SMTP|connect|refused/i).count(), 'the engineer sees the raw error');
   assert.equal(await page.getByRole('button', { name: /^Send again/ }).count(), 0);
   await accessible(page);
+  await page.getByRole('link', { name: 'With engineering' }).click();
+  await page.getByRole('heading', { name: 'With engineering' }).waitFor();
+  await accessible(page);
   // A customer signs up and presents their bearer token: the panel sends them to sign in.
   const register = await page.request.post('/v1/auth/register', {
     data: { email: 'zoe@example.com', password: 'correct horse battery', name: 'Zoë 🌻' },
