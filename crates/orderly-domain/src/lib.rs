@@ -35,7 +35,7 @@ pub use money::{Currency, Money, MoneyError};
 pub use order::{
     Actor, AddressLocked, Attention, HistoryEntry, IllegalTransition, NewOrder, NotReportable,
     Order, OrderError, OrderLine, OrderStatus, Payment, Refund, Shipment, Stamp, StockEffect,
-    Transition, UNDELIVERABLE, error_is_internal, visible_detail,
+    Transition, UNDELIVERABLE, UNDELIVERABLE_DETAIL, error_is_internal, visible_detail,
 };
 pub use text::{Address, Name};
 pub use time::Timestamp;

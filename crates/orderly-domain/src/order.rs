@@ -410,6 +410,9 @@ pub fn error_is_internal(step: &str) -> bool {
     step != UNDELIVERABLE
 }
 
+/// How the history records an undeliverable address, before the carrier's words.
+pub const UNDELIVERABLE_DETAIL: &str = "the carrier cannot deliver to the shipping address";
+
 /// How a step's give-up entry in the history begins: `payment gave up after 5 attempts: …`,
 /// the raw error after the colon.
 const GAVE_UP: &str = " gave up after ";
@@ -756,9 +759,7 @@ impl Order {
             attempts: 1,
             since: stamp.at,
         });
-        let detail = Some(format!(
-            "the carrier cannot deliver to the shipping address: {why}"
-        ));
+        let detail = Some(format!("{UNDELIVERABLE_DETAIL}: {why}"));
         Ok(Some(self.record(
             EventKind::OrderNeedsAttention,
             Some(self.status),

@@ -175,7 +175,7 @@ async fn confirmation(
             let order = permit.into_order();
             let effect = vec![
                 "Engineering gets the case with a frozen copy of the order as it is now: every step it went through, the raw errors, the payment provider's references. The customer's name and street are masked.".to_owned(),
-                "The case leaves the queue until engineering sends it back with a note; nothing about the order itself changes.".to_owned(),
+                "The case stays in the queue, marked as engineering's, and nobody retries it until engineering sends it back with a note; nothing about the order itself changes.".to_owned(),
                 "Say what you tried and what you saw, so that nobody has to ask.".to_owned(),
             ];
             (
@@ -343,7 +343,7 @@ pub(crate) async fn act(
                     return super::error_page(
                         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                         "Please write a resolution note",
-                        "Say what engineering found and what support should do now, then send the case back.",
+                        "Say what engineering found and what support should do now (at most 4000 characters), then send the case back.",
                     );
                 }
                 Err(e) => Err(e),

@@ -287,6 +287,7 @@ struct OrderPage {
     note_request: String,
     notes_missing: bool,
     max_note: usize,
+    with_engineering: Option<String>,
 }
 
 /// What a `?done=` after a change says (fixed words: nothing of the query is echoed).
@@ -360,11 +361,24 @@ pub(crate) async fn order(
         }))
         .collect();
     timeline.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    // While engineering has the case, it is theirs to send back before anyone retries.
+    let with_engineering = match panel.app.support.case_of(&permit).await {
+        Ok(case) => case.filter(Escalation::with_engineering).and_then(|c| {
+            c.engineering.map(|h| {
+                format!(
+                    "Engineering has this case, handed over by {}: “{}”",
+                    h.by, h.note
+                )
+            })
+        }),
+        Err(e) => return app_error(&e),
+    };
     let allowed = Allowed {
-        retry: order
-            .needs_attention
-            .as_ref()
-            .is_some_and(|a| !a.awaits_address())
+        retry: with_engineering.is_none()
+            && order
+                .needs_attention
+                .as_ref()
+                .is_some_and(|a| !a.awaits_address())
             && principal.can(Permission::OrdersRetry),
         cancel: order.status.after(Transition::Cancel).is_ok()
             && principal.can(Permission::OrdersCancel),
@@ -382,6 +396,7 @@ pub(crate) async fn order(
         note_request,
         notes_missing,
         max_note: orderly_core::support::MAX_NOTE,
+        with_engineering,
     })
 }
 

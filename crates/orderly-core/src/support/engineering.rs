@@ -5,10 +5,12 @@
 //! bundle (as JSON too) and send the case back to the staff's queue with a resolution note.
 
 use orderly_domain::text::check_text;
-use orderly_domain::{Address, Attention, EventKind, Order, OrderId, OrderStatus, Timestamp};
+use orderly_domain::{
+    Address, Attention, EventKind, Order, OrderId, OrderStatus, Timestamp, UNDELIVERABLE_DETAIL,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{Note, Support};
+use super::{MAX_NOTE, Note, Support};
 use crate::access::{Engineer, HandOver as HandOverAction, Permit};
 use crate::commits::MAX_REASON;
 use crate::documents::{DocumentType, Documents};
@@ -119,11 +121,33 @@ fn masked_address(a: &Address) -> String {
     parts.join(", ")
 }
 
+/// A payment method token with only its kind (a short lowercase prefix such as `pm_`, when it
+/// has one) and its last four characters left: `pm_…4242`.
 fn masked_method(method: &str) -> String {
     let chars: Vec<char> = method.chars().collect();
-    let kind: String = method.split('_').next().unwrap_or_default().to_owned();
     let last: String = chars[chars.len().saturating_sub(4)..].iter().collect();
-    format!("{kind}_…{last}")
+    match method.split_once('_') {
+        Some((kind, _))
+            if (1..=4).contains(&kind.len()) && kind.bytes().all(|b| b.is_ascii_lowercase()) =>
+        {
+            format!("{kind}_…{last}")
+        }
+        _ => format!("…{last}"),
+    }
+}
+
+/// A history or event detail as the bundle keeps it: the words of the system and of staff,
+/// but never an address — an address change says only that it happened, and what a carrier
+/// said about an undeliverable address (which often quotes it) is left out.
+fn masked_detail(event: EventKind, detail: Option<&str>) -> Option<String> {
+    let detail = detail?;
+    match event {
+        EventKind::ShippingAddressChanged => Some("shipping address changed".to_owned()),
+        EventKind::OrderNeedsAttention if detail.starts_with(UNDELIVERABLE_DETAIL) => Some(
+            format!("{UNDELIVERABLE_DETAIL} (the carrier's words are masked)"),
+        ),
+        _ => Some(detail.to_owned()),
+    }
 }
 
 impl MaskedInputs {
@@ -226,14 +250,14 @@ impl Support {
     /// permit's actor, in one commit. The case stays open for staff to settle.
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for an empty or too long note; [`AppError::NotNow`] unless
-    /// engineering has the case.
+    /// [`AppError::Invalid`] for an empty note or one over [`MAX_NOTE`] characters;
+    /// [`AppError::NotNow`] unless engineering has the case.
     pub async fn send_back(
         &self,
         permit: Permit<Engineer>,
         resolution: &str,
     ) -> Result<Escalation, AppError> {
-        check_text("note", resolution, MAX_REASON)?;
+        check_text("note", resolution, MAX_NOTE)?;
         let (id, permit) = (permit.id(), &permit);
         let key = &id.to_string();
         self.changes
@@ -283,7 +307,12 @@ fn bundle_of(
         order_version: order.version,
         status: order.status,
         handed_over,
-        attention: order.needs_attention.clone(),
+        attention: order.needs_attention.clone().map(|mut a| {
+            if a.awaits_address() {
+                a.error = "(the carrier's words are masked: they may quote the address)".to_owned();
+            }
+            a
+        }),
         trace: order
             .history
             .iter()
@@ -293,7 +322,7 @@ fn bundle_of(
                 from: h.from,
                 to: h.to,
                 actor: h.actor.as_str().to_owned(),
-                detail: h.detail.clone(),
+                detail: masked_detail(h.event, h.detail.as_deref()),
             })
             .collect(),
         events: events
@@ -303,11 +332,53 @@ fn bundle_of(
                 kind: e.kind,
                 time: e.time,
                 order_version: e.order_version,
-                detail: e.detail,
+                detail: masked_detail(e.kind, e.detail.as_deref()),
             })
             .collect(),
         provider_refs,
         inputs: MaskedInputs::of(order),
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_keep_their_kind_and_last_four_only() {
+        assert_eq!(masked_method("pm_1QabcdEFGH4242"), "pm_…4242");
+        assert_eq!(masked_method("sim_unavailable_4"), "sim_…le_4");
+        assert_eq!(
+            masked_method("tok123secret"),
+            "…cret",
+            "no kind: nothing but the end"
+        );
+        assert_eq!(masked_method("Visa_4242424242424242"), "…4242");
+        assert_eq!(masked_method("ab"), "…ab");
+        assert_eq!(masked_method(""), "…");
+        assert_eq!(initial("Zoé Ñúñez 🌻"), "Z…");
+        assert_eq!(initial("山田 太郎"), "山…");
+        assert_eq!(initial(""), "");
+    }
+
+    #[test]
+    fn details_never_carry_an_address() {
+        let changed = Some("shipping address changed from Zoé, Rua das Flores 12, Lisboa, PT to …");
+        assert_eq!(
+            masked_detail(EventKind::ShippingAddressChanged, changed).as_deref(),
+            Some("shipping address changed")
+        );
+        let carrier =
+            Some("the carrier cannot deliver to the shipping address: no Rua das Flroes 12");
+        let masked = masked_detail(EventKind::OrderNeedsAttention, carrier).unwrap();
+        assert!(!masked.contains("Rua"), "{masked}");
+        let gave_up = Some("payment gave up after 4 attempts: provider down");
+        assert_eq!(
+            masked_detail(EventKind::OrderNeedsAttention, gave_up).as_deref(),
+            gave_up,
+            "a step's raw error is what engineering needs"
+        );
+        assert_eq!(masked_detail(EventKind::OrderPlaced, None), None);
     }
 }

@@ -16,7 +16,7 @@ use orderly_domain::{Address, AddressLocked, Attention, Timestamp, ValueError};
 use serde::{Deserialize, Serialize};
 
 pub use self::engineering::CaseBundle;
-use crate::access::{AddNote, Edit, Fulfil, Permit, ReadNotes, Retry};
+use crate::access::{AddNote, Edit, Fulfil, Permit, Read, ReadNotes, Retry};
 use crate::commits::{Changes, MAX_REASON, order_change};
 use crate::documents::{Change, DocumentType, Documents};
 use crate::error::AppError;
@@ -216,8 +216,8 @@ impl Support {
     ///
     /// # Errors
     /// [`AppError::Invalid`] for a reason over [`MAX_REASON`] characters; [`AppError::NotNow`]
-    /// if the order does not need attention; [`AppError::Changed`] if the permit expects a
-    /// version the order has left.
+    /// if the order does not need attention, or while engineering has its case;
+    /// [`AppError::Changed`] if the permit expects a version the order has left.
     pub async fn retry(
         &self,
         permit: Permit<Retry>,
@@ -233,6 +233,18 @@ impl Support {
                 let expected_version = order.version;
                 let stamp = self.changes.stamp(actor.clone());
                 permit.check_current(&order)?;
+                if let Some(h) = self
+                    .escalations
+                    .value(&id.to_string())
+                    .await?
+                    .filter(Escalation::with_engineering)
+                    .and_then(|e| e.engineering)
+                {
+                    return Err(AppError::NotNow(format!(
+                        "engineering has the case of order {id} (handed over by {}); it comes back to the queue with their note",
+                        h.by
+                    )));
+                }
                 if order
                     .needs_attention
                     .as_ref()
@@ -333,6 +345,14 @@ impl Support {
                 Ok((commit, order))
             })
             .await
+    }
+
+    /// The order's case in the staff's queue, open or settled, if it ever had one.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn case_of(&self, permit: &Permit<Read>) -> Result<Option<Escalation>, AppError> {
+        Ok(self.escalations.value(&permit.id().to_string()).await?)
     }
 
     /// The staff's "needs attention" queue: orders a saga step gave up on, oldest first; with

@@ -893,6 +893,29 @@ async fn support_hands_a_case_to_engineering_which_sends_it_back_with_a_note() {
     );
     let refused = sam.get(&format!("/admin/orders/{order}/bundle.json")).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let refused = sam
+        .post(
+            &format!("/admin/orders/{order}/sendback"),
+            &[("csrf", csrf.as_str()), ("note", "not mine to send")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // While engineering has it, nobody retries it: not from the order page, not over REST.
+    let page = sam.get(&format!("/admin/orders/{order}")).await;
+    assert!(
+        page.html.contains("Engineering has this case"),
+        "{}",
+        page.html
+    );
+    assert!(
+        !page
+            .html
+            .contains(&format!("/admin/orders/{order}/confirm/retry"))
+    );
+    let (code, problem) = server
+        .post(&format!("/v1/orders/{order}/retry"), &serde_json::json!({}))
+        .await;
+    assert_eq!(code, 409, "{problem}");
 
     // The engineer finds it, with the raw error, and downloads the frozen bundle.
     let mut ian = Browser::new(&server);
