@@ -186,6 +186,7 @@ pub async fn list_notifications(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryRequest {
     /// The `key` of a failed notification.
+    #[schema(value_type = crate::openapi::NotificationKey)]
     key: String,
 }
 

@@ -23,7 +23,7 @@ use axum::http::Method;
 use orderly_auth::{Permission, Role};
 use orderly_core::accounts::{AUDIT_PAGE_LIMITS, DEFAULT_AUDIT_PAGE_LIMIT, MAX_KEY_NAME};
 use orderly_core::catalog::MAX_STOCK;
-use orderly_core::notify::Preferences;
+use orderly_core::notify::{MAX_KEY, Preferences};
 use orderly_core::orders::placing::MAX_IDEMPOTENCY_KEY;
 use orderly_core::orders::{MAX_REASON, MAX_SHIPMENT_TEXT};
 use orderly_core::paging::{DEFAULT_PAGE_LIMIT, PAGE_LIMITS};
@@ -705,6 +705,16 @@ rule_schema!(
 );
 
 rule_schema!(
+    /// A notification's key.
+    NotificationKey => string()
+        .min_length(Some(1))
+        .max_length(Some(MAX_KEY))
+        .description(Some(format!(
+            "A failed notification's `key`, as listed: 1 to {MAX_KEY} characters."
+        )))
+);
+
+rule_schema!(
     /// An API key's name.
     KeyName => string()
         .min_length(Some(1))
@@ -852,6 +862,7 @@ fn rule_schemas() -> Vec<(Cow<'static, str>, RefOr<Schema>)> {
         entry::<Reason>(),
         entry::<ShipmentText>(),
         entry::<NoteText>(),
+        entry::<NotificationKey>(),
         entry::<KeyName>(),
         entry::<EmailAddress>(),
         entry::<NewPassword>(),

@@ -527,17 +527,17 @@ pub async fn change_address(
     Ok(Json(OrderDto::from(&order).for_caller(&caller)))
 }
 
-/// Reports that the carrier cannot deliver to the order's shipping address: the order needs
-/// attention (it enters the staff's queue, and staff are alerted) until its address is
-/// corrected with `PUT /v1/orders/{id}/shipping-address`, which settles it.
+/// Reports that the carrier cannot deliver to a paid order's shipping address: the order needs
+/// attention (it enters the staff's queue, and staff are alerted) and does not ship until its
+/// address is corrected with `PUT /v1/orders/{id}/shipping-address`, which settles it.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/undeliverable", tag = "orders",
     params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
     request_body = UndeliverableRequest,
     responses(
-        (status = 200, description = "The order needs attention", body = OrderDto),
+        (status = 200, description = "The order needs attention (also for the same report again)", body = OrderDto),
         (status = 404, response = NotFound),
-        (status = 409, description = "Already shipped or ended"),
+        (status = 409, description = "Not paid, shipped or ended, or waiting for staff about a step that gave up"),
     )
 )]
 pub async fn report_undeliverable(

@@ -81,6 +81,21 @@ async fn permit<A: Allowed>(
     Err(Box::new(refused))
 }
 
+/// Leave to do `A` on condition that the order is still at the version the form was made from
+/// (see [`Permit::expecting`]); a form without one is answered as made from an older version.
+async fn versioned<A: Allowed>(
+    panel: &Panel,
+    staff: &Staff,
+    (id, what, audited): (&str, &str, &str),
+    form: &Fields,
+) -> Result<Permit<A>, Box<Response>> {
+    let permit = permit::<A>(panel, staff, id, what, Some(audited)).await?;
+    match form.get("version").and_then(|v| v.parse::<u32>().ok()) {
+        Some(version) => Ok(permit.expecting(version)),
+        None => Err(Box::new(see(&format!("/admin/orders/{id}?done=changed")))),
+    }
+}
+
 fn unknown_action() -> Response {
     super::error_page(
         axum::http::StatusCode::NOT_FOUND,
@@ -114,11 +129,8 @@ async fn confirmation(
         .can(orderly_auth::Permission::RawErrors);
     let (order, title, effect, button, reason_required) = match action {
         Action::Retry => {
-            let permit = match permit::<Retry>(panel, staff, id, "Running a step again", None).await
-            {
-                Ok(p) => p,
-                Err(page) => return *page,
-            };
+            let permit =
+                or_page!(permit::<Retry>(panel, staff, id, "Running a step again", None).await);
             let order = permit.into_order();
             let Some(attention) = order.needs_attention.clone() else {
                 return app_error(&orderly_core::AppError::NotNow(format!(
@@ -138,11 +150,8 @@ async fn confirmation(
             (order, "Run it again".to_owned(), effect, "Retry now", false)
         }
         Action::Cancel => {
-            let permit = match permit::<Cancel>(panel, staff, id, "Canceling an order", None).await
-            {
-                Ok(p) => p,
-                Err(page) => return *page,
-            };
+            let permit =
+                or_page!(permit::<Cancel>(panel, staff, id, "Canceling an order", None).await);
             let order = permit.into_order();
             let mut effect = vec![format!("Order {} is canceled.", order.id)];
             if orderly_core::orders::holds_stock(order.status) {
@@ -165,13 +174,9 @@ async fn confirmation(
             )
         }
         Action::HandOver => {
-            let permit =
-                match permit::<HandOver>(panel, staff, id, "Handing a case to engineering", None)
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(page) => return *page,
-                };
+            let permit = or_page!(
+                permit::<HandOver>(panel, staff, id, "Handing a case to engineering", None).await
+            );
             let order = permit.into_order();
             let effect = vec![
                 "Engineering gets the case with a frozen copy of the order as it is now: every step it went through, the raw errors, the payment provider's references. The customer's name and street are masked.".to_owned(),
@@ -221,16 +226,12 @@ pub(crate) async fn act(
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
-    let version = form.get("version").and_then(|v| v.parse::<u32>().ok());
     let policy = staff.policy();
     let audited = Some(action.as_str());
     let outcome = match action.as_str() {
         "note" => {
             let permit =
-                match permit::<AddNote>(&panel, &staff, &id, "Writing a note", audited).await {
-                    Ok(p) => p,
-                    Err(page) => return *page,
-                };
+                or_page!(permit::<AddNote>(&panel, &staff, &id, "Writing a note", audited).await);
             let text = form.get("text").unwrap_or_default();
             match panel
                 .app
@@ -243,16 +244,15 @@ pub(crate) async fn act(
             }
         }
         "retry" => {
-            let permit =
-                match permit::<Retry>(&panel, &staff, &id, "Running a step again", audited).await {
-                    Ok(p) => p,
-                    Err(page) => return *page,
-                };
-            // The form's version: the change commits only on it (see `Permit::expecting`).
-            let Some(version) = version else {
-                return see(&format!("{back}?done=changed"));
-            };
-            let permit = permit.expecting(version);
+            let permit = or_page!(
+                versioned::<Retry>(
+                    &panel,
+                    &staff,
+                    (&id, "Running a step again", &action),
+                    &form
+                )
+                .await
+            );
             panel
                 .app
                 .support
@@ -261,15 +261,10 @@ pub(crate) async fn act(
                 .map(|_| "retried")
         }
         "cancel" => {
-            let permit =
-                match permit::<Cancel>(&panel, &staff, &id, "Canceling an order", audited).await {
-                    Ok(p) => p,
-                    Err(page) => return *page,
-                };
-            let Some(version) = version else {
-                return see(&format!("{back}?done=changed"));
-            };
-            let permit = permit.expecting(version);
+            let permit = or_page!(
+                versioned::<Cancel>(&panel, &staff, (&id, "Canceling an order", &action), &form)
+                    .await
+            );
             let Some(reason) = reason else {
                 return confirmation(
                     &panel,
@@ -291,21 +286,15 @@ pub(crate) async fn act(
                 .map(|_| "canceled")
         }
         "handover" => {
-            let permit = match permit::<HandOver>(
-                &panel,
-                &staff,
-                &id,
-                "Handing a case to engineering",
-                audited,
-            )
-            .await
-            {
-                Ok(p) => p,
-                Err(page) => return *page,
-            };
-            let Some(version) = version else {
-                return see(&format!("{back}?done=changed"));
-            };
+            let permit = or_page!(
+                versioned::<HandOver>(
+                    &panel,
+                    &staff,
+                    (&id, "Handing a case to engineering", &action),
+                    &form
+                )
+                .await
+            );
             let Some(reason) = reason else {
                 return confirmation(
                     &panel,
@@ -319,23 +308,21 @@ pub(crate) async fn act(
             panel
                 .app
                 .support
-                .hand_to_engineering(permit.expecting(version), &reason)
+                .hand_to_engineering(permit, &reason)
                 .await
                 .map(|_| "handed")
         }
         "sendback" => {
-            let permit = match permit::<Engineer>(
-                &panel,
-                &staff,
-                &id,
-                "Sending a case back from engineering",
-                audited,
-            )
-            .await
-            {
-                Ok(p) => p,
-                Err(page) => return *page,
-            };
+            let permit = or_page!(
+                permit::<Engineer>(
+                    &panel,
+                    &staff,
+                    &id,
+                    "Sending a case back from engineering",
+                    audited,
+                )
+                .await
+            );
             let note = form.get("note").map(str::trim).unwrap_or_default();
             match panel.app.support.send_back(permit, note).await {
                 Ok(_) => Ok("sent-back"),
@@ -489,10 +476,7 @@ async fn address_page(
     id: &str,
     sent: Option<(&Address, String)>,
 ) -> Response {
-    let permit = match permit::<Edit>(panel, staff, id, "Correcting an address", None).await {
-        Ok(p) => p,
-        Err(page) => return *page,
-    };
+    let permit = or_page!(permit::<Edit>(panel, staff, id, "Correcting an address", None).await);
     let raw = staff
         .session
         .principal
@@ -543,27 +527,21 @@ pub(crate) async fn correct_address(
         return super::session::stale_form();
     }
     let back = format!("/admin/orders/{id}");
-    let permit = match permit::<Edit>(
-        &panel,
-        &staff,
-        &id,
-        "Correcting an address",
-        Some("address"),
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(page) => return *page,
-    };
-    let Some(version) = form.get("version").and_then(|v| v.parse::<u32>().ok()) else {
-        return see(&format!("{back}?done=changed"));
-    };
+    let permit = or_page!(
+        versioned::<Edit>(
+            &panel,
+            &staff,
+            (&id, "Correcting an address", "address"),
+            &form
+        )
+        .await
+    );
     let address = sent_address(&form);
     let reason = form.get("reason").map(str::trim).filter(|r| !r.is_empty());
     let outcome = panel
         .app
         .support
-        .change_shipping_address(permit.expecting(version), address.clone(), reason)
+        .change_shipping_address(permit, address.clone(), reason)
         .await;
     if !matches!(outcome, Err(orderly_core::AppError::Changed(_))) {
         staff

@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use orderly_auth::Permission;
-use orderly_core::notify::{NotificationRecord, Notifications, RetryError};
+use orderly_core::notify::{MAX_KEY, NotificationRecord, Notifications, RetryError};
 use orderly_core::ports::{Clock, Recipient, SystemClock};
 
 use super::pages::age;
@@ -131,10 +131,7 @@ pub(crate) async fn list(
     if let Err(e) = staff.policy().require(Permission::Escalations) {
         return app_error(&e);
     }
-    let notes = match notifier(notes) {
-        Ok(n) => n,
-        Err(page) => return *page,
-    };
+    let notes = or_page!(notifier(notes));
     let mut found = match notes.failed(None, PAGE + 1).await {
         Ok(found) => found,
         Err(e) => return app_error(&e),
@@ -168,7 +165,13 @@ pub(crate) async fn retry(
         return super::session::stale_form();
     }
     let policy = staff.policy();
-    let key = form.get("key").unwrap_or_default().to_owned();
+    // Bounded before it reaches the audit: one character over the limit still fails the check.
+    let key: String = form
+        .get("key")
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_KEY + 1)
+        .collect();
     if let Err(e) = policy.require(Permission::OrdersRetry) {
         policy
             .audit(
@@ -180,10 +183,7 @@ pub(crate) async fn retry(
             .await;
         return app_error(&e);
     }
-    let notes = match notifier(notes) {
-        Ok(n) => n,
-        Err(page) => return *page,
-    };
+    let notes = or_page!(notifier(notes));
     let outcome = notes.retry(&key).await;
     policy
         .audit(

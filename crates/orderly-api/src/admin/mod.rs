@@ -11,6 +11,16 @@
 //! - `messages`: the messages that did not go out, and sending one again;
 //! - `engineering`: stage 3 — the cases handed to engineering, their bundles, sending back.
 
+/// The value of a `Result<_, Box<Response>>`, or the page that says why not, answered at once.
+macro_rules! or_page {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(page) => return *page,
+        }
+    };
+}
+
 mod actions;
 mod engineering;
 mod messages;

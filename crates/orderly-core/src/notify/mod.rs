@@ -357,12 +357,20 @@ impl Notifications {
     /// it today.
     ///
     /// # Errors
-    /// [`RetryError::App`] with [`AppError::NotFound`] for an unknown key (or a storage
-    /// failure); [`RetryError::NotFailed`] if it was sent since; [`RetryError::NoLongerApplies`]
-    /// if the message is not wanted any more; [`RetryError::NotSent`] if the channel refused it
+    /// [`RetryError::App`] with [`AppError::Invalid`] for a key that cannot be one, with
+    /// [`AppError::NotFound`] for an unknown key (or a storage failure);
+    /// [`RetryError::NotFailed`] if it was sent since; [`RetryError::NoLongerApplies`] if the
+    /// message is not wanted any more; [`RetryError::NotSent`] if the channel refused it
     /// again (the record keeps the new error); [`RetryError::InFlight`] while another retry of
     /// it sends it.
     pub async fn retry(&self, key: &str) -> Result<NotificationRecord, RetryError> {
+        // A key is an event id, a template and an address: nothing longer is one of ours.
+        if key.is_empty() || key.chars().count() > MAX_KEY {
+            return Err(RetryError::App(AppError::invalid(
+                "key",
+                format!("must be a notification's key, 1 to {MAX_KEY} characters"),
+            )));
+        }
         let Some(Versioned {
             value: FailedNotification(failure),
             version,
@@ -442,6 +450,9 @@ impl Notifications {
         self.preferences.of(customer).await
     }
 }
+
+/// Longest notification key, in characters (an event id, a template and an address).
+pub const MAX_KEY: usize = 512;
 
 /// Why a staff retry did not send.
 #[derive(Debug, thiserror::Error)]

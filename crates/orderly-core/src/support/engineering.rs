@@ -6,13 +6,15 @@
 
 use orderly_domain::text::check_text;
 use orderly_domain::{
-    Address, Attention, EventKind, Order, OrderId, OrderStatus, Timestamp, UNDELIVERABLE_DETAIL,
+    Address, Attention, EventKind, Order, OrderId, OrderStatus, Stamp, Timestamp,
+    UNDELIVERABLE_DETAIL,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_NOTE, Note, Support};
 use crate::access::{Engineer, HandOver as HandOverAction, Permit};
 use crate::commits::MAX_REASON;
+use crate::documents::Versioned;
 use crate::documents::{DocumentType, Documents};
 use crate::error::AppError;
 use crate::escalations::{Escalation, HandOver};
@@ -213,19 +215,10 @@ impl Support {
                 let notes = self.notes.value(key).await?.map_or(0, |n| n.notes.len());
                 let bundle = bundle_of(&order, handed.clone(), events, notes);
                 case.value.engineering = Some(handed);
-                let mut commit = Commit::default();
-                commit
-                    .documents
-                    .push(Documents::write(key, &case.value, Some(case.version))?);
+                let said = format!("handed to engineering: {}", why.trim());
+                let mut commit = self.case_commit(key, &case, &stamp, said).await?;
                 let read = self.bundles.version(key).await?;
                 commit.documents.push(Documents::write(key, &bundle, read)?);
-                let note = Note {
-                    at: stamp.at,
-                    author: stamp.actor.as_str().to_owned(),
-                    text: format!("handed to engineering: {}", why.trim()),
-                    request: None,
-                };
-                commit.documents.extend(self.note_write(key, note).await?);
                 Ok((commit, bundle))
             })
             .await
@@ -273,20 +266,36 @@ impl Support {
                 let stamp = self.changes.stamp(permit.actor().clone());
                 case.value.engineering = None;
                 case.value.engineering_note = Some(resolution.trim().to_owned());
-                let mut commit = Commit::default();
-                commit
-                    .documents
-                    .push(Documents::write(key, &case.value, Some(case.version))?);
-                let note = Note {
-                    at: stamp.at,
-                    author: stamp.actor.as_str().to_owned(),
-                    text: format!("engineering sent the case back: {}", resolution.trim()),
-                    request: None,
-                };
-                commit.documents.extend(self.note_write(key, note).await?);
+                let said = format!("engineering sent the case back: {}", resolution.trim());
+                let commit = self.case_commit(key, &case, &stamp, said).await?;
                 Ok((commit, case.value))
             })
             .await
+    }
+}
+
+impl Support {
+    /// The commit of a change to order `key`'s case: the case over the version read, and the
+    /// note that says so by `stamp`'s actor.
+    async fn case_commit(
+        &self,
+        key: &str,
+        case: &Versioned<Escalation>,
+        stamp: &Stamp,
+        said: String,
+    ) -> Result<Commit, AppError> {
+        let mut commit = Commit::default();
+        commit
+            .documents
+            .push(Documents::write(key, &case.value, Some(case.version))?);
+        let note = Note {
+            at: stamp.at,
+            author: stamp.actor.as_str().to_owned(),
+            text: said,
+            request: None,
+        };
+        commit.documents.extend(self.note_write(key, note).await?);
+        Ok(commit)
     }
 }
 

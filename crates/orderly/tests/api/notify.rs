@@ -187,6 +187,17 @@ async fn a_mail_server_that_is_down_holds_no_order_back_and_staff_retry_what_fai
         .post("/v1/notifications/retry", &json!({"key": "nope"}))
         .await;
     assert_eq!(code, 404);
+    let (code, problem) = server
+        .post(
+            "/v1/notifications/retry",
+            &json!({"key": "k".repeat(100_000)}),
+        )
+        .await;
+    assert_eq!(code, 422, "a key no notification can have: {problem}");
+    assert!(
+        problem.to_string().len() < 2_000,
+        "the key is not echoed back"
+    );
     let (code, _) = server.get("/v1/notifications").await;
     assert_eq!(code, 422);
     let (code, _) = server.get("/v1/notifications?status=failed&limit=0").await;

@@ -101,6 +101,13 @@ impl<'a> Browser<'a> {
         self.send(request).await
     }
 
+    /// A browser signed in through the form.
+    async fn signed_in(server: &'a TestServer, email: &str, password: &str) -> Self {
+        let mut browser = Browser::new(server);
+        browser.sign_in(email, password).await;
+        browser
+    }
+
     /// Signs in through the form.
     async fn sign_in(&mut self, email: &str, password: &str) {
         let form = self.get("/admin/login").await;
@@ -263,8 +270,7 @@ async fn support_resolves_a_payment_that_ran_out_of_retries_in_three_clicks() {
     let server = TestServer::start_in(dir.path(), &[]).await;
 
     // An engineer sees the raw error but is offered no retry.
-    let mut ian = Browser::new(&server);
-    ian.sign_in("ian@shop.example", "engineer password").await;
+    let mut ian = Browser::signed_in(&server, "ian@shop.example", "engineer password").await;
     let queue = ian.get("/admin").await;
     assert!(queue.html.contains("simulated"), "{}", queue.html);
     let refused = ian
@@ -272,8 +278,7 @@ async fn support_resolves_a_payment_that_ran_out_of_retries_in_three_clicks() {
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
-    let mut sam = Browser::new(&server);
-    sam.sign_in("sam@shop.example", "support password").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
     // The queue says what happened in plain words; support does not see the raw error.
     let queue = sam.get("/admin").await;
     assert!(
@@ -351,8 +356,7 @@ async fn notes_and_cancels_follow_the_viewers_role_and_a_double_post_does_one_th
     server.wait_for(&order, "paid").await;
 
     // Support: may note, may not cancel.
-    let mut sam = Browser::new(&server);
-    sam.sign_in("sam@shop.example", "support password").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
     let page = sam.get(&format!("/admin/orders/{order}")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(!page.html.contains("Cancel and refund"));
@@ -412,8 +416,7 @@ async fn notes_and_cancels_follow_the_viewers_role_and_a_double_post_does_one_th
     );
 
     // A manager cancels: the page says what is refunded, and a reason is required.
-    let mut mia = Browser::new(&server);
-    mia.sign_in("mia@shop.example", "manager password").await;
+    let mut mia = Browser::signed_in(&server, "mia@shop.example", "manager password").await;
     let confirm = mia
         .get(&format!("/admin/orders/{order}/confirm/cancel"))
         .await;
@@ -528,8 +531,7 @@ async fn an_undeliverable_address_is_corrected_in_two_clicks_and_leaves_the_queu
         "{problem}"
     );
 
-    let mut sam = Browser::new(&server);
-    sam.sign_in("sam@shop.example", "support password").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
     let queue = sam.get("/admin").await;
     assert!(
         queue
@@ -643,8 +645,7 @@ async fn canceling_a_stuck_order_from_the_panel_settles_its_case() {
     let dir = tempfile::tempdir().unwrap();
     let (server, order) = an_order_whose_payment_gave_up(dir.path()).await;
     create_staff(&server, "mia@shop.example", "manager", "manager password").await;
-    let mut mia = Browser::new(&server);
-    mia.sign_in("mia@shop.example", "manager password").await;
+    let mut mia = Browser::signed_in(&server, "mia@shop.example", "manager password").await;
     let confirm = mia
         .get(&format!("/admin/orders/{order}/confirm/cancel"))
         .await;
@@ -696,8 +697,7 @@ async fn support_sends_again_the_messages_a_down_mail_server_did_not_take() {
     server.wait_for(&order, "paid").await;
     server.wait_idle().await;
 
-    let mut sam = Browser::new(&server);
-    sam.sign_in("sam@shop.example", "support password").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
     let list = sam.get("/admin/notifications").await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.html);
     assert_eq!(
@@ -748,8 +748,7 @@ async fn support_sends_again_the_messages_a_down_mail_server_did_not_take() {
     );
 
     // An engineer reads the raw error but sends nothing; a stale token changes nothing.
-    let mut ian = Browser::new(&server);
-    ian.sign_in("ian@shop.example", "engineer password").await;
+    let mut ian = Browser::signed_in(&server, "ian@shop.example", "engineer password").await;
     let seen = ian.get("/admin/notifications").await;
     assert!(seen.html.contains("SMTP"), "{}", seen.html);
     assert!(!seen.html.contains("Send again"));
@@ -790,8 +789,7 @@ async fn demo_failures_seed_one_case_per_class_and_each_resolves() {
     let (payment, address) = (case("payment"), case("address"));
     // The start page counts them: three orders this week, one rejected (the declined card).
     create_staff(&server, "sam@shop.example", "support", "support password").await;
-    let mut sam = Browser::new(&server);
-    sam.sign_in("sam@shop.example", "support password").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
     let start = sam.get("/admin").await;
     assert!(
         start
@@ -845,8 +843,7 @@ async fn demo_failures_seed_one_case_per_class_and_each_resolves() {
 async fn support_hands_a_case_to_engineering_which_sends_it_back_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let (server, order) = an_order_whose_payment_gave_up(dir.path()).await;
-    let mut sam = Browser::new(&server);
-    sam.sign_in("sam@shop.example", "support password").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
     let queue = sam.get("/admin").await;
     let confirm_link = format!("/admin/orders/{order}/confirm/handover");
     assert!(queue.html.contains(&confirm_link), "{}", queue.html);
@@ -918,8 +915,7 @@ async fn support_hands_a_case_to_engineering_which_sends_it_back_with_a_note() {
     assert_eq!(code, 409, "{problem}");
 
     // The engineer finds it, with the raw error, and downloads the frozen bundle.
-    let mut ian = Browser::new(&server);
-    ian.sign_in("ian@shop.example", "engineer password").await;
+    let mut ian = Browser::signed_in(&server, "ian@shop.example", "engineer password").await;
     let cases = ian.get("/admin/engineering").await;
     assert_eq!(cases.status, StatusCode::OK, "{}", cases.html);
     assert!(
