@@ -14,7 +14,7 @@ use orderly_domain::Address;
 
 use super::pages::{OrderView, explain, not_allowed};
 use super::session::{Me, Staff};
-use super::{Fields, Panel, Segments, app_error, render, see};
+use super::{Fields, Panel, Segments, app_error, refused_if, render, see};
 
 /// The actions that go through a confirmation.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -192,7 +192,7 @@ async fn confirmation(
             )
         }
     };
-    let mut page = render(&ConfirmPage {
+    let page = render(&ConfirmPage {
         me: staff.me(),
         order: OrderView::of(&order, raw),
         action: action.as_str(),
@@ -203,10 +203,7 @@ async fn confirmation(
         max_reason: MAX_REASON,
         error: error.clone(),
     });
-    if error.is_some() {
-        *page.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    page
+    refused_if(page, error.is_some())
 }
 
 /// An action, posted: checked against the session's CSRF token and the version the form was
@@ -492,17 +489,14 @@ async fn address_page(
         Some((address, error)) => (Some(address), Some(error)),
         None => (order.shipping_address.as_ref(), None),
     };
-    let mut page = render(&AddressPage {
+    let page = render(&AddressPage {
         me: staff.me(),
         fields: address_fields(shown),
         order: OrderView::of(&order, raw),
         max_reason: MAX_REASON,
         error: error.clone(),
     });
-    if error.is_some() {
-        *page.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    page
+    refused_if(page, error.is_some())
 }
 
 /// The address correction form, filled with the order's address.

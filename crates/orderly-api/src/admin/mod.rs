@@ -170,6 +170,14 @@ pub(crate) fn render(page: &impl Template) -> Response {
     }
 }
 
+/// A form shown again because what was sent did not pass: the same page, answered `422`.
+pub(crate) fn refused_if(mut page: Response, refused: bool) -> Response {
+    if refused && page.status().is_success() {
+        *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    page
+}
+
 /// No caching of personal data, no framing, scripts and styles from the panel only.
 fn secure(response: &mut Response) {
     let headers = response.headers_mut();
