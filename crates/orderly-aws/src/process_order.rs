@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::types::SyncExecutionStatus;
-use orderly_core::saga::{Saga, StepError};
+use orderly_core::saga::Saga;
 use serde::{Deserialize, Serialize};
 
 use crate::AwsError;
@@ -51,17 +51,20 @@ pub struct TaskOutput {
 /// # Errors
 /// The step's failure, for Step Functions to retry; or a storage failure while flagging.
 pub async fn run_task(saga: &Saga, input: TaskInput) -> Result<TaskOutput, AwsError> {
-    let job = input.job.into_job(0)?;
+    // The machine's retries are fast only (an Express execution lasts at most five minutes),
+    // so each try is the last as far as a refusal goes: a declined card rejects the order at
+    // once, as the class's longer waits cannot be kept here.
+    let job = input.job.into_job(u32::MAX)?;
     match input.error {
         None => match saga.attempt(&job).await {
             Ok(()) => Ok(TaskOutput {
                 status: "done".to_owned(),
             }),
-            Err(StepError::Transient(e) | StepError::Permanent(e)) => Err(AwsError(e)),
+            Err(e) => Err(AwsError(e.to_string())),
         },
         Some(caught) => {
             // The first try and the policy's retries all failed.
-            let attempts = saga.retry_policy().max_attempts + 1;
+            let attempts = saga.retry_policies().fast.max_attempts + 1;
             let error = caught
                 .cause
                 .or(caught.error)

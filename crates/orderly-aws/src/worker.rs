@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use aws_sdk_sqs::Client;
-use orderly_core::saga::{Saga, StepError};
+use orderly_core::saga::Saga;
 
 use crate::process_order::Runner;
 use crate::queues::JobMessage;
@@ -119,38 +119,40 @@ impl Worker {
                 };
             }
         };
-        let policy = saga.retry_policy();
         match saga.attempt(&job).await {
             Ok(()) => true,
-            Err(StepError::Transient(error)) if attempts <= policy.max_attempts => {
-                let delay = policy.delay(attempts);
-                tracing::warn!(%error, retry_in_s = delay.as_secs(), "step failed; SQS will deliver it again");
-                if let Some(receipt) = &delivery.receipt_handle {
-                    let seconds = i32::try_from(delay.as_secs().clamp(1, 43_200)).unwrap_or(43_200);
-                    if let Err(e) = self
-                        .sqs
-                        .change_message_visibility()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(receipt)
-                        .visibility_timeout(seconds)
-                        .send()
-                        .await
-                    {
-                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the backoff; the queue's visibility timeout applies");
+            Err(error) => match saga.next_try(&job, &error) {
+                (class, Some(delay)) => {
+                    tracing::warn!(%error, %class, retry_in_s = delay.as_secs(), "step failed; SQS will deliver it again");
+                    if let Some(receipt) = &delivery.receipt_handle {
+                        let seconds =
+                            i32::try_from(delay.as_secs().clamp(1, 43_200)).unwrap_or(43_200);
+                        if let Err(e) = self
+                            .sqs
+                            .change_message_visibility()
+                            .queue_url(&self.queue_url)
+                            .receipt_handle(receipt)
+                            .visibility_timeout(seconds)
+                            .send()
+                            .await
+                        {
+                            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the backoff; the queue's visibility timeout applies");
+                        }
+                    }
+                    false
+                }
+                (class, None) => {
+                    let error = error.to_string();
+                    tracing::error!(%error, %class, attempts, "step out of tries; order needs attention");
+                    match saga.give_up(&job, attempts, error).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not flag the order; trying again later");
+                            false
+                        }
                     }
                 }
-                false
-            }
-            Err(StepError::Transient(error) | StepError::Permanent(error)) => {
-                tracing::error!(%error, attempts, "step gave up; order needs attention");
-                match saga.give_up(&job, attempts, error).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not flag the order; trying again later");
-                        false
-                    }
-                }
-            }
+            },
         }
     }
 }

@@ -20,8 +20,8 @@ use crate::orders::Orders;
 use crate::ports::{
     Clock, IdGenerator, JobQueue, Notifier, PaymentGateway, Readiness, Store, SystemClock, UuidV7,
 };
-use crate::retry::RetryPolicy;
-use crate::saga::{Dispatcher, DispatcherSettings, PAYMENT_RECOVERY_DELAY, Saga, SagaPorts};
+use crate::retry::{RetryPolicies, RetryPolicy};
+use crate::saga::{Dispatcher, DispatcherSettings, Saga, SagaPorts};
 use crate::support::Support;
 
 /// Settings the use cases need.
@@ -110,10 +110,9 @@ pub struct Application {
     ids: Arc<dyn IdGenerator>,
     settings: AppSettings,
     work: Arc<Notify>,
-    retry: RetryPolicy,
+    retry: RetryPolicies,
     lease: Duration,
     payment_timeout: Duration,
-    payment_recovery: Option<Duration>,
     notifier: Option<NotifierParts>,
     notifications: OnceLock<Option<Arc<Notifications>>>,
 }
@@ -129,10 +128,9 @@ impl Application {
             ids: Arc::new(UuidV7),
             settings: AppSettings::default(),
             work: Arc::new(Notify::new()),
-            retry: RetryPolicy::default(),
+            retry: RetryPolicies::default(),
             lease: Duration::from_secs(60),
             payment_timeout: Duration::from_secs(30),
-            payment_recovery: Some(PAYMENT_RECOVERY_DELAY),
             notifier: None,
             notifications: OnceLock::new(),
         }
@@ -159,10 +157,17 @@ impl Application {
         self
     }
 
-    /// The saga's retry policy.
+    /// The saga's fast retries, keeping each failure class's longer waits.
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.retry.fast = retry;
+        self
+    }
+
+    /// Stage 1 whole: the fast retries and each failure class's waits.
+    #[must_use]
+    pub fn with_retry_policies(mut self, policies: RetryPolicies) -> Self {
+        self.retry = policies;
         self
     }
 
@@ -177,13 +182,6 @@ impl Application {
     #[must_use]
     pub fn with_payment_timeout(mut self, timeout: Duration) -> Self {
         self.payment_timeout = timeout;
-        self
-    }
-
-    /// The stage-1 recovery wait of a capture (`None`: no such try).
-    #[must_use]
-    pub fn with_payment_recovery(mut self, delay: Option<Duration>) -> Self {
-        self.payment_recovery = delay;
         self
     }
 
@@ -264,7 +262,7 @@ impl Application {
                 Arc::clone(&self.clock),
                 self.settings.cart_idle,
             ),
-            support: Support::new(orders.clone(), changes, store.clone()),
+            support: Support::new(orders.clone(), changes, store.clone(), store.clone()),
             preferences: MessagePreferences::new(store.clone(), store.clone()),
             orders,
             readiness: store.clone(),
@@ -332,11 +330,10 @@ impl Application {
             payments,
             Arc::clone(&self.clock),
             Arc::clone(&self.ids),
-            self.retry,
+            self.retry.clone(),
         )
         .with_lease(self.lease)
-        .with_payment_timeout(self.payment_timeout)
-        .with_payment_recovery(self.payment_recovery);
+        .with_payment_timeout(self.payment_timeout);
         match self.notifications() {
             Some(n) => saga.with_notifications(n),
             None => saga,

@@ -64,6 +64,11 @@ impl Changes {
         }
     }
 
+    /// Wakes the dispatcher: work fell due that no commit queued (a job hurried by staff).
+    pub fn wake(&self) {
+        self.work.notify_one();
+    }
+
     /// Commits `commit`, and wakes the dispatcher if it queued saga work.
     ///
     /// # Errors
@@ -131,8 +136,9 @@ pub fn consumers_of(kind: EventKind) -> &'static [Consumer] {
         EventKind::InventoryRejected | EventKind::PaymentCaptured => &[],
         // A retry names the step it re-queues itself (see `Support::retry`).
         EventKind::RetryRequested => &[],
-        // Recorded in the history; no step and no message follows from it.
-        EventKind::ShippingAddressChanged => &[],
+        // Recorded in the history; no step and no message follows from it (a declined try is
+        // tried again by its own job's wait).
+        EventKind::ShippingAddressChanged | EventKind::PaymentDeclined => &[],
     }
 }
 

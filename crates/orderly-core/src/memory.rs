@@ -13,7 +13,7 @@ use orderly_domain::{
 use crate::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
     IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
-    Readiness, StockStore, StoreError, UnitOfWork,
+    Readiness, StockStore, StoreError, UnitOfWork, WaitingJob,
 };
 
 #[derive(Default)]
@@ -529,6 +529,49 @@ impl JobQueue for MemoryStore {
 
     async fn pending_jobs(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.jobs.len() as u64)
+    }
+
+    async fn waiting_jobs(
+        &self,
+        order: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<WaitingJob>, StoreError> {
+        let s = self.lock()?;
+        let mut waiting: Vec<WaitingJob> = s
+            .jobs
+            .values()
+            .filter(|q| q.job.attempts > 0 && order.is_none_or(|o| q.job.event.order_id == o))
+            .map(|q| WaitingJob {
+                job: Job {
+                    lease: None,
+                    ..q.job.clone()
+                },
+                due: q.next_at,
+                running: q.lease_until.is_some(),
+            })
+            .collect();
+        waiting.sort_by_key(|w| (w.due, w.job.id));
+        waiting.truncate(limit as usize);
+        Ok(waiting)
+    }
+
+    async fn hurry_job(
+        &self,
+        order: OrderId,
+        job_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        let Some(q) = s.jobs.get_mut(&job_id) else {
+            return Ok(false);
+        };
+        let leased = q.lease_until.is_some_and(|l| l > now);
+        if q.job.event.order_id != order || q.job.attempts == 0 || leased {
+            return Ok(false);
+        }
+        q.next_at = q.next_at.min(now);
+        q.lease_until = None;
+        Ok(true)
     }
 }
 

@@ -15,7 +15,7 @@ use orderly_domain::{
 use crate::ports::{
     CatalogStore, Commit, CommitError, DocKind, Document, DocumentStore, IdempotencyRecord, Job,
     JobQueue, OrderFilter, OrderStore, Page, PageRequest, Readiness, StockStore, Store, StoreError,
-    UnitOfWork,
+    UnitOfWork, WaitingJob,
 };
 
 /// The storage operations counted: one per port method.
@@ -45,6 +45,8 @@ pub enum StorageOp {
     ReleaseClaim,
     NextDue,
     PendingJobs,
+    WaitingJobs,
+    HurryJob,
     CheckReady,
     Document,
     PutDocument,
@@ -53,7 +55,7 @@ pub enum StorageOp {
 
 impl StorageOp {
     /// Every operation, in the order the metrics list them.
-    pub const ALL: [StorageOp; 27] = [
+    pub const ALL: [StorageOp; 29] = [
         StorageOp::CreateProduct,
         StorageOp::UpdateProduct,
         StorageOp::Product,
@@ -77,6 +79,8 @@ impl StorageOp {
         StorageOp::ReleaseClaim,
         StorageOp::NextDue,
         StorageOp::PendingJobs,
+        StorageOp::WaitingJobs,
+        StorageOp::HurryJob,
         StorageOp::CheckReady,
         StorageOp::Document,
         StorageOp::PutDocument,
@@ -110,6 +114,8 @@ impl StorageOp {
             StorageOp::ReleaseClaim => "release_claim",
             StorageOp::NextDue => "next_due",
             StorageOp::PendingJobs => "pending_jobs",
+            StorageOp::WaitingJobs => "waiting_jobs",
+            StorageOp::HurryJob => "hurry_job",
             StorageOp::CheckReady => "check_ready",
             StorageOp::Document => "document",
             StorageOp::PutDocument => "put_document",
@@ -130,6 +136,7 @@ impl StorageOp {
                 | StorageOp::Order
                 | StorageOp::ListOrders
                 | StorageOp::CountOrders
+                | StorageOp::WaitingJobs
                 | StorageOp::OrderEvents
                 | StorageOp::Idempotency
                 | StorageOp::Stock
@@ -417,6 +424,21 @@ impl JobQueue for Metered {
     }
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         counted!(self, NextDue, self.inner.next_due())
+    }
+    async fn waiting_jobs(
+        &self,
+        order: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<WaitingJob>, StoreError> {
+        counted!(self, WaitingJobs, self.inner.waiting_jobs(order, limit))
+    }
+    async fn hurry_job(
+        &self,
+        order: OrderId,
+        job_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        counted!(self, HurryJob, self.inner.hurry_job(order, job_id, now))
     }
     async fn pending_jobs(&self) -> Result<u64, StoreError> {
         counted!(self, PendingJobs, self.inner.pending_jobs())

@@ -1,6 +1,7 @@
 //! Why a step — of the saga or of the notifier — did not finish: worth retrying, or not.
 
 use crate::ports::StoreError;
+use crate::retry::FailureClass;
 
 /// Why a step did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +12,11 @@ pub enum StepError {
     /// Retrying cannot help; the order needs a person now.
     #[error("{0}")]
     Permanent(String),
+    /// Refused for now (a declined card, short stock): tried again after the class's next
+    /// wait. A step returns it only while a next wait is left; on its last try it commits its
+    /// final answer instead (see [`crate::retry::RetryPolicies`]).
+    #[error("{1}")]
+    Refused(FailureClass, String),
 }
 
 impl From<StoreError> for StepError {

@@ -12,6 +12,7 @@ use orderly_core::ports::{
     Clock, ManualClock, PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep,
     Store,
 };
+use orderly_core::retry::{FailureClass, RetryPolicies};
 use orderly_core::saga::Saga;
 use orderly_core::{
     AppError, Application, IdempotencyKey, LineRequest, Orderly, PlaceOrder, Placed, RetryPolicy,
@@ -111,8 +112,7 @@ async fn world_with(payments: Arc<ScriptedPayments>, retry: RetryPolicy) -> Worl
     let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_700_000_000_000)));
     let wiring = Application::new(Arc::clone(&store))
         .with_clock(clock.clone())
-        .with_retry(retry)
-        .with_payment_recovery(None);
+        .with_retry_policies(RetryPolicies::fast_only(retry));
     let app = wiring.orderly();
     app.catalog.load_demo_data().await.unwrap();
     let saga = wiring.saga(payments.clone());
@@ -183,6 +183,14 @@ impl World {
         jobs.into_iter()
             .find(|j| j.consumer.lane() == orderly_core::ports::Lane::Saga)
             .expect("a saga job")
+    }
+
+    /// Runs the jobs due now, once each, leaving those that fail to wait for their next try.
+    async fn run_due(&self) {
+        let jobs = self.store.claim_jobs(self.clock.now(), 64, 60_000).await.unwrap();
+        for job in jobs {
+            self.saga.run(&job).await;
+        }
     }
 
     /// Runs queued jobs until none is left, moving the clock to each retry when it is due.
@@ -284,19 +292,31 @@ async fn exhausted_retries_flag_the_order_for_attention() {
     assert_eq!(kinds.last(), Some(&EventKind::OrderNeedsAttention));
 }
 
-#[tokio::test]
-async fn stage_one_recovery_tries_a_failing_capture_once_more_later_before_flagging() {
-    let down = || Err(PaymentError::Transient("503".into()));
-    // Three fast tries fail (the first and its two retries); the recovery try gets through.
-    let mut w = world(vec![down(), down(), down()], fast()).await;
+/// The saga of `w` with stage 1's policies `policies`.
+fn with_policies(w: &mut World, policies: RetryPolicies) {
     w.saga = Application::new(Arc::clone(&w.store))
         .with_clock(w.clock.clone())
-        .with_retry(RetryPolicy {
-            max_attempts: 2,
-            ..fast()
-        })
-        .with_payment_recovery(Some(Duration::from_millis(30)))
+        .with_retry_policies(policies)
         .saga(w.payments.clone());
+}
+
+#[tokio::test]
+async fn stage_one_tries_a_failing_capture_again_after_its_class_waits_before_flagging() {
+    let down = || Err(PaymentError::Transient("503".into()));
+    let fast_two = RetryPolicy {
+        max_attempts: 2,
+        ..fast()
+    };
+    // Three fast tries fail (the first and its two retries), and the first stage-1 wait's try
+    // too; the second gets through.
+    let mut w = world(vec![down(), down(), down(), down()], fast()).await;
+    with_policies(
+        &mut w,
+        RetryPolicies::fast_only(fast_two).with_waits(
+            FailureClass::PaymentUnavailable,
+            vec![Duration::from_secs(300), Duration::from_secs(1_800)],
+        ),
+    );
     let id = w.place().await;
     let started = w.clock.now();
     w.drain().await;
@@ -304,25 +324,170 @@ async fn stage_one_recovery_tries_a_failing_capture_once_more_later_before_flagg
     assert_eq!(order.status, OrderStatus::Paid, "{order:?}");
     assert!(order.needs_attention.is_none());
     assert!(
-        w.clock.now().millis() - started.millis() >= 30,
-        "the recovery try waits"
+        w.clock.now().millis() - started.millis() >= 2_100_000,
+        "the tries wait 5 and then 30 minutes"
     );
     assert_eq!(w.payments.charged.lock().unwrap().len(), 1);
 
-    // Without it, the same failures flag the order.
-    let w = world(
-        vec![down(), down(), down()],
-        RetryPolicy {
-            max_attempts: 2,
-            ..fast()
-        },
-    )
-    .await;
+    // Without the waits, the same failures flag the order.
+    let w = world(vec![down(), down(), down()], fast_two).await;
     let id = w.place().await;
     w.drain().await;
     let order = w.app.orders.order(id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Reserved);
     assert_eq!(order.needs_attention.unwrap().attempts, 3);
+}
+
+#[tokio::test]
+async fn a_declined_card_is_tried_again_after_5_min_and_30_min_with_the_stock_held() {
+    let declined = || Err(PaymentError::Declined("insufficient_funds".into()));
+    let mut w = world(vec![declined(), declined()], fast()).await;
+    with_policies(&mut w, RetryPolicies::default());
+    let id = w.place().await;
+    let started = w.clock.now();
+
+    // The first decline: the order keeps its stock and waits five minutes.
+    w.run_due().await; // reserves
+    w.run_due().await; // fails to pay
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Reserved);
+    assert_eq!(order.declines(), 1);
+    assert_eq!(w.stock("001").await, (149, 1), "the stock stays reserved");
+    let waiting = w.store.waiting_jobs(Some(id), 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        waiting[0].due.millis() - w.clock.now().millis(),
+        300_000,
+        "the next try is in five minutes"
+    );
+    assert_eq!(
+        FailureClass::untag(waiting[0].job.last_error.as_deref().unwrap()).0,
+        Some(FailureClass::PaymentDeclined)
+    );
+
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid, "{order:?}");
+    assert_eq!(order.declines(), 2);
+    assert!(w.clock.now().millis() - started.millis() >= 2_100_000);
+    // Each try after a decline asked the provider afresh; one charge in all.
+    let charged = w.payments.charged.lock().unwrap().clone();
+    assert_eq!(charged.len(), 1);
+    assert!(charged[0].ends_with(":capture:2"), "{charged:?}");
+    let declines = order
+        .history
+        .iter()
+        .filter(|h| h.event == EventKind::PaymentDeclined)
+        .count();
+    assert_eq!(declines, 2, "each decline is on the timeline");
+}
+
+#[tokio::test]
+async fn a_card_declined_on_every_try_rejects_the_order_after_the_last_wait() {
+    let declined = || Err(PaymentError::Declined("card_declined".into()));
+    let mut w = world(vec![declined(); 4], fast()).await;
+    with_policies(&mut w, RetryPolicies::default());
+    let id = w.place().await;
+    let started = w.clock.now();
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Rejected);
+    assert_eq!(
+        order.reason.as_deref(),
+        Some("payment declined: card_declined")
+    );
+    assert_eq!(
+        order.declines(),
+        3,
+        "three declines waited, the fourth was final"
+    );
+    assert!(order.needs_attention.is_none());
+    assert_eq!(w.stock("001").await, (150, 0), "the stock is back on sale");
+    assert!(
+        w.clock.now().millis() - started.millis() >= (300 + 1_800 + 21_600) * 1_000,
+        "5 min, 30 min and 6 h"
+    );
+}
+
+#[tokio::test]
+async fn short_stock_waits_for_a_restock_when_told_to() {
+    let mut w = world(vec![], fast()).await;
+    with_policies(
+        &mut w,
+        RetryPolicies::fast_only(fast())
+            .with_waits(FailureClass::StockShort, vec![Duration::from_secs(1_800)]),
+    );
+    let mut request = reference();
+    request.items[0].quantity = Quantity::new(151).unwrap();
+    let id = match w.place_order(request, None).await.unwrap() {
+        Placed::New(o) => o.id,
+        Placed::Replay(_) => panic!("replay"),
+    };
+    w.run_due().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(
+        order.status,
+        OrderStatus::Placed,
+        "waits instead of rejecting"
+    );
+    assert_eq!(
+        w.stock("001").await,
+        (150, 0),
+        "nothing is reserved while it waits"
+    );
+    // Nobody restocks: the try after the wait rejects it.
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Rejected);
+}
+
+#[tokio::test]
+async fn retry_now_runs_a_waiting_step_at_once_and_says_who_asked() {
+    let down = || Err(PaymentError::Transient("503".into()));
+    let mut w = world(vec![down()], fast()).await;
+    with_policies(
+        &mut w,
+        RetryPolicies::fast_only(RetryPolicy {
+            max_attempts: 0,
+            ..fast()
+        })
+        .with_waits(
+            FailureClass::PaymentUnavailable,
+            vec![Duration::from_secs(21_600)],
+        ),
+    );
+    let id = w.place().await;
+    w.run_due().await; // reserves
+    w.run_due().await; // fails to pay
+    let permit = w
+        .staff
+        .permit::<orderly_core::access::Read>(&w.app, id)
+        .await
+        .unwrap();
+    let waiting = w.app.support.waiting(&permit).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].class, Some(FailureClass::PaymentUnavailable));
+    assert_eq!(waiting[0].when(w.clock.now()), "automatic retry in 6:00:00");
+
+    // Retry now: due at once, without moving the clock six hours.
+    w.retry(id).await.unwrap();
+    w.run_due().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+    let permit = w
+        .staff
+        .permit::<orderly_core::access::ReadNotes>(&w.app, id)
+        .await
+        .unwrap();
+    let notes = w.app.support.notes(&permit).await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.text.starts_with("Retry now: the payment step")),
+        "{notes:?}"
+    );
+    // Nothing waits any more: a second click is told so.
+    assert!(matches!(w.retry(id).await, Err(AppError::NotNow(_))));
 }
 
 #[tokio::test]

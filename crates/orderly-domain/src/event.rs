@@ -26,6 +26,9 @@ pub enum EventKind {
     PaymentCaptured,
     /// Payment declined; the order is rejected and its stock released.
     PaymentFailed,
+    /// Payment declined on a try that is not the last: the stock stays reserved and the
+    /// payment is tried again after stage 1's next wait for declined cards.
+    PaymentDeclined,
     /// Handed to a carrier.
     OrderShipped,
     /// Delivered.
@@ -44,12 +47,13 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::OrderPlaced,
         EventKind::InventoryReserved,
         EventKind::InventoryRejected,
         EventKind::PaymentCaptured,
         EventKind::PaymentFailed,
+        EventKind::PaymentDeclined,
         EventKind::OrderShipped,
         EventKind::OrderDelivered,
         EventKind::OrderCanceled,
@@ -68,6 +72,7 @@ impl EventKind {
             EventKind::InventoryRejected => "InventoryRejected",
             EventKind::PaymentCaptured => "PaymentCaptured",
             EventKind::PaymentFailed => "PaymentFailed",
+            EventKind::PaymentDeclined => "PaymentDeclined",
             EventKind::OrderShipped => "OrderShipped",
             EventKind::OrderDelivered => "OrderDelivered",
             EventKind::OrderCanceled => "OrderCanceled",
@@ -89,9 +94,10 @@ impl EventKind {
     pub fn source(self) -> &'static str {
         match self {
             EventKind::InventoryReserved | EventKind::InventoryRejected => "ecommerce.inventory",
-            EventKind::PaymentCaptured | EventKind::PaymentFailed | EventKind::RefundIssued => {
-                "ecommerce.payment"
-            }
+            EventKind::PaymentCaptured
+            | EventKind::PaymentFailed
+            | EventKind::PaymentDeclined
+            | EventKind::RefundIssued => "ecommerce.payment",
             _ => "ecommerce.order",
         }
     }

@@ -768,6 +768,29 @@ impl Order {
         )))
     }
 
+    /// Records a declined payment on a try that is not the last: no status change, the stock
+    /// stays reserved, and the next try asks the provider afresh ([`Order::declines`]).
+    pub fn record_decline(&mut self, why: &str, stamp: &Stamp) -> Event {
+        self.record(
+            EventKind::PaymentDeclined,
+            Some(self.status),
+            stamp,
+            Some(why.to_owned()),
+        )
+    }
+
+    /// How many payment tries were declined and tried again: the next try is the provider's
+    /// `declines()`-th fresh request (a try after a timeout repeats the last one instead).
+    #[must_use]
+    pub fn declines(&self) -> u32 {
+        let n = self
+            .history
+            .iter()
+            .filter(|h| h.event == EventKind::PaymentDeclined)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// Clears the attention flag so the step that gave up can run again; `None` if the order
     /// does not need attention. Returns the step's name and the event that records the request.
     pub fn request_retry(

@@ -42,7 +42,7 @@ use aws_sdk_dynamodb::types::{
 use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
     IdempotencyRecord, Job, JobQueue, Lane, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
-    Readiness, StockStore, StoreError, UnitOfWork,
+    Readiness, StockStore, StoreError, UnitOfWork, WaitingJob,
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
@@ -1369,5 +1369,55 @@ impl JobQueue for DynamoStore {
     async fn pending_jobs(&self) -> Result<u64, StoreError> {
         self.count("lists", "lpk = :pk", &[(":pk", s("JOBS"))])
             .await
+    }
+
+    async fn waiting_jobs(
+        &self,
+        order: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<WaitingJob>, StoreError> {
+        // An order's jobs sit in its partition; all of them, in the due index, which holds
+        // only what is outstanding (a drained queue is short).
+        let items = match order {
+            Some(id) => self.partition(order_pk(id), "JOB#", true, None).await?,
+            None => self.all_jobs(None, usize::MAX).await?,
+        };
+        let mut waiting = Vec::new();
+        for item in items {
+            if number(&item, "attempts")? == 0 {
+                continue;
+            }
+            waiting.push(WaitingJob {
+                job: job_from_item(&item)?,
+                due: Timestamp::from_millis(number(&item, "next_at")?),
+                running: item.contains_key("lease_until"),
+            });
+        }
+        waiting.sort_by_key(|w| (w.due, w.job.id));
+        waiting.truncate(limit as usize);
+        Ok(waiting)
+    }
+
+    async fn hurry_job(
+        &self,
+        order: OrderId,
+        job_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(order_pk(order), &job_sk(job_id))))
+            .update_expression("SET next_at = :now, lsk = :lsk REMOVE lease_until")
+            .condition_expression(
+                "attempts > :zero AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            )
+            .expression_attribute_values(":now", n(now.millis()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":lsk", s(job_lsk(now.millis(), job_id)))
+            .send()
+            .await;
+        conditional(result)
     }
 }

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore, DocumentWrite,
     IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, OrderWrite, Page, PageRequest,
-    Readiness, StockStore, StoreError, UnitOfWork,
+    Readiness, StockStore, StoreError, UnitOfWork, WaitingJob,
 };
 use orderly_core::storage::{self, decode, encode};
 use orderly_domain::{
@@ -225,6 +225,14 @@ pub mod sql {
          FROM events e \
          WHERE jobs.id = ANY(ARRAY(SELECT id FROM picked)) AND e.seq = jobs.event_seq \
          RETURNING jobs.id, jobs.consumer, jobs.attempts, jobs.last_error, e.payload";
+    /// Jobs waiting for their next try after a failure, soonest first (the staff panel).
+    pub const WAITING_JOBS: &str = "SELECT j.id, j.consumer, j.attempts, j.last_error, j.next_at, \
+         j.lease_until, e.payload FROM jobs j JOIN events e ON e.seq = j.event_seq \
+         WHERE j.attempts > 0 ORDER BY j.next_at, j.id LIMIT $1";
+    /// One order's jobs waiting for their next try after a failure.
+    pub const WAITING_JOBS_OF_ORDER: &str = "SELECT j.id, j.consumer, j.attempts, j.last_error, \
+         j.next_at, j.lease_until, e.payload FROM jobs j JOIN events e ON e.seq = j.event_seq \
+         WHERE j.order_id = $2 AND j.attempts > 0 ORDER BY j.next_at, j.id LIMIT $1";
 }
 
 #[async_trait]
@@ -954,6 +962,50 @@ impl JobQueue for PgStore {
             .await
             .map_err(unavailable)?;
         Ok(u64::try_from(row.0).unwrap_or(0))
+    }
+
+    async fn waiting_jobs(
+        &self,
+        order: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<WaitingJob>, StoreError> {
+        let query = match order {
+            Some(id) => sqlx::query(sql::WAITING_JOBS_OF_ORDER)
+                .bind(i64::from(limit))
+                .bind(id.uuid()),
+            None => sqlx::query(sql::WAITING_JOBS).bind(i64::from(limit)),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let lease: Option<i64> = row.try_get("lease_until").map_err(corrupt)?;
+                Ok(WaitingJob {
+                    job: job_from_row(row)?,
+                    due: Timestamp::from_millis(row.try_get("next_at").map_err(corrupt)?),
+                    running: lease.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    async fn hurry_job(
+        &self,
+        order: OrderId,
+        job_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET next_at = LEAST(next_at, $3), lease_until = NULL \
+             WHERE id = $1 AND order_id = $2 AND attempts > 0 \
+               AND (lease_until IS NULL OR lease_until <= $3)",
+        )
+        .bind(job_id)
+        .bind(order.uuid())
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

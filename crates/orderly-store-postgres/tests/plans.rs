@@ -17,8 +17,9 @@ async fn fill(pool: &PgPool) {
          FROM generate_series(1, 60000) AS i",
         "INSERT INTO events (id, order_id, kind, at, payload) \
          SELECT gen_random_uuid(), id, 'OrderPlaced', seq, '{}' FROM orders",
-        "INSERT INTO jobs (order_id, consumer, event_seq, next_at) \
-         SELECT order_id, 'inventory', seq, seq * 1000 FROM events WHERE seq % 4 = 0",
+        "INSERT INTO jobs (order_id, consumer, event_seq, next_at, attempts) \
+         SELECT order_id, 'inventory', seq, seq * 1000, CASE WHEN seq % 400 = 0 THEN 2 ELSE 0 END \
+         FROM events WHERE seq % 4 = 0",
         "ANALYZE",
     ] {
         sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -112,6 +113,20 @@ async fn hot_queries_use_indexes_on_large_tables() {
     explain(&pool, "due jobs", sql::CLAIM_JOBS, |q| {
         q.bind(1_000_000i64).bind(64i64).bind(60_000i64)
     })
+    .await;
+    explain(
+        &pool,
+        "jobs waiting after a failure",
+        sql::WAITING_JOBS,
+        |q| q.bind(20i64),
+    )
+    .await;
+    explain(
+        &pool,
+        "an order's jobs waiting after a failure",
+        sql::WAITING_JOBS_OF_ORDER,
+        |q| q.bind(20i64).bind(some_order),
+    )
     .await;
     store.close().await;
 }

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use orderly_core::ports::{
     CatalogStore, Commit, CommitError, Consumer, DocKind, Document, DocumentStore,
     IdempotencyRecord, Job, JobQueue, OrderFilter, OrderStore, Page, PageRequest, Readiness,
-    StockStore, StoreError, UnitOfWork,
+    StockStore, StoreError, UnitOfWork, WaitingJob,
 };
 use orderly_core::storage::{self, decode, encode as to_json};
 use orderly_domain::{
@@ -369,6 +369,14 @@ pub mod sql {
              AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.order_id = j.order_id AND p.lane = j.lane AND p.id < j.id) \
            ORDER BY j.next_at, j.id LIMIT ?2) \
          RETURNING id, consumer, attempts, last_error, event_seq";
+    /// Jobs waiting for their next try after a failure, soonest first (the staff panel).
+    pub const WAITING_JOBS: &str = "SELECT j.id, j.consumer, j.attempts, j.last_error, j.next_at, \
+         j.lease_until, e.payload FROM jobs j INDEXED BY jobs_waiting JOIN events e ON e.seq = j.event_seq \
+         WHERE j.attempts > 0 ORDER BY j.next_at, j.id LIMIT ?1";
+    /// One order's jobs waiting for their next try after a failure.
+    pub const WAITING_JOBS_OF_ORDER: &str = "SELECT j.id, j.consumer, j.attempts, j.last_error, \
+         j.next_at, j.lease_until, e.payload FROM jobs j JOIN events e ON e.seq = j.event_seq \
+         WHERE j.order_id = ?2 AND j.attempts > 0 ORDER BY j.next_at, j.id LIMIT ?1";
     /// One order.
     pub const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE id = ?";
     /// An order's events.
@@ -754,5 +762,73 @@ impl JobQueue for SqliteStore {
     async fn pending_jobs(&self) -> Result<u64, StoreError> {
         let count = self.row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0))?;
         Ok(count.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn waiting_jobs(
+        &self,
+        order: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<WaitingJob>, StoreError> {
+        type Row = (i64, String, i64, Option<String>, i64, Option<i64>, String);
+        let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        };
+        let rows = match order {
+            Some(id) => self.rows(
+                sql::WAITING_JOBS_OF_ORDER,
+                params![limit, id.to_string()],
+                read,
+            )?,
+            None => self.rows(sql::WAITING_JOBS, params![limit], read)?,
+        };
+        rows.into_iter()
+            .map(
+                |(id, consumer, attempts, last_error, next_at, lease, payload)| {
+                    Ok(WaitingJob {
+                        job: Job {
+                            id,
+                            consumer: Consumer::parse(&consumer)
+                                .ok_or_else(|| corrupt(format!("unknown consumer {consumer}")))?,
+                            event: decode(&payload)?,
+                            attempts: u32::try_from(attempts).map_err(corrupt)?,
+                            last_error,
+                            lease: None,
+                        },
+                        due: Timestamp::from_millis(next_at),
+                        running: lease.is_some(),
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn hurry_job(
+        &self,
+        order: OrderId,
+        job_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (order, now) = (order.to_string(), now.millis());
+        self.writer
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE jobs SET next_at = MIN(next_at, ?3), lease_until = NULL \
+                     WHERE id = ?1 AND order_id = ?2 AND attempts > 0 \
+                       AND (lease_until IS NULL OR lease_until <= ?3)",
+                    params![job_id, order, now],
+                )
+                .map(|n| n > 0)
+                .map_err(writer::unavailable)
+            })
+            .await
     }
 }

@@ -536,6 +536,110 @@ pub async fn a_retried_job_waits_until_due(store: Arc<dyn Store>) {
     assert_eq!(store.next_due().await.unwrap(), None);
 }
 
+pub async fn jobs_waiting_after_a_failure_are_listed_and_can_be_hurried(store: Arc<dyn Store>) {
+    let (first, second) = (
+        fixtures::order("001", &[("001", 1)]),
+        fixtures::order("002", &[("001", 1)]),
+    );
+    store.commit(fixtures::place(&first)).await.unwrap();
+    store.commit(fixtures::place(&second)).await.unwrap();
+    assert!(
+        store.waiting_jobs(None, 10).await.unwrap().is_empty(),
+        "a job never tried is not waiting"
+    );
+    let jobs = store.claim_jobs(at(0), 10, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    let of = |order: &orderly_domain::Order| {
+        jobs.iter()
+            .find(|j| j.event.order_id == order.id)
+            .unwrap()
+            .clone()
+    };
+    store
+        .retry_job(
+            &of(&second),
+            1,
+            at(300_000),
+            "[payment-unavailable] provider down",
+        )
+        .await
+        .unwrap();
+    store
+        .retry_job(
+            &of(&first),
+            2,
+            at(900_000),
+            "[payment-declined] card_declined",
+        )
+        .await
+        .unwrap();
+
+    // Soonest due first, with what stage 1 needs to show them.
+    let waiting = store.waiting_jobs(None, 10).await.unwrap();
+    let seen: Vec<_> = waiting
+        .iter()
+        .map(|w| (w.job.event.order_id, w.job.attempts, w.due, w.running))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (second.id, 1, at(300_000), false),
+            (first.id, 2, at(900_000), false)
+        ]
+    );
+    assert_eq!(
+        waiting[1].job.last_error.as_deref(),
+        Some("[payment-declined] card_declined")
+    );
+    assert_eq!(store.waiting_jobs(None, 1).await.unwrap().len(), 1);
+    let of_first = store.waiting_jobs(Some(first.id), 10).await.unwrap();
+    assert_eq!(of_first.len(), 1);
+    assert_eq!(of_first[0].job.id, of(&first).id);
+
+    // "Retry now": due at once, once; another order's job id changes nothing.
+    assert!(
+        !store
+            .hurry_job(second.id, of(&first).id, at(1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .hurry_job(first.id, of(&first).id, at(1_000))
+            .await
+            .unwrap()
+    );
+    let claimed = store.claim_jobs(at(1_000), 10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event.order_id, first.id);
+    assert!(
+        store.waiting_jobs(Some(first.id), 10).await.unwrap()[0].running,
+        "a job being tried shows as running"
+    );
+    assert!(
+        !store
+            .hurry_job(first.id, claimed[0].id, at(2_000))
+            .await
+            .unwrap(),
+        "a running try is not hurried"
+    );
+    store.delete_job(&claimed[0]).await.unwrap();
+    assert!(
+        store
+            .waiting_jobs(Some(first.id), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .hurry_job(first.id, claimed[0].id, at(3_000))
+            .await
+            .unwrap(),
+        "a job done is not hurried"
+    );
+}
+
 pub async fn orders_are_listed_newest_first_with_filters_and_cursors(store: Arc<dyn Store>) {
     let mut placed = Vec::new();
     for i in 0..9 {

@@ -60,6 +60,7 @@ macro_rules! store_contract_tests {
             a_claimed_job_is_leased_until_it_expires_or_is_released,
             a_claim_whose_answer_was_lost_is_released_by_its_lease,
             a_retried_job_waits_until_due,
+            jobs_waiting_after_a_failure_are_listed_and_can_be_hurried,
             orders_are_listed_newest_first_with_filters_and_cursors,
             orders_are_counted_by_status_since_a_moment,
             a_foreign_cursor_is_refused,

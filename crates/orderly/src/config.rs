@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use orderly_core::RetryPolicy;
+use orderly_core::retry::{FailureClass, RetryPolicies, parse_waits};
 use orderly_domain::Currency;
 use orderly_payments::SimulatedSettings;
 use serde::Deserialize;
@@ -64,7 +65,7 @@ pub struct ServeArgs {
     pub demo_data: Option<bool>,
     /// With the demo data, also place orders that need a person (the payment provider down
     /// past its retries, a card declined, an address the carrier cannot deliver to), for the
-    /// staff panel; retries are fast (0.5 s, 3 tries, no recovery wait) unless set otherwise.
+    /// staff panel; retries are fast (0.5 s, 3 tries, no stage-1 waits) unless set otherwise.
     #[arg(long)]
     pub demo_failures: bool,
     /// Currency orders are priced in when the request names none.
@@ -105,10 +106,26 @@ pub struct ServeArgs {
     /// nodes of a cluster on one machine may share one).
     #[arg(long, env = "ORDERLY_PAYMENT_LEDGER")]
     pub payment_ledger: Option<PathBuf>,
-    /// Stage-1 recovery: a capture still failing transiently after its retries is tried once
-    /// more this much later before the order needs attention, in milliseconds (0: never).
-    #[arg(long, env = "ORDERLY_PAYMENT_RECOVERY_DELAY_MS")]
-    pub payment_recovery_delay_ms: Option<u64>,
+    /// Stage 1: after the fast retries, the payment provider being down is tried again after
+    /// these waits before the order needs attention (`5m,30m,6h`; `none`).
+    #[arg(long, env = "ORDERLY_RETRY_PAYMENT_UNAVAILABLE")]
+    pub retry_payment_unavailable: Option<String>,
+    /// Stage 1: a declined card is tried again after these waits, the stock held, before the
+    /// order is rejected (`5m,30m,6h`; `none` rejects at once).
+    #[arg(long, env = "ORDERLY_RETRY_PAYMENT_DECLINED")]
+    pub retry_payment_declined: Option<String>,
+    /// Stage 1: an order short of stock is tried again after these waits before it is rejected
+    /// (default `none`: rejected at once).
+    #[arg(long, env = "ORDERLY_RETRY_STOCK_SHORT")]
+    pub retry_stock_short: Option<String>,
+    /// Stage 1: after the fast retries, a message the mail (or SMS) server did not take is
+    /// tried again after these waits before it is marked failed (`5m,30m,6h`; `none`).
+    #[arg(long, env = "ORDERLY_RETRY_MAIL_UNAVAILABLE")]
+    pub retry_mail_unavailable: Option<String>,
+    /// Stage 1: after the fast retries, a step the database failed is tried again after
+    /// these waits before the order needs attention (default `none`).
+    #[arg(long, env = "ORDERLY_RETRY_STORAGE")]
+    pub retry_storage: Option<String>,
     /// `simulated` (the default) or `stripe`.
     #[arg(long, env = "ORDERLY_PAYMENT_PROVIDER")]
     pub payment_provider: Option<String>,
@@ -352,13 +369,17 @@ struct FileRetry {
     interval_ms: Option<u64>,
     max_attempts: Option<u32>,
     backoff_rate: Option<f64>,
+    payment_unavailable: Option<String>,
+    payment_declined: Option<String>,
+    stock_short: Option<String>,
+    mail_unavailable: Option<String>,
+    storage: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilePayments {
     provider: Option<String>,
-    recovery_delay_ms: Option<u64>,
     #[serde(default)]
     simulated: FileSimulated,
     #[serde(default)]
@@ -446,14 +467,12 @@ pub struct Settings {
     pub demo_failures: bool,
     pub base_currency: Currency,
     pub log_format: LogFormat,
-    pub retry: RetryPolicy,
+    pub retry: RetryPolicies,
     pub payments: SimulatedSettings,
     pub shutdown_timeout: Duration,
     pub tuning: PgTuning,
     pub job_lease: Duration,
     pub payment_ledger: Option<PathBuf>,
-    /// `None`: no stage-1 recovery try.
-    pub payment_recovery: Option<Duration>,
     pub provider: Provider,
     pub cart_idle: Duration,
     pub cart_sweep_interval: Duration,
@@ -674,6 +693,58 @@ impl Settings {
                 .or(file.retry.backoff_rate)
                 .unwrap_or(2.0),
         };
+        // The demo's failures reach the queue in seconds: no class waits unless set.
+        let waits = |class: FailureClass, arg: &Option<String>, file: &Option<String>| {
+            match arg.as_ref().or(file.as_ref()) {
+                Some(text) => parse_waits(text).map_err(|e| {
+                    ConfigError(format!(
+                        "retry waits for {class}: {e}\n  set --retry-{} (or [retry] {} in the file) to a list such as 5m,30m,6h, or none",
+                        class.as_str(),
+                        class.as_str().replace('-', "_")
+                    ))
+                }),
+                None if demo => Ok(Vec::new()),
+                None => Ok(RetryPolicies::default().waits(class).to_vec()),
+            }
+        };
+        let fr = &file.retry;
+        let retry = RetryPolicies::fast_only(retry)
+            .with_waits(
+                FailureClass::PaymentUnavailable,
+                waits(
+                    FailureClass::PaymentUnavailable,
+                    &args.retry_payment_unavailable,
+                    &fr.payment_unavailable,
+                )?,
+            )
+            .with_waits(
+                FailureClass::PaymentDeclined,
+                waits(
+                    FailureClass::PaymentDeclined,
+                    &args.retry_payment_declined,
+                    &fr.payment_declined,
+                )?,
+            )
+            .with_waits(
+                FailureClass::StockShort,
+                waits(
+                    FailureClass::StockShort,
+                    &args.retry_stock_short,
+                    &fr.stock_short,
+                )?,
+            )
+            .with_waits(
+                FailureClass::MailUnavailable,
+                waits(
+                    FailureClass::MailUnavailable,
+                    &args.retry_mail_unavailable,
+                    &fr.mail_unavailable,
+                )?,
+            )
+            .with_waits(
+                FailureClass::Storage,
+                waits(FailureClass::Storage, &args.retry_storage, &fr.storage)?,
+            );
         retry.validate().map_err(ConfigError)?;
         let sim = file.payments.simulated;
         let payment_ledger = args
@@ -703,10 +774,6 @@ impl Settings {
             seed: args.payment_seed.or(sim.seed).unwrap_or(42),
         };
         payments.validate().map_err(ConfigError)?;
-        let recovery_ms = args
-            .payment_recovery_delay_ms
-            .or(file.payments.recovery_delay_ms)
-            .unwrap_or(if demo { 0 } else { 300_000 });
         let cart_idle_secs = args
             .cart_idle_secs
             .or(file.shop.cart_idle_secs)
@@ -773,7 +840,6 @@ impl Settings {
             http,
             notify,
             provider,
-            payment_recovery: (recovery_ms > 0).then(|| Duration::from_millis(recovery_ms)),
             cart_idle: Duration::from_secs(cart_idle_secs),
             cart_sweep_interval: Duration::from_millis(sweep_ms),
             bind,
@@ -818,7 +884,7 @@ mod tests {
     fn defaults_follow_the_reference_design() {
         let s = Settings::resolve(&ServeArgs::default()).unwrap();
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.retry, RetryPolicy::default());
+        assert_eq!(s.retry, RetryPolicies::default());
         assert!(s.demo_data);
         assert_eq!(s.base_currency.code(), "USD");
         assert_eq!(s.http, orderly_api::server::ServerLimits::default());
@@ -831,7 +897,7 @@ mod tests {
         let path = dir.path().join("orderly.toml");
         std::fs::write(
             &path,
-            "[server]\nbind = \"127.0.0.1:9000\"\n[retry]\ninterval_ms = 10\nmax_attempts = 2\n[shop]\nbase_currency = \"EUR\"\n",
+            "[server]\nbind = \"127.0.0.1:9000\"\n[retry]\ninterval_ms = 10\nmax_attempts = 2\nstock_short = \"30m,6h\"\npayment_declined = \"1h\"\n[shop]\nbase_currency = \"EUR\"\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -840,13 +906,39 @@ mod tests {
                 ..StorageArgs::default()
             },
             retry_max_attempts: Some(7),
+            retry_payment_declined: Some("none".to_owned()),
             ..ServeArgs::default()
         };
         let s = Settings::resolve(&args).unwrap();
         assert_eq!(s.bind.port(), 9000);
-        assert_eq!(s.retry.interval, Duration::from_millis(10));
-        assert_eq!(s.retry.max_attempts, 7);
+        assert_eq!(s.retry.fast.interval, Duration::from_millis(10));
+        assert_eq!(s.retry.fast.max_attempts, 7);
+        assert_eq!(
+            s.retry.waits(FailureClass::StockShort),
+            [Duration::from_secs(1_800), Duration::from_secs(21_600)]
+        );
+        assert!(s.retry.waits(FailureClass::PaymentDeclined).is_empty());
+        assert_eq!(
+            s.retry.waits(FailureClass::PaymentUnavailable),
+            orderly_core::retry::STAGE_ONE_WAITS
+        );
         assert_eq!(s.base_currency.code(), "EUR");
+    }
+
+    #[test]
+    fn a_bad_retry_schedule_says_what_to_write() {
+        let args = ServeArgs {
+            retry_stock_short: Some("5 minutes".to_owned()),
+            ..ServeArgs::default()
+        };
+        let e = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(e.contains("stock-short") && e.contains("5m,30m,6h"), "{e}");
+        let args = ServeArgs {
+            retry_mail_unavailable: Some("13h".to_owned()),
+            ..ServeArgs::default()
+        };
+        let e = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(e.contains("12h"), "{e}");
     }
 
     #[test]

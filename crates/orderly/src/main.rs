@@ -206,10 +206,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             base_currency: settings.base_currency,
             cart_idle: settings.cart_idle,
         })
-        .with_retry(settings.retry)
+        .with_retry_policies(settings.retry.clone())
         .with_lease(settings.job_lease)
-        .with_payment_timeout(payment_timeout)
-        .with_payment_recovery(settings.payment_recovery);
+        .with_payment_timeout(payment_timeout);
     let wiring = with_notifier(&settings, wiring)?;
     let auth = args.auth.resolve()?;
     let accounts = Arc::new(
@@ -268,9 +267,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let demo_failures = match (settings.demo_failures, demo) {
         (true, true) => {
             // The outage lasts exactly as long as the automatic tries: the first try, its
-            // retries, and the recovery try if there is one.
-            let calls =
-                settings.retry.max_attempts + 1 + u32::from(settings.payment_recovery.is_some());
+            // retries, and the stage-1 waits' tries if there are any.
+            let calls = settings
+                .retry
+                .tries(orderly_core::retry::FailureClass::PaymentUnavailable);
             demo::seed_failures(&app, &accounts, calls).await?;
             true
         }

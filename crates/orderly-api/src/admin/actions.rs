@@ -131,23 +131,59 @@ async fn confirmation(
         Action::Retry => {
             let permit =
                 or_page!(permit::<Retry>(panel, staff, id, "Running a step again", None).await);
-            let order = permit.into_order();
-            let Some(attention) = order.needs_attention.clone() else {
-                return app_error(&orderly_core::AppError::NotNow(format!(
-                    "order {id} does not need attention; there is nothing to retry"
-                )));
-            };
-            let mut effect = vec![
-                explain(&attention.step, &attention.error, attention.attempts),
-                format!(
-                    "The {} step runs again now, with a fresh set of automatic retries.",
-                    attention.step
-                ),
-            ];
-            if attention.step == "payment" {
-                effect.push("A payment that did go through earlier is not taken twice.".to_owned());
+            if let Some(attention) = permit.order().needs_attention.clone() {
+                let mut effect = vec![
+                    explain(&attention.step, &attention.error, attention.attempts),
+                    format!(
+                        "The {} step runs again now, with a fresh set of automatic retries.",
+                        attention.step
+                    ),
+                ];
+                if attention.step == "payment" {
+                    effect.push(
+                        "A payment that did go through earlier is not taken twice.".to_owned(),
+                    );
+                }
+                (
+                    permit.into_order(),
+                    "Run it again".to_owned(),
+                    effect,
+                    "Retry now",
+                    false,
+                )
+            } else {
+                // A step waiting for its automatic try runs now instead.
+                let waiting = match panel.app.support.waiting(&permit).await {
+                    Ok(w) => w,
+                    Err(e) => return app_error(&e),
+                };
+                let Some(w) = waiting.iter().find(|w| !w.running) else {
+                    return app_error(&orderly_core::AppError::NotNow(format!(
+                        "order {id} does not need attention and no step waits for an automatic retry; there is nothing to retry"
+                    )));
+                };
+                let now = orderly_core::ports::Clock::now(&orderly_core::ports::SystemClock);
+                let mut effect = vec![
+                    format!("{} ({} tries so far).", w.describe(), w.attempts),
+                    format!(
+                        "The {} step runs now instead of waiting for its {}.",
+                        w.step.as_str(),
+                        w.when(now)
+                    ),
+                ];
+                if w.step == orderly_core::ports::Consumer::Payment {
+                    effect.push(
+                        "A payment that did go through earlier is not taken twice.".to_owned(),
+                    );
+                }
+                (
+                    permit.into_order(),
+                    "Try it now".to_owned(),
+                    effect,
+                    "Retry now",
+                    false,
+                )
             }
-            (order, "Run it again".to_owned(), effect, "Retry now", false)
         }
         Action::Cancel => {
             let permit =

@@ -13,6 +13,7 @@ use orderly_core::access::{Read, ReadNotes};
 use orderly_core::notify::Notifications;
 use orderly_core::ports::{Clock, OrderFilter, SystemClock};
 use orderly_core::support::Escalation;
+use orderly_core::support::stage_one::Waiting;
 use orderly_core::{AppError, page_request};
 use orderly_domain::{
     CustomerId, Order, OrderId, OrderStatus, Timestamp, Transition, UNDELIVERABLE,
@@ -53,9 +54,38 @@ pub(crate) struct Counts {
 struct QueuePage {
     me: Me,
     cases: Vec<Case>,
+    stage_one: Vec<Retrying>,
     counts: Vec<Counts>,
     statuses: Vec<&'static str>,
     failed_messages: Option<usize>,
+}
+
+/// A step waiting for its automatic try, as the panel says it.
+pub(crate) struct Retrying {
+    pub(crate) order_id: String,
+    pub(crate) what: String,
+    pub(crate) when: String,
+    /// When the try falls due (RFC 3339), for `<time>`.
+    pub(crate) due: String,
+    pub(crate) raw_error: Option<String>,
+}
+
+impl Retrying {
+    pub(crate) fn of(w: &Waiting, raw: bool, now: Timestamp) -> Self {
+        Retrying {
+            order_id: w.order_id.to_string(),
+            what: format!(
+                "{} ({} {} so far, {} step).",
+                w.describe(),
+                w.attempts,
+                if w.attempts == 1 { "try" } else { "tries" },
+                w.step.as_str()
+            ),
+            when: w.when(now),
+            due: w.due.to_rfc3339(),
+            raw_error: w.error.clone().filter(|_| raw),
+        }
+    }
 }
 
 /// The start of the day `now` is in (UTC): the dashboard's "today".
@@ -179,6 +209,15 @@ pub(crate) async fn queue(
         }
         Err(e) => return app_error(&e),
     };
+    // Stage 1 at work; the queue still shows when it does not read.
+    let raw = staff.session.principal.can(Permission::RawErrors);
+    let stage_one = match panel.app.support.all_waiting().await {
+        Ok(found) => found.iter().map(|w| Retrying::of(w, raw, now)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the steps waiting for a retry did not read");
+            Vec::new()
+        }
+    };
     // How many messages did not go out, up to a hundred (the page lists them).
     let failed_messages = match &notes {
         Some(Extension(n)) => n.failed(None, 100).await.ok().map(|f| f.len()),
@@ -190,6 +229,7 @@ pub(crate) async fn queue(
             .iter()
             .map(|e| case(e, &staff.session.principal, now))
             .collect(),
+        stage_one,
         counts: counts(&panel, &staff, now).await,
         statuses: OrderStatus::ALL.iter().map(|s| s.as_str()).collect(),
         failed_messages,
@@ -288,6 +328,7 @@ struct OrderPage {
     notes_missing: bool,
     max_note: usize,
     with_engineering: Option<String>,
+    stage_one: Vec<Retrying>,
 }
 
 /// What a `?done=` after a change says (fixed words: nothing of the query is echoed).
@@ -373,12 +414,18 @@ pub(crate) async fn order(
         }),
         Err(e) => return app_error(&e),
     };
+    let now = SystemClock.now();
+    let waiting = match panel.app.support.waiting(&permit).await {
+        Ok(w) => w,
+        Err(e) => return app_error(&e),
+    };
     let allowed = Allowed {
         retry: with_engineering.is_none()
-            && order
+            && (order
                 .needs_attention
                 .as_ref()
                 .is_some_and(|a| !a.awaits_address())
+                || waiting.iter().any(|w| !w.running))
             && principal.can(Permission::OrdersRetry),
         cancel: order.status.after(Transition::Cancel).is_ok()
             && principal.can(Permission::OrdersCancel),
@@ -397,6 +444,7 @@ pub(crate) async fn order(
         notes_missing,
         max_note: orderly_core::support::MAX_NOTE,
         with_engineering,
+        stage_one: waiting.iter().map(|w| Retrying::of(w, raw, now)).collect(),
     })
 }
 

@@ -252,7 +252,7 @@ impl Notifications {
                 }
             }
             Err(StepError::Transient(e)) => return Err(StoreError::Unavailable(e)),
-            Err(StepError::Permanent(e)) => {
+            Err(StepError::Permanent(e) | StepError::Refused(_, e)) => {
                 tracing::error!(error = %e, "notifications of this event cannot be planned; dropping them");
             }
         }
@@ -393,7 +393,7 @@ impl Notifications {
             .ok_or_else(|| RetryError::NoLongerApplies("its event is gone".into()))?;
         let planned = self.plan(&event).await.map_err(|e| match e {
             StepError::Transient(m) => RetryError::App(AppError::Unavailable(m)),
-            StepError::Permanent(m) => RetryError::NoLongerApplies(m),
+            StepError::Permanent(m) | StepError::Refused(_, m) => RetryError::NoLongerApplies(m),
         })?;
         let Some(p) = planned.into_iter().find(|p| p.message.dedupe_key == key) else {
             return Err(RetryError::NoLongerApplies(

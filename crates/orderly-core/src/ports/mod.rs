@@ -285,7 +285,7 @@ pub struct Job {
     pub event: Event,
     /// Failed attempts so far.
     pub attempts: u32,
-    /// The last failure, if any.
+    /// The last failure, if any, tagged with its class ([`crate::retry::FailureClass::tag`]).
     pub last_error: Option<String>,
     /// The end of the lease this claim holds, which is also its token: a later claim of the
     /// same job (after the lease ran out) holds another. `None` for a job not claimed from a
@@ -432,6 +432,33 @@ pub trait JobQueue: Send + Sync {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Jobs outstanding, for readiness and metrics.
     async fn pending_jobs(&self) -> Result<u64, StoreError>;
+    /// Stage 1 at work: jobs that failed at least once and are not done, soonest due first —
+    /// of one order, or of every order — at most `limit`.
+    async fn waiting_jobs(
+        &self,
+        order: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<WaitingJob>, StoreError>;
+    /// Staff's "retry now": makes job `job_id` of `order`, waiting after a failure, due at
+    /// `now` — unless it is leased at `now` (a try is running). True if it did.
+    async fn hurry_job(
+        &self,
+        order: OrderId,
+        job_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A job waiting for its next try after a failure (see [`JobQueue::waiting_jobs`]).
+#[derive(Clone, Debug)]
+pub struct WaitingJob {
+    /// The job, its attempts and its last error ([`crate::retry::FailureClass::tag`]ged);
+    /// `lease` is `None`.
+    pub job: Job,
+    /// When the next try falls due.
+    pub due: Timestamp,
+    /// True while a try is running.
+    pub running: bool,
 }
 
 /// The kinds of [`Document`] kept.

@@ -11,9 +11,11 @@
 //! own lane (see [`crate::ports::Lane`]) and is handed to [`crate::notify::Notifications`].
 //!
 //! Each consumer commits its effect together with the mark that it handled the event, so a
-//! redelivered event changes nothing. A transient failure (storage, payment provider) is retried
-//! with the [`RetryPolicy`]'s backoff; when retries run out the order is flagged as needing
-//! attention and the job is done. Calls to the payment provider carry an idempotency key made of
+//! redelivered event changes nothing. Stage 1 is data ([`RetryPolicies`]): a transient failure
+//! (storage, payment provider, mail server) gets the fast retries and then its
+//! [`FailureClass`]'s longer waits; when they run out the order is flagged as needing attention
+//! and the job is done. A refusal (a declined card, short stock) gets its class's waits, with
+//! the stock held, and its last try commits the step's final answer (the order is rejected). Calls to the payment provider carry an idempotency key made of
 //! the order id and the step, so a step re-run after a crash never charges twice.
 
 mod dispatcher;
@@ -34,7 +36,7 @@ use crate::ports::{
     Clock, Commit, CommitError, Consumer, DocumentStore, Handled, IdGenerator, Job, JobQueue,
     OrderStore, PaymentError, PaymentGateway, StoreError, UnitOfWork,
 };
-use crate::retry::RetryPolicy;
+use crate::retry::{FailureClass, RetryPolicies};
 pub use crate::step::StepError;
 
 /// The storage ports the saga's steps use.
@@ -58,12 +60,9 @@ pub struct Saga {
     payments: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
-    retry: RetryPolicy,
+    retry: RetryPolicies,
     /// Longest wait for the payment provider; a silent provider is a transient failure.
     payment_timeout: Duration,
-    /// Stage-1 recovery: when a capture still fails transiently after the fast retries, one
-    /// more try this much later before the order needs attention (`None`: no such try).
-    payment_recovery: Option<Duration>,
     /// Runs [`Consumer::Notify`] jobs; `None`: they are marked handled and nothing is sent.
     notifications: Option<Arc<Notifications>>,
     /// How long a claimed job stays ours: a failure that cannot be recorded (the database is
@@ -91,9 +90,6 @@ enum Outcome {
     GiveUp { attempts: u32, error: String },
 }
 
-/// Default wait before the stage-1 recovery try of a capture.
-pub const PAYMENT_RECOVERY_DELAY: Duration = Duration::from_secs(300);
-
 impl Saga {
     /// Wires the consumers (see [`crate::Application::saga`]).
     pub(crate) fn new(
@@ -101,7 +97,7 @@ impl Saga {
         payments: Arc<dyn PaymentGateway>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
-        retry: RetryPolicy,
+        retry: RetryPolicies,
     ) -> Self {
         Saga {
             orders: ports.orders,
@@ -113,7 +109,6 @@ impl Saga {
             ids,
             retry,
             payment_timeout: Duration::from_secs(30),
-            payment_recovery: Some(PAYMENT_RECOVERY_DELAY),
             notifications: None,
             lease: Duration::from_secs(60),
         }
@@ -133,25 +128,38 @@ impl Saga {
         self
     }
 
-    /// Changes the stage-1 recovery delay of captures (default 5 minutes; `None` turns it off).
+    /// The class of a transient failure of `job`'s step: the payment provider for the payment
+    /// steps, the mail server for notifications, the database for reservations.
     #[must_use]
-    pub fn with_payment_recovery(mut self, delay: Option<Duration>) -> Self {
-        self.payment_recovery = delay;
-        self
+    pub fn transient_class(job: &Job) -> FailureClass {
+        match job.consumer {
+            Consumer::Payment => FailureClass::PaymentUnavailable,
+            Consumer::Notify => FailureClass::MailUnavailable,
+            Consumer::Inventory => FailureClass::Storage,
+        }
     }
 
-    /// The wait before the next try of a job that failed transiently for the `attempts`-th
-    /// time, or `None` when it has had all its tries.
-    fn next_try(&self, job: &Job, attempts: u32) -> Option<Duration> {
-        if attempts <= self.retry.max_attempts {
-            return Some(self.retry.delay(attempts));
+    /// The class of a failure of `job`'s step, and the wait before its next try (`None`: the
+    /// job has had all its tries).
+    #[must_use]
+    pub fn next_try(&self, job: &Job, error: &StepError) -> (FailureClass, Option<Duration>) {
+        let attempts = job.attempts.saturating_add(1);
+        match error {
+            StepError::Transient(_) => {
+                let class = Saga::transient_class(job);
+                (class, self.retry.next_wait(class, attempts))
+            }
+            StepError::Refused(class, _) => (*class, self.retry.next_wait(*class, attempts)),
+            StepError::Permanent(_) => (Saga::transient_class(job), None),
         }
-        let is_capture =
-            job.consumer == Consumer::Payment && job.event.kind == EventKind::InventoryReserved;
-        if is_capture && attempts == self.retry.max_attempts + 1 {
-            return self.payment_recovery;
-        }
-        None
+    }
+
+    /// Whether this try of `job` is its last should it be refused with `class`: the step then
+    /// commits its final answer instead of returning [`StepError::Refused`].
+    pub(super) fn last_try(&self, job: &Job, class: FailureClass) -> bool {
+        self.retry
+            .next_wait(class, job.attempts.saturating_add(1))
+            .is_none()
     }
 
     /// Changes how long a payment call may take (default 30 s); keep it below the job lease.
@@ -175,29 +183,27 @@ impl Saga {
         let started = tokio::time::Instant::now();
         let outcome = match self.handle(job).await {
             Ok(()) => return,
-            Err(StepError::Transient(error)) => {
+            Err(error) => {
                 let attempts = job.attempts + 1;
-                if let Some(delay) = self.next_try(job, attempts) {
-                    let next_at = self
-                        .clock
-                        .now()
-                        .plus_millis(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-                    tracing::warn!(%error, retry_in_ms = delay.as_millis(), "step failed; will retry");
-                    Outcome::Retry {
-                        attempts,
-                        next_at,
-                        error,
+                let (class, wait) = self.next_try(job, &error);
+                let error = error.to_string();
+                match wait {
+                    Some(delay) => {
+                        let next_at = self
+                            .clock
+                            .now()
+                            .plus_millis(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                        tracing::warn!(%error, %class, retry_in_ms = delay.as_millis(), "step failed; will retry");
+                        Outcome::Retry {
+                            attempts,
+                            next_at,
+                            error: class.tag(&error),
+                        }
                     }
-                } else {
-                    tracing::error!(%error, attempts, "step out of retries; giving up");
-                    Outcome::GiveUp { attempts, error }
-                }
-            }
-            Err(StepError::Permanent(error)) => {
-                tracing::error!(%error, "step failed permanently; giving up");
-                Outcome::GiveUp {
-                    attempts: job.attempts + 1,
-                    error,
+                    None => {
+                        tracing::error!(%error, %class, attempts, "step out of tries; giving up");
+                        Outcome::GiveUp { attempts, error }
+                    }
                 }
             }
         };
@@ -285,10 +291,10 @@ impl Saga {
         self.handle(job).await
     }
 
-    /// The retry policy.
+    /// Stage 1's policies.
     #[must_use]
-    pub fn retry_policy(&self) -> RetryPolicy {
-        self.retry
+    pub fn retry_policies(&self) -> &RetryPolicies {
+        &self.retry
     }
 
     async fn handle(&self, job: &Job) -> Result<(), StepError> {
@@ -328,7 +334,25 @@ impl Saga {
     /// Reads the order, lets `decide` say what changes, and commits that together with the
     /// handled-mark; on a concurrent change of the order, reads and decides again. External
     /// calls happen before, never inside, so a conflict never repeats or forgets one.
-    pub(super) async fn settle<F>(&self, job: &Job, mut decide: F) -> Result<(), Settle>
+    pub(super) async fn settle<F>(&self, job: &Job, decide: F) -> Result<(), Settle>
+    where
+        F: FnMut(Order, &Stamp) -> Result<Commit, StepError>,
+    {
+        self.write(job, true, decide).await
+    }
+
+    /// Like [`Saga::settle`], but the job stays: for what a try records before it is tried
+    /// again (a declined payment).
+    pub(super) async fn note<F>(&self, job: &Job, decide: F) -> Result<(), StepError>
+    where
+        F: FnMut(Order, &Stamp) -> Result<Commit, StepError>,
+    {
+        self.write(job, false, decide)
+            .await
+            .map_err(StepError::from)
+    }
+
+    async fn write<F>(&self, job: &Job, done: bool, mut decide: F) -> Result<(), Settle>
     where
         F: FnMut(Order, &Stamp) -> Result<Commit, StepError>,
     {
@@ -336,9 +360,12 @@ impl Saga {
             let order = self.load(job).await?;
             let stamp = self.stamp(job.consumer);
             let commit = Commit {
-                handled: Some(handled(job)),
+                handled: done.then(|| handled(job)),
                 ..decide(order, &stamp)?
             };
+            if commit.is_empty() {
+                return Ok(());
+            }
             match self.commits.commit(commit).await {
                 Ok(()) => return Ok(()),
                 Err(CommitError::AlreadyHandled) => {

@@ -8,10 +8,11 @@ use crate::commits::{order_change, stock_moves};
 use crate::ports::{
     Commit, CommitError, Job, PaymentError, PaymentKey, PaymentRequest, PaymentStep,
 };
+use crate::retry::FailureClass;
 
 impl Saga {
-    /// OrderPlaced → reserve every line's stock at once; if any line is short, reject the order
-    /// and reserve nothing.
+    /// OrderPlaced → reserve every line's stock at once; if any line is short, reserve nothing
+    /// and try again after the next wait for short stock, or, on the last try, reject the order.
     pub(super) async fn reserve(&self, job: &Job) -> Result<(), StepError> {
         let reserved = self
             .settle(job, |mut order, stamp| {
@@ -28,6 +29,12 @@ impl Saga {
         let Err(Settle::Commit(CommitError::InsufficientStock(product))) = reserved else {
             return reserved.map_err(StepError::from);
         };
+        if !self.last_try(job, FailureClass::StockShort) {
+            return Err(StepError::Refused(
+                FailureClass::StockShort,
+                format!("not enough stock of product {product}"),
+            ));
+        }
         self.settle(job, |mut order, stamp| {
             if order.status != OrderStatus::Placed {
                 return Ok(Commit::default());
@@ -79,13 +86,16 @@ impl Saga {
         Ok((authorization, capture))
     }
 
-    /// InventoryReserved → authorize and capture the total; a decline rejects the order and
-    /// releases stock. If the order was canceled before the charge was recorded, whatever an
+    /// InventoryReserved → authorize and capture the total; a decline is tried again after the
+    /// next wait for declined cards, the stock held, and on the last try rejects the order and
+    /// releases the stock. If the order was canceled before the charge was recorded, whatever an
     /// earlier, interrupted run may have authorized or charged is voided.
     pub(super) async fn capture(&self, job: &Job) -> Result<(), StepError> {
         let order = self.load(job).await?;
+        // After a decline the provider is asked afresh; a try after a timeout repeats the
+        // last request under its key, so it never charges twice.
         let request = PaymentRequest {
-            idempotency_key: PaymentKey::new(order.id, PaymentStep::Capture),
+            idempotency_key: PaymentKey::new(order.id, PaymentStep::Capture).nth(order.declines()),
             order_id: order.id,
             customer_id: order.customer_id.clone(),
             amount: order.total,
@@ -127,6 +137,26 @@ impl Saga {
                 })
                 .await
                 .map_err(StepError::from),
+            Err(PaymentError::Declined(reason))
+                if !self.last_try(job, FailureClass::PaymentDeclined) =>
+            {
+                // Whatever this request authorized before its capture was declined is released
+                // before the next try asks under a new key.
+                self.call_provider(self.payments.void(&request))
+                    .await
+                    .map_err(provider_failure)?;
+                let why = format!("payment declined: {reason}");
+                self.note(job, |mut order, stamp| {
+                    if order.status != OrderStatus::Reserved || order.payment.is_some() {
+                        return Ok(Commit::default());
+                    }
+                    let expected_version = order.version;
+                    let event = order.record_decline(&why, stamp);
+                    Ok(order_change(order, expected_version, event, Vec::new()))
+                })
+                .await?;
+                Err(StepError::Refused(FailureClass::PaymentDeclined, why))
+            }
             Err(PaymentError::Declined(reason)) => self
                 .settle(job, |mut order, stamp| {
                     if order.status != OrderStatus::Reserved {

@@ -4,10 +4,12 @@
 //! # Layout
 //! - this module: [`Support`], notes, address corrections, undeliverable reports, retries and
 //!   the needs-attention queue;
+//! - [`stage_one`]: the steps waiting for their next automatic try, and "retry now";
 //! - [`engineering`]: stage 3 — handing a case to engineering with a frozen [`CaseBundle`], and
 //!   engineering sending it back.
 
 pub mod engineering;
+pub mod stage_one;
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use crate::error::AppError;
 pub use crate::escalations::{Escalation, HandOver, Resolution};
 use crate::escalations::{flag_write, resolve_write};
 use crate::orders::Orders;
-use crate::ports::{Commit, Consumer, DocKind, DocumentStore, OrderWrite, Outgoing};
+use crate::ports::{Commit, Consumer, DocKind, DocumentStore, JobQueue, OrderWrite, Outgoing};
 
 /// Longest note, in characters.
 pub const MAX_NOTE: usize = 4000;
@@ -64,14 +66,21 @@ pub struct Support {
     notes: Documents<NotesDoc>,
     escalations: Documents<Escalation>,
     bundles: Documents<CaseBundle>,
+    jobs: Arc<dyn JobQueue>,
 }
 
 impl Support {
     /// Support over its ports (see [`crate::Application`]).
-    pub(crate) fn new(orders: Orders, changes: Changes, documents: Arc<dyn DocumentStore>) -> Self {
+    pub(crate) fn new(
+        orders: Orders,
+        changes: Changes,
+        documents: Arc<dyn DocumentStore>,
+        jobs: Arc<dyn JobQueue>,
+    ) -> Self {
         Support {
             orders,
             changes,
+            jobs,
             notes: Documents::new(Arc::clone(&documents)),
             escalations: Documents::new(Arc::clone(&documents)),
             bundles: Documents::new(documents),
@@ -209,14 +218,17 @@ impl Support {
             .await
     }
 
-    /// Runs the saga step that gave up on an order once more, with a fresh set of retries. The
-    /// step keeps its idempotency keys, so a payment that did go through is not taken twice.
+    /// Runs the saga step that gave up on an order once more, with a fresh set of retries; on
+    /// an order that does not need attention but has a step waiting for its automatic try,
+    /// runs that try now (see [`stage_one`]). The step keeps its idempotency
+    /// keys, so a payment that did go through is not taken twice.
     /// The order's escalation is marked resolved by the permit's actor in the same commit; the
     /// `reason`, if given, is in the history entry.
     ///
     /// # Errors
     /// [`AppError::Invalid`] for a reason over [`MAX_REASON`] characters; [`AppError::NotNow`]
-    /// if the order does not need attention, or while engineering has its case;
+    /// if the order does not need attention and nothing waits for a try, or while engineering
+    /// has its case;
     /// [`AppError::Changed`] if the permit expects a version the order has left.
     pub async fn retry(
         &self,
@@ -225,6 +237,10 @@ impl Support {
     ) -> Result<orderly_domain::Order, AppError> {
         if let Some(r) = reason {
             check_text("reason", r, MAX_REASON)?;
+        }
+        let current = self.orders.order(permit.id()).await?;
+        if current.needs_attention.is_none() {
+            return self.retry_now(&permit, current, reason).await;
         }
         let (id, actor, permit) = (permit.id(), permit.actor(), &permit);
         self.changes

@@ -786,16 +786,7 @@ async fn support_notes_an_order_and_corrects_its_address_until_it_ships() {
 /// (`support password`) and engineer `ian@shop.example` (`engineer password`), and the
 /// reference order once its payment has run out of retries and it needs attention.
 pub(crate) async fn an_order_whose_payment_gave_up(dir: &std::path::Path) -> (TestServer, String) {
-    let server = TestServer::start_in(
-        dir,
-        &[
-            "--payment-transient-rate",
-            "1",
-            "--payment-recovery-delay-ms",
-            "0",
-        ],
-    )
-    .await;
+    let server = TestServer::start_in(dir, &["--payment-transient-rate", "1"]).await;
     create_staff(&server, "sam@shop.example", "support", "support password").await;
     create_staff(&server, "ian@shop.example", "engineer", "engineer password").await;
     let order = id_of(&server.place_reference().await);

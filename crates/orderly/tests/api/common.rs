@@ -9,7 +9,8 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// Fast retries for tests: the policy is data, so milliseconds instead of seconds.
+/// Fast retries for tests: the policy is data, so milliseconds instead of seconds, and no
+/// stage-1 waits (a test that wants them sets its own; a later flag wins).
 pub const FAST_RETRY: &[&str] = &[
     "--retry-interval-ms",
     "10",
@@ -17,6 +18,12 @@ pub const FAST_RETRY: &[&str] = &[
     "5",
     "--retry-backoff-rate",
     "2",
+    "--retry-payment-unavailable",
+    "none",
+    "--retry-payment-declined",
+    "none",
+    "--retry-mail-unavailable",
+    "none",
 ];
 
 pub struct TestServer {

@@ -988,3 +988,100 @@ async fn support_hands_a_case_to_engineering_which_sends_it_back_with_a_note() {
     );
     assert!(page.html.contains("engineering sent the case back:"));
 }
+
+#[tokio::test]
+async fn stage_one_shows_the_next_automatic_try_and_retry_now_runs_it_at_once() {
+    // The provider is down; after the first try the payment waits six hours for its next.
+    let server = TestServer::start(&[
+        "--payment-transient-rate",
+        "1",
+        "--retry-max-attempts",
+        "0",
+        "--retry-payment-unavailable",
+        "6h",
+    ])
+    .await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    let order = id_of(&server.place_reference().await);
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let page = sam.get(&format!("/admin/orders/{order}")).await;
+        if page.html.contains("automatic retry in") {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.html);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // In plain words, with the time left and the way to skip it; no raw error for support.
+    assert!(
+        page.html
+            .contains("The payment provider did not answer (1 try so far, payment step)"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("automatic retry in 5:59:"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("retry now"));
+    assert!(!page.html.contains("simulated"), "{}", page.html);
+    // The start page lists it as stage 1 at work, not as a case.
+    let queue = sam.get("/admin").await;
+    assert!(
+        queue.html.contains("Trying again on their own"),
+        "{}",
+        queue.html
+    );
+    assert!(queue.html.contains(&order));
+    assert!(queue.html.contains("Nothing needs attention"));
+
+    // Retry now: the confirmation says what happens instead of the wait.
+    let confirm = sam
+        .get(&format!("/admin/orders/{order}/confirm/retry"))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.html);
+    assert!(
+        confirm
+            .html
+            .contains("runs now instead of waiting for its automatic retry in"),
+        "{}",
+        confirm.html
+    );
+    let form = [
+        ("csrf", confirm.input("csrf")),
+        ("version", confirm.input("version")),
+        (
+            "reason",
+            "customer on the phone; provider says it is back".to_owned(),
+        ),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = sam
+        .post(&format!("/admin/orders/{order}/retry"), &form)
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    // The try ran at once (not in six hours): still down, so the order now needs a person.
+    let flagged = server
+        .wait_until(
+            &order,
+            |o| o["needsAttention"].is_object(),
+            "needs attention",
+        )
+        .await;
+    assert_eq!(flagged["needsAttention"]["attempts"], 2);
+    let page = sam.get(&format!("/admin/orders/{order}")).await;
+    assert!(
+        page.html
+            .contains("Retry now: the payment step runs at once"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html
+            .contains("customer on the phone; provider says it is back")
+    );
+    assert!(page.html.contains("staff:sam@shop.example"));
+    assert!(!page.html.contains("automatic retry in"), "{}", page.html);
+}

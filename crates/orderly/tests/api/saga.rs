@@ -70,8 +70,8 @@ async fn an_order_out_of_retries_needs_attention_with_the_last_error() {
         "2",
         "--retry-interval-ms",
         "5",
-        "--payment-recovery-delay-ms",
-        "400",
+        "--retry-payment-unavailable",
+        "400ms",
     ])
     .await;
     let placed = std::time::Instant::now();
@@ -81,13 +81,13 @@ async fn an_order_out_of_retries_needs_attention_with_the_last_error() {
         .await;
     assert!(
         placed.elapsed() >= std::time::Duration::from_millis(400),
-        "the stage-1 recovery try waits its delay before the order is flagged"
+        "the stage-1 try waits its class's wait before the order is flagged"
     );
     let attention = &flagged["needsAttention"];
     assert_eq!(attention["step"], "payment");
     assert_eq!(
         attention["attempts"], 4,
-        "the first try, two retries and the stage-1 recovery try"
+        "the first try, two retries and the stage-1 try"
     );
     assert!(
         attention["error"]
