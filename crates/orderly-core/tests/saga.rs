@@ -187,7 +187,11 @@ impl World {
 
     /// Runs the jobs due now, once each, leaving those that fail to wait for their next try.
     async fn run_due(&self) {
-        let jobs = self.store.claim_jobs(self.clock.now(), 64, 60_000).await.unwrap();
+        let jobs = self
+            .store
+            .claim_jobs(self.clock.now(), 64, 60_000)
+            .await
+            .unwrap();
         for job in jobs {
             self.saga.run(&job).await;
         }

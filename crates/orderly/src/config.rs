@@ -65,7 +65,8 @@ pub struct ServeArgs {
     pub demo_data: Option<bool>,
     /// With the demo data, also place orders that need a person (the payment provider down
     /// past its retries, a card declined, an address the carrier cannot deliver to), for the
-    /// staff panel; retries are fast (0.5 s, 3 tries, no stage-1 waits) unless set otherwise.
+    /// staff panel; retries are fast (0.5 s, 3 tries, no stage-1 waits but 10 min for the declined
+    /// card) unless set otherwise.
     #[arg(long)]
     pub demo_failures: bool,
     /// Currency orders are priced in when the request names none.
@@ -693,7 +694,7 @@ impl Settings {
                 .or(file.retry.backoff_rate)
                 .unwrap_or(2.0),
         };
-        // The demo's failures reach the queue in seconds: no class waits unless set.
+        // The demo's failures reach the queue in seconds: no class waits unless set, but one.
         let waits = |class: FailureClass, arg: &Option<String>, file: &Option<String>| {
             match arg.as_ref().or(file.as_ref()) {
                 Some(text) => parse_waits(text).map_err(|e| {
@@ -703,6 +704,11 @@ impl Settings {
                         class.as_str().replace('-', "_")
                     ))
                 }),
+                // The demo shows stage 1 at work on its declined card, and its other failures
+                // reach the queue in seconds.
+                None if demo && class == FailureClass::PaymentDeclined => {
+                    Ok(vec![Duration::from_secs(600)])
+                }
                 None if demo => Ok(Vec::new()),
                 None => Ok(RetryPolicies::default().waits(class).to_vec()),
             }
@@ -923,6 +929,26 @@ mod tests {
             orderly_core::retry::STAGE_ONE_WAITS
         );
         assert_eq!(s.base_currency.code(), "EUR");
+    }
+
+    #[test]
+    fn the_demo_s_failures_wait_only_on_the_declined_card() {
+        let s = Settings::resolve(&ServeArgs {
+            demo_failures: true,
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.retry.waits(FailureClass::PaymentDeclined),
+            [Duration::from_secs(600)]
+        );
+        for class in [
+            FailureClass::PaymentUnavailable,
+            FailureClass::MailUnavailable,
+        ] {
+            assert!(s.retry.waits(class).is_empty(), "{class}");
+        }
+        assert_eq!(s.retry.fast.max_attempts, 3);
     }
 
     #[test]

@@ -89,7 +89,8 @@ pub(crate) async fn seed_failures(
         Some(format!("sim_unavailable_{calls_before_giving_up}")),
     )
     .await?;
-    // The card is declined: the order is rejected and the customer told.
+    // The card is declined: stage 1 tries it again in ten minutes (the stock held), then the
+    // order is rejected and the customer told.
     place(
         app,
         accounts,

@@ -445,7 +445,7 @@ fn print_banner(
     }
     if demo_failures {
         println!(
-            "  demo failures: a payment provider outage, a declined card and an undeliverable address;\n            the two that need a person are in {base}/admin within seconds"
+            "  demo failures: a payment provider outage, a declined card and an undeliverable address;\n            the two that need a person are in {base}/admin within seconds, the card is tried again in 10 min"
         );
     }
     println!("Press Ctrl-C to stop.");

@@ -768,7 +768,8 @@ async fn support_sends_again_the_messages_a_down_mail_server_did_not_take() {
 
 #[tokio::test]
 async fn demo_failures_seed_one_case_per_class_and_each_resolves() {
-    let server = TestServer::start(&["--demo-failures"]).await;
+    // The demo's own stage-1 wait for its declined card (the tests' fast retries have none).
+    let server = TestServer::start(&["--demo-failures", "--retry-payment-declined", "10m"]).await;
     let mut queue = serde_json::json!([]);
     for _ in 0..150 {
         queue = server.get("/v1/escalations").await.1;
@@ -803,14 +804,62 @@ async fn demo_failures_seed_one_case_per_class_and_each_resolves() {
         "{}",
         start.html
     );
-    let (_, rejected) = server.get("/v1/orders?status=rejected").await;
-    assert_eq!(rejected["items"].as_array().unwrap().len(), 1, "{rejected}");
+    // The declined card is stage 1 at work: tried again in ten minutes, its stock held.
+    let mut start = start;
+    for _ in 0..100 {
+        if start.html.contains("Trying again on their own") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        start = sam.get("/admin").await;
+    }
     assert!(
-        rejected["items"][0]["reason"]
+        start.html.contains("Trying again on their own"),
+        "{}",
+        start.html
+    );
+    assert!(
+        start
+            .html
+            .contains("card was declined (1 try so far, payment step)")
+    );
+    assert!(
+        start.html.contains("automatic retry in 9:")
+            || start.html.contains("automatic retry in 10:00")
+    );
+    let (_, waiting) = server.get("/v1/orders?status=reserved").await;
+    let declined: Vec<&serde_json::Value> = waiting["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["needsAttention"].is_null())
+        .collect();
+    assert_eq!(declined.len(), 1, "{waiting}");
+    let declined = declined[0]["id"].as_str().unwrap().to_owned();
+    // Retry now: declined again, and that was its last try, so it is rejected at once.
+    let (code, _) = server
+        .post(
+            &format!("/v1/orders/{declined}/retry"),
+            &serde_json::json!({"reason": "the customer says the card is fine now"}),
+        )
+        .await;
+    assert_eq!(code, 202);
+    let rejected = server.wait_for(&declined, "rejected").await;
+    assert!(
+        rejected["reason"]
             .as_str()
             .unwrap()
             .starts_with("payment declined"),
         "{rejected}"
+    );
+    assert_eq!(
+        crate::common::history_events(&rejected),
+        [
+            "OrderPlaced",
+            "InventoryReserved",
+            "PaymentDeclined",
+            "PaymentFailed"
+        ]
     );
 
     // The outage ends just after the automatic retries: one retry from staff pays.

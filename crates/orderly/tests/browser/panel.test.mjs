@@ -217,6 +217,26 @@ test('a payment the provider could not take: retry now, two clicks, and it is pa
   await context.close();
 });
 
+test('stage 1 at work: the declined card waits for its automatic retry, and says so', async () => {
+  const { context, page } = await open();
+  await signIn(page, STAFF.support);
+  let table;
+  for (let i = 0; i < 100; i++) {
+    await page.goto('/admin');
+    table = page.getByRole('region', { name: 'Trying again on their own' });
+    if (await table.count()) break;
+    await page.waitForTimeout(300);
+  }
+  const row = table.getByRole('row').filter({ hasText: 'card was declined' });
+  assert.match(await row.textContent(), /automatic retry in \d+:\d\d/);
+  await accessible(page);
+  await row.getByRole('link').click();
+  const stage = page.getByRole('region', { name: 'Trying again on its own' });
+  assert.match(await stage.textContent(), /automatic retry in \d+:\d\d · retry now/);
+  await accessible(page);
+  await context.close();
+});
+
 test('an address the carrier cannot deliver to: corrected in two clicks, emoji and all', async () => {
   const { context, page } = await open();
   await signIn(page, STAFF.support);
