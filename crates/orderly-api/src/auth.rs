@@ -262,9 +262,18 @@ mod tests {
             email: "s@shop.example".into(),
             role: Role::Support,
         };
+        let engineer = Principal::Staff {
+            user_id: "e".into(),
+            email: "e@shop.example".into(),
+            role: Role::Engineer,
+        };
         let cancel = Access::customers_or(Permission::OrdersCancel);
         assert!(cancel.allows(&customer));
-        assert!(!cancel.allows(&support));
+        assert!(cancel.allows(&support));
+        assert!(!cancel.allows(&engineer));
+        let refund_any = Access::staff(Permission::OrdersRefundAny);
+        assert!(!refund_any.allows(&support));
+        assert!(!refund_any.allows(&customer));
         assert!(!cancel.allows(&Principal::Anonymous));
         assert!(Access::staff(Permission::OrdersRead).allows(&support));
         assert!(!Access::staff(Permission::OrdersRead).allows(&customer));
@@ -277,6 +286,7 @@ mod tests {
         assert!(!audited(&Method::GET, "/v1/orders/1"));
         assert!(!audited(&Method::POST, "/v1/orders"));
         assert!(audited(&Method::POST, "/v1/orders/1/cancel"));
+        assert!(audited(&Method::POST, "/v1/orders/1/refunds"));
         assert!(audited(&Method::PUT, "/v1/rates/EUR"));
         assert_eq!(target_of("/v1/orders/abc/cancel"), Some("abc"));
         assert_eq!(target_of("/v1/api-keys"), None);

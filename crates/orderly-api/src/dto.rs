@@ -293,6 +293,9 @@ pub struct PaymentDto {
     pub refunds: Vec<RefundDto>,
     /// What is left to refund.
     pub refundable: MoneyDto,
+    /// Refunds asked for that the payment step has not made yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_pending: Option<MoneyDto>,
 }
 
 /// A refund.
@@ -325,6 +328,7 @@ impl From<&Payment> for PaymentDto {
                 })
                 .collect(),
             refundable: p.refundable().into(),
+            refund_pending: p.refund_pending.map(Into::into),
         }
     }
 }
@@ -636,6 +640,27 @@ pub struct UndeliverableRequest {
     /// In the carrier's or the warehouse's words; staff read it in the queue.
     #[schema(value_type = crate::openapi::Reason, example = "the carrier has no such street in 1200-195 Lisboa")]
     pub reason: String,
+}
+
+/// Part of a captured payment to give back.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefundRequest {
+    /// How much, in the order's currency; at most what is left to refund.
+    pub amount: MoneyInput,
+    /// Why, shown in the history.
+    #[schema(value_type = crate::openapi::Reason, example = "one mug arrived broken")]
+    pub reason: String,
+}
+
+impl RefundRequest {
+    /// The amount.
+    ///
+    /// # Errors
+    /// The field that is not an amount or a currency.
+    pub fn amount(&self) -> Result<Money, ValueError> {
+        self.amount.parse("amount")
+    }
 }
 
 /// Why an order is canceled; the body is optional.

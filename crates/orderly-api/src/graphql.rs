@@ -42,7 +42,7 @@ use crate::dto::{
 };
 use crate::extract::ApiJson;
 use crate::problem::{ApiError, Problem};
-use orderly_core::access::{Action, Cancel, Fulfil, Permit, Read};
+use orderly_core::access::{Action, Cancel, Fulfil, Permit, Read, Refund};
 
 /// The schema type.
 pub type OrderlySchema = Schema<Query, Mutation, EmptySubscription>;
@@ -517,6 +517,31 @@ impl Mutation {
         let permit = permit::<Cancel>(ctx, &id).await?;
         let order = app(ctx).orders.cancel(permit, reason).await.map_err(gql);
         audit(ctx, "cancelOrder", &id, order.is_ok()).await;
+        Ok(OrderNode(order?))
+    }
+
+    /// Gives back part of a captured payment (`amount` a decimal string in the order's
+    /// currency): the payment step refunds it and the customer is told. Without
+    /// `orders:refund-any`, one order's refunds stay within the shop's refund limit.
+    async fn refund_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        amount: String,
+        currency: String,
+        reason: String,
+    ) -> async_graphql::Result<OrderNode> {
+        let currency = orderly_domain::Currency::parse(&currency)
+            .map_err(|e| gql(AppError::invalid("currency", e.to_string())))?;
+        let amount = orderly_domain::Money::parse(&amount, currency)
+            .map_err(|e| gql(AppError::invalid("amount", e.to_string())))?;
+        let permit = permit::<Refund>(ctx, &id).await?;
+        let order = app(ctx)
+            .orders
+            .refund(permit, amount, &reason)
+            .await
+            .map_err(gql);
+        audit(ctx, "refundOrder", &id, order.is_ok()).await;
         Ok(OrderNode(order?))
     }
 

@@ -392,6 +392,7 @@ pub fn route_table() -> Vec<RouteSpec> {
         route!(customers_or(P::OrdersRead), routes::get_order),
         route!(customers_or(P::OrdersRead), routes::order_events),
         route!(customers_or(P::OrdersCancel), routes::cancel_order),
+        route!(staff(P::OrdersRefund), routes::refund_order),
         route!(staff(P::OrdersRead), routes::order_notes),
         route!(staff(P::OrdersNote), routes::add_note),
         route!(staff(P::Escalations), routes::escalations),

@@ -7,10 +7,12 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderly_auth::Permission;
-use orderly_core::access::{Action, AddNote, Cancel, Edit, Fulfil, Permit, Read, ReadNotes, Retry};
+use orderly_core::access::{
+    Action, AddNote, Cancel, Edit, Fulfil, Permit, Read, ReadNotes, Refund, Retry,
+};
 use orderly_core::accounts::Accounts;
 use orderly_core::ports::OrderFilter;
-use orderly_core::{IdempotencyKey, Orderly, Placed, page_request};
+use orderly_core::{AppError, IdempotencyKey, Orderly, Placed, page_request};
 use orderly_domain::{Actor, CustomerId, OrderStatus, ProductId, ValueError};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +21,8 @@ use crate::auth::Caller;
 use crate::dto::{
     AddressDto, AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest,
     CustomerDto, EscalationDto, EventDto, NoteDto, OrderDto, OrderPage, PlaceOrderRequest,
-    ProductDto, ProductPage, ShipRequest, StockDto, UndeliverableRequest, UpdateProductRequest,
+    ProductDto, ProductPage, RefundRequest, ShipRequest, StockDto, UndeliverableRequest,
+    UpdateProductRequest,
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::openapi::NotFound;
@@ -218,6 +221,7 @@ pub async fn list_orders(
     request_body(content = Option<CancelRequest>, description = "Optional reason"),
     responses(
         (status = 200, body = OrderDto),
+        (status = 403, description = "A paid order, canceled without `orders:cancel-paid` (support may cancel only orders nothing was captured for)"),
         (status = 404, response = NotFound),
         (status = 409, description = "Already shipped, delivered, rejected or canceled"),
     )
@@ -231,6 +235,36 @@ pub async fn cancel_order(
     let permit = permit::<Cancel>(&app, &caller, &id).await?;
     let order = app.orders.cancel(permit, body.reason).await?;
     Ok(Json(OrderDto::from(&order)))
+}
+
+/// Gives back part of a captured payment: the payment step refunds it and the customer is
+/// told. Without `orders:refund-any`, one order's refunds stay within the shop's refund limit.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/refunds", tag = "orders",
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
+    request_body = RefundRequest,
+    responses(
+        (status = 202, description = "Asked for: `payment.refundPending` until the provider has made it", body = OrderDto),
+        (status = 403, description = "Over the caller's refund limit"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "Nothing was captured, the order is canceled, or it changed since the version the caller expected"),
+        (status = 422, description = "Not an amount in the order's currency, zero, or more than is left to refund"),
+    )
+)]
+pub async fn refund_order(
+    State(app): State<Orderly>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RefundRequest>,
+) -> ApiResult<Response> {
+    let amount = body.amount().map_err(AppError::from)?;
+    let permit = permit::<Refund>(&app, &caller, &id).await?;
+    let order = app.orders.refund(permit, amount, &body.reason).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(OrderDto::from(&order).for_caller(&caller)),
+    )
+        .into_response())
 }
 
 /// Records the hand-over to a carrier.

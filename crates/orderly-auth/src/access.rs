@@ -22,8 +22,14 @@ pub enum Permission {
     OrdersEdit,
     /// Run a stuck order's failed step again.
     OrdersRetry,
-    /// Cancel any order (its payment is refunded).
+    /// Cancel an order nothing was captured for yet (and a customer's own, paid or not).
     OrdersCancel,
+    /// Cancel an order whose payment was captured: it is refunded in full.
+    OrdersCancelPaid,
+    /// Refund part of a captured payment, up to the shop's refund limit.
+    OrdersRefund,
+    /// Refund beyond the shop's refund limit.
+    OrdersRefundAny,
     /// Mark orders shipped and delivered.
     OrdersFulfil,
     /// See orders that need attention.
@@ -54,13 +60,16 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 22] = [
         Permission::OrdersRead,
         Permission::OrdersPlace,
         Permission::OrdersNote,
         Permission::OrdersEdit,
         Permission::OrdersRetry,
         Permission::OrdersCancel,
+        Permission::OrdersCancelPaid,
+        Permission::OrdersRefund,
+        Permission::OrdersRefundAny,
         Permission::OrdersFulfil,
         Permission::Escalations,
         Permission::RawErrors,
@@ -86,6 +95,9 @@ impl Permission {
             Permission::OrdersEdit => "orders:edit",
             Permission::OrdersRetry => "orders:retry",
             Permission::OrdersCancel => "orders:cancel",
+            Permission::OrdersCancelPaid => "orders:cancel-paid",
+            Permission::OrdersRefund => "orders:refund",
+            Permission::OrdersRefundAny => "orders:refund-any",
             Permission::OrdersFulfil => "orders:fulfil",
             Permission::Escalations => "escalations:read",
             Permission::RawErrors => "errors:read",
@@ -147,10 +159,11 @@ impl TryFrom<String> for Permission {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Answers customers: reads orders, retries stuck ones, corrects addresses, adds notes.
+    /// Answers customers: reads orders, retries stuck ones, corrects addresses, adds notes,
+    /// cancels orders not yet paid and refunds up to the shop's refund limit.
     Support,
-    /// Runs the shop: support's rights plus cancel and refund, fulfilment, stock, catalog and
-    /// exchange rates.
+    /// Runs the shop: support's rights plus canceling paid orders and refunds of any size,
+    /// fulfilment, stock, catalog and exchange rates.
     Manager,
     /// Everything, including staff users, API keys and the audit log.
     Admin,
@@ -196,13 +209,16 @@ impl Role {
             P::OrdersNote,
             P::OrdersEdit,
             P::OrdersRetry,
+            P::OrdersCancel,
+            P::OrdersRefund,
             P::Escalations,
             P::CustomersRead,
             P::InventoryRead,
         ];
         const MANAGER: &[Permission] = &[
             P::OrdersPlace,
-            P::OrdersCancel,
+            P::OrdersCancelPaid,
+            P::OrdersRefundAny,
             P::OrdersFulfil,
             P::CatalogWrite,
             P::CustomersWrite,
@@ -325,8 +341,12 @@ mod tests {
             }
             assert!(Role::Admin.grants(p), "{p}");
         }
-        assert!(!Role::Support.grants(Permission::OrdersCancel));
-        assert!(Role::Manager.grants(Permission::OrdersCancel));
+        assert!(Role::Support.grants(Permission::OrdersCancel));
+        assert!(!Role::Support.grants(Permission::OrdersCancelPaid));
+        assert!(Role::Support.grants(Permission::OrdersRefund));
+        assert!(!Role::Support.grants(Permission::OrdersRefundAny));
+        assert!(Role::Manager.grants(Permission::OrdersCancelPaid));
+        assert!(Role::Manager.grants(Permission::OrdersRefundAny));
         assert!(!Role::Manager.grants(Permission::UsersManage));
         assert!(!Role::Manager.grants(Permission::RawErrors));
         assert!(Role::Engineer.grants(Permission::RawErrors));

@@ -18,7 +18,7 @@
 //! ```compile_fail
 //! use orderly_core::access::{Cancel, Permit};
 //! fn forge(order: orderly_domain::Order, actor: orderly_domain::Actor) -> Permit<Cancel> {
-//!     Permit { order, actor, action: std::marker::PhantomData }
+//!     Permit { order, actor, expected: None, unlimited: true, action: std::marker::PhantomData }
 //! }
 //! ```
 //!
@@ -55,6 +55,9 @@ pub trait Action: sealed::Sealed {
     const PERMISSION: Permission;
     /// True if the order's customer may do it to their own order.
     const CUSTOMERS: bool;
+    /// The permission that lifts the action's role limit (canceling a paid order, refunding
+    /// beyond the shop's limit), if it has one: see [`Permit::unlimited`].
+    const BEYOND: Option<Permission>;
 }
 
 mod sealed {
@@ -62,7 +65,7 @@ mod sealed {
 }
 
 macro_rules! actions {
-    ($($(#[$doc:meta])* $name:ident = $permission:ident, customers: $customers:literal;)*) => {
+    ($($(#[$doc:meta])* $name:ident = $permission:ident, customers: $customers:literal $(, beyond: $beyond:ident)?;)*) => {
         $(
             $(#[$doc])*
             #[derive(Debug)]
@@ -71,9 +74,12 @@ macro_rules! actions {
             impl Action for $name {
                 const PERMISSION: Permission = Permission::$permission;
                 const CUSTOMERS: bool = $customers;
+                const BEYOND: Option<Permission> = actions!(@beyond $($beyond)?);
             }
         )*
     };
+    (@beyond) => { None };
+    (@beyond $beyond:ident) => { Some(Permission::$beyond) };
 }
 
 actions! {
@@ -81,8 +87,12 @@ actions! {
     Read = OrdersRead, customers: true;
     /// Reading the staff's notes on an order: `orders:read`, staff and keys only.
     ReadNotes = OrdersRead, customers: false;
-    /// Canceling an order: its customer, or `orders:cancel`.
-    Cancel = OrdersCancel, customers: true;
+    /// Canceling an order: its customer, or `orders:cancel` — with `orders:cancel-paid` for an
+    /// order whose payment was captured.
+    Cancel = OrdersCancel, customers: true, beyond: OrdersCancelPaid;
+    /// Refunding part of a captured payment: `orders:refund`, up to the shop's refund limit;
+    /// beyond it with `orders:refund-any`.
+    Refund = OrdersRefund, customers: false, beyond: OrdersRefundAny;
     /// Correcting the shipping address: its customer, or `orders:edit`.
     Edit = OrdersEdit, customers: true;
     /// Writing a note: `orders:note`.
@@ -104,6 +114,8 @@ pub struct Permit<A: Action> {
     order: Order,
     actor: Actor,
     expected: Option<u32>,
+    /// The action's role limit does not hold for this caller (see [`Action::BEYOND`]).
+    unlimited: bool,
     action: PhantomData<A>,
 }
 
@@ -118,6 +130,14 @@ impl<A: Action> Permit<A> {
     #[must_use]
     pub fn id(&self) -> OrderId {
         self.order.id
+    }
+
+    /// True if the action's role limit does not hold for the caller: the order's own customer,
+    /// or staff and keys with the permission that lifts it ([`Action::BEYOND`]); always true
+    /// for an action without one.
+    #[must_use]
+    pub fn unlimited(&self) -> bool {
+        self.unlimited
     }
 
     /// Who acts, as the order's history names them.
@@ -297,6 +317,7 @@ impl<'a> Policy<'a> {
                 order,
                 actor: self.actor(),
                 expected: None,
+                unlimited: theirs || A::BEYOND.is_none_or(|p| self.principal.can(p)),
                 action: PhantomData,
             })
         } else {

@@ -31,6 +31,8 @@ pub struct AppSettings {
     pub base_currency: Currency,
     /// A cart expires this long after the shopper last changed it.
     pub cart_idle: std::time::Duration,
+    /// How much of one order a role without `orders:refund-any` may refund.
+    pub refund_limits: crate::orders::refunds::RefundLimits,
 }
 
 /// Default idle time before a cart expires: a week.
@@ -41,6 +43,7 @@ impl Default for AppSettings {
         AppSettings {
             base_currency: Currency::USD,
             cart_idle: CART_IDLE,
+            refund_limits: crate::orders::refunds::RefundLimits::default_for(Currency::USD),
         }
     }
 }
@@ -245,6 +248,7 @@ impl Application {
             self.pricing(),
             changes.clone(),
             store.clone(),
+            self.settings.refund_limits.clone(),
         );
         Orderly(Arc::new(Services {
             catalog: Catalog::new(

@@ -126,7 +126,7 @@ pub const CONFLICT_RETRIES: usize = 8;
 pub fn consumers_of(kind: EventKind) -> &'static [Consumer] {
     match kind {
         EventKind::OrderPlaced => &[Consumer::Inventory, Consumer::Notify],
-        EventKind::InventoryReserved => &[Consumer::Payment],
+        EventKind::InventoryReserved | EventKind::RefundRequested => &[Consumer::Payment],
         EventKind::OrderCanceled => &[Consumer::Payment, Consumer::Notify],
         EventKind::PaymentFailed
         | EventKind::OrderShipped

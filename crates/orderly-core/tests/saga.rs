@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderly_core::access::{Cancel, Retry};
+use orderly_core::access::{Cancel, Refund, Retry};
 use orderly_core::memory::MemoryStore;
 use orderly_core::ports::{
     Clock, ManualClock, PaymentError, PaymentGateway, PaymentKey, PaymentRequest, PaymentStep,
@@ -97,6 +97,8 @@ struct World {
     app: Orderly,
     /// Who acts for the shop in these tests: an admin, who may do anything to any order.
     staff: Staff,
+    /// A support agent: cancels only unpaid orders, refunds within the shop's limit.
+    support: Staff,
     saga: Saga,
     payments: Arc<ScriptedPayments>,
     clock: Arc<ManualClock>,
@@ -117,10 +119,14 @@ async fn world_with(payments: Arc<ScriptedPayments>, retry: RetryPolicy) -> Worl
     app.catalog.load_demo_data().await.unwrap();
     let saga = wiring.saga(payments.clone());
     let staff = Staff::admin(&wiring).await.unwrap();
+    let support = Staff::with_role(&wiring, orderly_auth::Role::Support)
+        .await
+        .unwrap();
     World {
         store,
         app,
         staff,
+        support,
         saga,
         payments,
         clock,
@@ -671,4 +677,118 @@ async fn an_escalation_that_no_longer_reads_never_keeps_an_order_from_being_flag
         w.app.orders.order(id).await.unwrap().status,
         OrderStatus::Paid
     );
+}
+
+#[tokio::test]
+async fn staff_refund_part_then_a_cancel_refunds_the_rest_each_under_its_own_key() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    w.drain().await;
+    let usd = |s: &str| orderly_domain::Money::parse(s, orderly_domain::Currency::USD).unwrap();
+    let permit = w.staff.permit::<Refund>(&w.app, id).await.unwrap();
+    let asked = w
+        .app
+        .orders
+        .refund(permit, usd("42.10"), "one item arrived broken")
+        .await
+        .unwrap();
+    assert_eq!(
+        asked.payment.as_ref().unwrap().refund_pending,
+        Some(usd("42.10"))
+    );
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    let payment = order.payment.clone().unwrap();
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(payment.refunds[0].amount, usd("42.10"));
+    assert_eq!(payment.refund_pending, None);
+    assert_eq!(order.status, OrderStatus::Paid);
+
+    w.cancel(id, Some("customer asked".into())).await.unwrap();
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    let payment = order.payment.clone().unwrap();
+    let amounts: Vec<String> = payment
+        .refunds
+        .iter()
+        .map(|r| r.amount.to_string())
+        .collect();
+    assert_eq!(amounts, ["42.10 USD", "237.88 USD"]);
+    assert_eq!(
+        payment.refunded(),
+        payment.amount,
+        "refunds add up to what was captured, exactly"
+    );
+    assert_eq!(
+        *w.payments.refunded.lock().unwrap(),
+        [format!("order:{id}:refund"), format!("order:{id}:refund:1")]
+    );
+    // Nothing is left: another refund is refused, and nothing more goes out.
+    let permit = w.staff.permit::<Refund>(&w.app, id).await.unwrap();
+    assert!(matches!(
+        w.app.orders.refund(permit, usd("0.01"), "again").await,
+        Err(AppError::NotNow(_))
+    ));
+}
+
+#[tokio::test]
+async fn support_refunds_within_the_limit_and_cancels_only_what_is_unpaid() {
+    let w = world(vec![], fast()).await;
+    let usd = |s: &str| orderly_domain::Money::parse(s, orderly_domain::Currency::USD).unwrap();
+    // Unpaid: support may cancel.
+    let unpaid = w.place().await;
+    let permit = w.support.permit::<Cancel>(&w.app, unpaid).await.unwrap();
+    w.app
+        .orders
+        .cancel(permit, Some("customer asked".into()))
+        .await
+        .unwrap();
+
+    let id = w.place().await;
+    w.drain().await;
+    let permit = w.support.permit::<Cancel>(&w.app, id).await.unwrap();
+    let refused = w
+        .app
+        .orders
+        .cancel(permit, Some("customer asked".into()))
+        .await;
+    assert!(
+        matches!(&refused, Err(AppError::Forbidden(m)) if m.contains("orders:cancel-paid")),
+        "{refused:?}"
+    );
+    // The default limit: 100.00 USD per order in all, however it is split.
+    let refund = |amount: &str, why: &str| {
+        let (amount, why) = (usd(amount), why.to_owned());
+        let (support, app) = (&w.support, &w.app);
+        async move {
+            let permit = support.permit::<Refund>(app, id).await.unwrap();
+            app.orders.refund(permit, amount, &why).await
+        }
+    };
+    refund("60.00", "late parcel").await.unwrap();
+    let over = refund("40.01", "and a scratch").await;
+    assert!(
+        matches!(&over, Err(AppError::Forbidden(m)) if m.contains("100.00 USD") && m.contains("100.01 USD")),
+        "{over:?}"
+    );
+    refund("40.00", "and a scratch").await.unwrap();
+    assert!(matches!(
+        refund("0.01", "more").await,
+        Err(AppError::Forbidden(_))
+    ));
+    // A reason is required; nothing changed by the refusals.
+    assert!(matches!(
+        refund("1.00", " ").await,
+        Err(AppError::Invalid(_))
+    ));
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.payment.unwrap().refunded(), usd("100.00"));
+    // A manager is not limited.
+    let permit = w.staff.permit::<Refund>(&w.app, id).await.unwrap();
+    w.app
+        .orders
+        .refund(permit, usd("179.98"), "all of it")
+        .await
+        .unwrap();
 }

@@ -37,6 +37,8 @@ pub enum EventKind {
     OrderCanceled,
     /// A captured payment was refunded.
     RefundIssued,
+    /// Staff asked for part of a captured payment back; the payment step refunds it.
+    RefundRequested,
     /// A step ran out of retries; staff must look.
     OrderNeedsAttention,
     /// Staff asked for the step that gave up to run again.
@@ -47,7 +49,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::OrderPlaced,
         EventKind::InventoryReserved,
         EventKind::InventoryRejected,
@@ -58,6 +60,7 @@ impl EventKind {
         EventKind::OrderDelivered,
         EventKind::OrderCanceled,
         EventKind::RefundIssued,
+        EventKind::RefundRequested,
         EventKind::OrderNeedsAttention,
         EventKind::RetryRequested,
         EventKind::ShippingAddressChanged,
@@ -77,6 +80,7 @@ impl EventKind {
             EventKind::OrderDelivered => "OrderDelivered",
             EventKind::OrderCanceled => "OrderCanceled",
             EventKind::RefundIssued => "RefundIssued",
+            EventKind::RefundRequested => "RefundRequested",
             EventKind::OrderNeedsAttention => "OrderNeedsAttention",
             EventKind::RetryRequested => "RetryRequested",
             EventKind::ShippingAddressChanged => "ShippingAddressChanged",
@@ -97,7 +101,8 @@ impl EventKind {
             EventKind::PaymentCaptured
             | EventKind::PaymentFailed
             | EventKind::PaymentDeclined
-            | EventKind::RefundIssued => "ecommerce.payment",
+            | EventKind::RefundIssued
+            | EventKind::RefundRequested => "ecommerce.payment",
             _ => "ecommerce.order",
         }
     }

@@ -34,8 +34,9 @@ pub use ids::{CartId, CustomerId, Email, EventId, OrderId, ProductId, Quantity};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
     Actor, AddressLocked, Attention, HistoryEntry, IllegalTransition, NewOrder, NotReportable,
-    Order, OrderError, OrderLine, OrderStatus, Payment, Refund, Shipment, Stamp, StockEffect,
-    Transition, UNDELIVERABLE, UNDELIVERABLE_DETAIL, error_is_internal, visible_detail,
+    Order, OrderError, OrderLine, OrderStatus, Payment, Refund, RefundRefused, Shipment, Stamp,
+    StockEffect, Transition, UNDELIVERABLE, UNDELIVERABLE_DETAIL, error_is_internal,
+    visible_detail,
 };
 pub use text::{Address, Name};
 pub use time::Timestamp;

@@ -212,6 +212,36 @@ pub struct IllegalTransition {
     pub transition: Transition,
 }
 
+/// Why a refund cannot be asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RefundRefused {
+    /// Nothing was captured.
+    #[error("nothing was captured for this order, so there is nothing to refund")]
+    NotPaid,
+    /// A canceled order refunds all that is left on its own.
+    #[error("the order is canceled; what was captured is refunded in full without asking")]
+    Canceled,
+    /// The amount is in another currency than the order.
+    #[error("the order is in {order}; a refund of it is in {order} too, not {asked}")]
+    WrongCurrency {
+        /// The order's currency.
+        order: Currency,
+        /// The amount's.
+        asked: Currency,
+    },
+    /// Zero or less.
+    #[error("a refund is more than zero")]
+    NotPositive,
+    /// More than is left to refund.
+    #[error(
+        "at most {left} is left to refund (what was captured, less what is refunded or being refunded)"
+    )]
+    TooMuch {
+        /// What may still be refunded.
+        left: Money,
+    },
+}
+
 /// Why an undeliverable address cannot be reported for an order now.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NotReportable {
@@ -306,6 +336,9 @@ pub struct Payment {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub refunds: Vec<Refund>,
+    /// Refunds staff asked for that the payment step has not made yet, summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_pending: Option<Money>,
 }
 
 impl Payment {
@@ -711,9 +744,87 @@ impl Order {
             refund.provider_ref, refund.amount
         ));
         if let Some(payment) = &mut self.payment {
+            // What it makes of the refunds asked for is no longer pending; nor is anything
+            // once nothing is left to refund.
+            let amount = refund.amount;
             payment.refunds.push(refund);
+            payment.refund_pending = payment
+                .refund_pending
+                .and_then(|p| p.checked_sub(amount).ok())
+                .filter(|p| p.minor() > 0 && payment.refundable().minor() > 0);
         }
         self.record(EventKind::RefundIssued, Some(self.status), stamp, detail)
+    }
+
+    /// Asks for part of the captured payment back (a goodwill gesture, a missing item): the
+    /// payment step refunds it. No status change.
+    ///
+    /// # Errors
+    /// [`RefundRefused`]: nothing captured, a canceled order, another currency, not more than
+    /// zero, or more than is left once the refunds already asked for are made.
+    pub fn request_refund(
+        &mut self,
+        amount: Money,
+        stamp: &Stamp,
+        reason: Option<&str>,
+    ) -> Result<Event, RefundRefused> {
+        let left = self.refund_left().ok_or(RefundRefused::NotPaid)?;
+        if self.status == OrderStatus::Canceled {
+            return Err(RefundRefused::Canceled);
+        }
+        if amount.currency() != self.currency {
+            return Err(RefundRefused::WrongCurrency {
+                order: self.currency,
+                asked: amount.currency(),
+            });
+        }
+        if amount.minor() <= 0 {
+            return Err(RefundRefused::NotPositive);
+        }
+        if amount.minor() > left.minor() {
+            return Err(RefundRefused::TooMuch { left });
+        }
+        if let Some(payment) = &mut self.payment {
+            payment.refund_pending = Some(match payment.refund_pending {
+                Some(p) => p
+                    .checked_add(amount)
+                    .map_err(|_| RefundRefused::TooMuch { left })?,
+                None => amount,
+            });
+        }
+        let mut detail = format!("refund of {amount} asked for");
+        if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
+            detail.push_str(": ");
+            detail.push_str(r);
+        }
+        Ok(self.record(
+            EventKind::RefundRequested,
+            Some(self.status),
+            stamp,
+            Some(detail),
+        ))
+    }
+
+    /// What may still be asked for: captured, less refunded, less pending (`None`: nothing
+    /// was captured).
+    #[must_use]
+    pub fn refund_left(&self) -> Option<Money> {
+        let payment = self.payment.as_ref()?;
+        let left = payment.refundable();
+        Some(match payment.refund_pending {
+            Some(p) => left.checked_sub(p).unwrap_or(Money::zero(left.currency())),
+            None => left,
+        })
+    }
+
+    /// What the payment step owes of the refunds asked for: pending, at most what is left to
+    /// refund (`None`: nothing).
+    #[must_use]
+    pub fn refund_due(&self) -> Option<Money> {
+        let payment = self.payment.as_ref()?;
+        let pending = payment.refund_pending?;
+        let due = pending.minor().min(payment.refundable().minor());
+        (due > 0).then(|| Money::from_minor(due, pending.currency()))
     }
 
     /// Flags the order for staff: a step ran out of retries. No status change.
@@ -906,6 +1017,7 @@ mod tests {
             captured_at: Timestamp::from_millis(5),
             authorization: None,
             refunds: Vec::new(),
+            refund_pending: None,
         };
         order.capture(payment, &stamp(2)).unwrap();
         let shipment = Shipment {
@@ -928,6 +1040,86 @@ mod tests {
                 EventKind::OrderShipped,
                 EventKind::OrderDelivered
             ]
+        );
+    }
+
+    fn paid(order: &mut Order) {
+        order.apply(Transition::Reserve, &stamp(1), None).unwrap();
+        let payment = Payment {
+            provider_ref: "pay_1".into(),
+            amount: order.total,
+            captured_at: Timestamp::from_millis(5),
+            authorization: None,
+            refunds: Vec::new(),
+            refund_pending: None,
+        };
+        order.capture(payment, &stamp(2)).unwrap();
+    }
+
+    #[test]
+    fn refunds_asked_for_never_add_up_to_more_than_was_captured() {
+        let usd = |s: &str| Money::parse(s, Currency::USD).unwrap();
+        let mut order = reference_order();
+        assert_eq!(
+            order.request_refund(usd("1.00"), &stamp(1), None),
+            Err(RefundRefused::NotPaid)
+        );
+        paid(&mut order);
+        let before = order.clone();
+        assert_eq!(
+            order.request_refund(usd("0.00"), &stamp(3), None),
+            Err(RefundRefused::NotPositive)
+        );
+        assert!(matches!(
+            order.request_refund(
+                Money::parse("1.00", Currency::parse("EUR").unwrap()).unwrap(),
+                &stamp(3),
+                None
+            ),
+            Err(RefundRefused::WrongCurrency { .. })
+        ));
+        assert_eq!(order, before, "a refused refund changes nothing");
+
+        let event = order
+            .request_refund(usd("42.10"), &stamp(3), Some("one mug arrived broken 🫖"))
+            .unwrap();
+        assert_eq!(event.kind, EventKind::RefundRequested);
+        assert_eq!(order.status, OrderStatus::Paid, "no status change");
+        assert_eq!(order.refund_due(), Some(usd("42.10")));
+        assert_eq!(order.refund_left(), Some(usd("237.88")));
+        assert_eq!(
+            order.history.last().unwrap().detail.as_deref(),
+            Some("refund of 42.10 USD asked for: one mug arrived broken 🫖")
+        );
+        // Asked for twice before the first is made: both count.
+        order
+            .request_refund(usd("200.00"), &stamp(4), None)
+            .unwrap();
+        assert_eq!(
+            order.request_refund(usd("37.89"), &stamp(5), None),
+            Err(RefundRefused::TooMuch { left: usd("37.88") })
+        );
+        assert_eq!(order.refund_due(), Some(usd("242.10")));
+
+        // Made in one refund: nothing pending, 37.88 left.
+        let refund = Refund {
+            provider_ref: "re_1".into(),
+            amount: usd("242.10"),
+            at: Timestamp::from_millis(9),
+        };
+        order.record_refund(refund, &stamp(6));
+        assert_eq!(order.refund_due(), None);
+        assert_eq!(order.refund_left(), Some(usd("37.88")));
+        order.request_refund(usd("37.88"), &stamp(7), None).unwrap();
+        assert_eq!(order.refund_left(), Some(usd("0.00")));
+        assert!(matches!(
+            order.request_refund(usd("0.01"), &stamp(8), None),
+            Err(RefundRefused::TooMuch { .. })
+        ));
+        order.apply(Transition::Cancel, &stamp(9), None).ok();
+        assert_eq!(
+            order.request_refund(usd("0.01"), &stamp(10), None),
+            Err(RefundRefused::Canceled)
         );
     }
 

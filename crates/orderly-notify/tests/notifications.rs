@@ -94,6 +94,7 @@ async fn shop(max_attempts: u32) -> Shop {
         .with_settings(AppSettings {
             base_currency: orderly_domain::Currency::USD,
             cart_idle: orderly_core::CART_IDLE,
+            ..AppSettings::default()
         })
         .with_retry(RetryPolicy {
             interval: Duration::from_millis(1),

@@ -7,7 +7,8 @@ use orderly_core::accounts::{Accounts, AuthSettings};
 use orderly_core::{AppError, Application, IdempotencyKey, Orderly, PlaceOrder, Placed};
 use orderly_domain::OrderId;
 
-/// An admin of the shop, and the accounts that count their orders.
+/// A member of staff (an admin unless told otherwise), and the accounts that count their
+/// orders.
 pub struct Staff {
     principal: Principal,
     accounts: Accounts,
@@ -19,11 +20,19 @@ impl Staff {
     /// # Errors
     /// If the accounts do not open.
     pub async fn admin(wiring: &Application) -> Result<Staff, AppError> {
+        Staff::with_role(wiring, Role::Admin).await
+    }
+
+    /// A member of staff in `role` (`sam@shop.example`) of the application `wiring` builds.
+    ///
+    /// # Errors
+    /// If the accounts do not open.
+    pub async fn with_role(wiring: &Application, role: Role) -> Result<Staff, AppError> {
         Ok(Staff {
             principal: Principal::Staff {
                 user_id: "sam".into(),
                 email: "sam@shop.example".into(),
-                role: Role::Admin,
+                role,
             },
             accounts: wiring.accounts(AuthSettings::default(), None).await?,
         })

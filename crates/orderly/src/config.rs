@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use orderly_core::RetryPolicy;
+use orderly_core::orders::refunds::RefundLimits;
 use orderly_core::retry::{FailureClass, RetryPolicies, parse_waits};
 use orderly_domain::Currency;
 use orderly_payments::SimulatedSettings;
@@ -139,6 +140,11 @@ pub struct ServeArgs {
     /// Stripe: the webhook endpoint's signing secret (`whsec_…`), for `/v1/webhooks/stripe`.
     #[arg(long, env = "ORDERLY_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<String>,
+    /// How much of one order's payment a role without orders:refund-any (support) may
+    /// refund in all, per currency: `100.00 USD, 90.00 EUR`, or `none` (default: 100 of the
+    /// base currency).
+    #[arg(long, env = "ORDERLY_REFUND_LIMIT")]
+    pub refund_limit: Option<String>,
     /// A cart expires this long after the shopper last changed it, in seconds.
     #[arg(long, env = "ORDERLY_CART_IDLE_SECS")]
     pub cart_idle_secs: Option<u64>,
@@ -362,6 +368,7 @@ struct FileShop {
     base_currency: Option<String>,
     cart_idle_secs: Option<u64>,
     cart_sweep_interval_ms: Option<u64>,
+    refund_limit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -477,6 +484,7 @@ pub struct Settings {
     pub provider: Provider,
     pub cart_idle: Duration,
     pub cart_sweep_interval: Duration,
+    pub refund_limits: RefundLimits,
     pub notify: NotifyConfig,
 }
 
@@ -841,12 +849,21 @@ impl Settings {
                 )));
             }
         };
+        let refund_limits = match args.refund_limit.as_ref().or(file.shop.refund_limit.as_ref()) {
+            Some(text) => RefundLimits::parse(text).map_err(|e| {
+                ConfigError(format!(
+                    "refund limit: {e}\n  set --refund-limit (or [shop] refund_limit) to e.g. \"100.00 USD, 90.00 EUR\", or none"
+                ))
+            })?,
+            None => RefundLimits::default_for(base_currency),
+        };
         let notify = notify_config(args, file.notify)?;
         Ok(Settings {
             http,
             notify,
             provider,
             cart_idle: Duration::from_secs(cart_idle_secs),
+            refund_limits,
             cart_sweep_interval: Duration::from_millis(sweep_ms),
             bind,
             database,

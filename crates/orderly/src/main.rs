@@ -205,6 +205,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .with_settings(AppSettings {
             base_currency: settings.base_currency,
             cart_idle: settings.cart_idle,
+            refund_limits: settings.refund_limits.clone(),
         })
         .with_retry_policies(settings.retry.clone())
         .with_lease(settings.job_lease)
@@ -743,6 +744,7 @@ async fn seed_orders(store: &Arc<dyn Store>, n: u64) -> Result<(), String> {
                     amount: order.total,
                     captured_at: at.plus_millis(100),
                     refunds: Vec::new(),
+                    refund_pending: None,
                 };
                 order.capture(payment, &stamp(100)).map_err(history)?;
                 let shipment = Shipment {

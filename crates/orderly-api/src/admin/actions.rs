@@ -7,7 +7,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use orderly_core::access::{
-    Action as Allowed, AddNote, Cancel, Edit, Engineer, HandOver, Permit, Retry,
+    Action as Allowed, AddNote, Cancel, Edit, Engineer, HandOver, Permit, Refund, Retry,
 };
 use orderly_core::orders::MAX_REASON;
 use orderly_domain::Address;
@@ -22,6 +22,7 @@ enum Action {
     Retry,
     Cancel,
     HandOver,
+    Refund,
 }
 
 impl Action {
@@ -30,6 +31,7 @@ impl Action {
             "retry" => Some(Action::Retry),
             "cancel" => Some(Action::Cancel),
             "handover" => Some(Action::HandOver),
+            "refund" => Some(Action::Refund),
             _ => None,
         }
     }
@@ -39,6 +41,7 @@ impl Action {
             Action::Retry => "retry",
             Action::Cancel => "cancel",
             Action::HandOver => "handover",
+            Action::Refund => "refund",
         }
     }
 }
@@ -51,10 +54,49 @@ struct ConfirmPage {
     action: &'static str,
     title: String,
     effect: Vec<String>,
-    button: &'static str,
+    button: String,
     reason_required: bool,
     max_reason: usize,
     error: Option<String>,
+    /// The amount field, labelled, with what was typed.
+    amount: Option<(String, String)>,
+    /// What the form carries from its first step to its second.
+    hidden: Vec<(&'static str, String)>,
+    /// What was typed as the reason.
+    reason: String,
+}
+
+/// What a confirmation page says and asks.
+struct Confirmation {
+    order: orderly_domain::Order,
+    title: String,
+    effect: Vec<String>,
+    button: String,
+    reason_required: bool,
+    amount: Option<(String, String)>,
+    hidden: Vec<(&'static str, String)>,
+    reason: String,
+}
+
+impl Confirmation {
+    fn of(
+        order: orderly_domain::Order,
+        title: String,
+        effect: Vec<String>,
+        button: &str,
+        reason_required: bool,
+    ) -> Self {
+        Confirmation {
+            order,
+            title,
+            effect,
+            button: button.to_owned(),
+            reason_required,
+            amount: None,
+            hidden: Vec::new(),
+            reason: String::new(),
+        }
+    }
 }
 
 /// Leave to do `A` to order `id`, or the page that says why not (`what` names the action to a
@@ -123,11 +165,23 @@ async fn confirmation(
     action: Action,
     error: Option<String>,
 ) -> Response {
+    confirmation_with(panel, staff, id, action, error, None).await
+}
+
+/// The confirmation, with what was typed the first time (the refund's amount and reason).
+async fn confirmation_with(
+    panel: &Panel,
+    staff: &Staff,
+    id: &str,
+    action: Action,
+    error: Option<String>,
+    typed: Option<(&str, &str)>,
+) -> Response {
     let raw = staff
         .session
         .principal
         .can(orderly_auth::Permission::RawErrors);
-    let (order, title, effect, button, reason_required) = match action {
+    let page = match action {
         Action::Retry => {
             let permit =
                 or_page!(permit::<Retry>(panel, staff, id, "Running a step again", None).await);
@@ -144,7 +198,7 @@ async fn confirmation(
                         "A payment that did go through earlier is not taken twice.".to_owned(),
                     );
                 }
-                (
+                Confirmation::of(
                     permit.into_order(),
                     "Run it again".to_owned(),
                     effect,
@@ -176,7 +230,7 @@ async fn confirmation(
                         "A payment that did go through earlier is not taken twice.".to_owned(),
                     );
                 }
-                (
+                Confirmation::of(
                     permit.into_order(),
                     "Try it now".to_owned(),
                     effect,
@@ -188,6 +242,13 @@ async fn confirmation(
         Action::Cancel => {
             let permit =
                 or_page!(permit::<Cancel>(panel, staff, id, "Canceling an order", None).await);
+            if !permit.unlimited() && permit.order().has_unrefunded_payment() {
+                return super::error_page(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "A manager cancels a paid order",
+                    "Canceling it refunds what the customer paid, which your role does not do. Ask a manager, or refund part of it within your limit from the order page.",
+                );
+            }
             let order = permit.into_order();
             let mut effect = vec![format!("Order {} is canceled.", order.id)];
             if orderly_core::orders::holds_stock(order.status) {
@@ -201,7 +262,7 @@ async fn confirmation(
                 _ => effect.push("No payment was taken, so nothing is refunded.".to_owned()),
             }
             effect.push("The customer is told by e-mail.".to_owned());
-            (
+            Confirmation::of(
                 order,
                 "Cancel the order".to_owned(),
                 effect,
@@ -219,7 +280,7 @@ async fn confirmation(
                 "The case stays in the queue, marked as engineering's, and nobody retries it until engineering sends it back with a note; nothing about the order itself changes.".to_owned(),
                 "Say what you tried and what you saw, so that nobody has to ask.".to_owned(),
             ];
-            (
+            Confirmation::of(
                 order,
                 "Hand to engineering".to_owned(),
                 effect,
@@ -227,19 +288,103 @@ async fn confirmation(
                 true,
             )
         }
+        Action::Refund => {
+            let permit = or_page!(
+                permit::<Refund>(panel, staff, id, "Refunding part of a payment", None).await
+            );
+            or_page!(refund_form(panel, permit, typed))
+        }
     };
-    let page = render(&ConfirmPage {
+    let rendered = render(&ConfirmPage {
         me: staff.me(),
-        order: OrderView::of(&order, raw),
+        order: OrderView::of(&page.order, raw),
         action: action.as_str(),
-        title,
-        effect,
-        button,
-        reason_required,
+        title: page.title,
+        effect: page.effect,
+        button: page.button,
+        reason_required: page.reason_required,
         max_reason: MAX_REASON,
         error: error.clone(),
+        amount: page.amount,
+        hidden: page.hidden,
+        reason: page.reason,
     });
-    refused_if(page, error.is_some())
+    refused_if(rendered, error.is_some())
+}
+
+/// The refund's first step: how much, and why, with what is left to refund and the caller's
+/// limit; or, once an amount reads, its second: exactly what goes back, to confirm.
+fn refund_form(
+    panel: &Panel,
+    permit: Permit<Refund>,
+    typed: Option<(&str, &str)>,
+) -> Result<Confirmation, Box<Response>> {
+    let unlimited = permit.unlimited();
+    let order = permit.into_order();
+    let Some(payment) = order.payment.clone() else {
+        return Err(Box::new(app_error(&orderly_core::AppError::NotNow(
+            format!(
+                "nothing was captured for order {}, so there is nothing to refund",
+                order.id
+            ),
+        ))));
+    };
+    let left = order.refund_left().unwrap_or(payment.refundable());
+    let mut effect = vec![format!(
+        "{} was captured; {} is left to refund.",
+        payment.amount, left
+    )];
+    if payment.refund_pending.is_some() {
+        effect
+            .push("A refund asked for earlier is still being made; it counts already.".to_owned());
+    }
+    if !unlimited {
+        effect.push(match panel.app.orders.refund_limit(order.currency) {
+            Some(limit) => format!("Your role refunds up to {limit} of one order in all."),
+            None => format!(
+                "Your role has no refund limit in {}: a manager refunds this order.",
+                order.currency.code()
+            ),
+        });
+    }
+    let (amount_text, reason) = typed.unwrap_or(("", ""));
+    let amount = orderly_domain::Money::parse(amount_text.trim(), order.currency).ok();
+    match amount.filter(|m| m.minor() > 0 && !reason.trim().is_empty()) {
+        // The second step: the exact amount, confirmed with one more click.
+        Some(amount) => {
+            let effect = vec![
+                format!("{amount} goes back to the payment method the order was paid with."),
+                format!(
+                    "{} is left to refund afterwards.",
+                    orderly_domain::Money::from_minor(left.minor() - amount.minor(), left.currency())
+                ),
+                "The customer is told by e-mail; the refund is on the order's timeline with your name and reason.".to_owned(),
+            ];
+            let button = format!("Refund {amount}");
+            Ok(Confirmation {
+                hidden: vec![
+                    ("amount", amount.to_decimal_string()),
+                    ("confirmed", "yes".to_owned()),
+                ],
+                reason: reason.to_owned(),
+                ..Confirmation::of(order, format!("Refund {amount}"), effect, &button, true)
+            })
+        }
+        None => {
+            let label = format!("Amount to refund, in {}", order.currency.code());
+            Ok(Confirmation {
+                amount: Some((label, amount_text.to_owned())),
+                reason: reason.to_owned(),
+                ..Confirmation::of(
+                    order,
+                    "Refund part of the payment".to_owned(),
+                    effect,
+                    "Review the refund",
+                    true,
+                )
+            })
+        }
+    }
 }
 
 /// An action, posted: checked against the session's CSRF token and the version the form was
@@ -317,6 +462,44 @@ pub(crate) async fn act(
                 .cancel(permit, Some(reason))
                 .await
                 .map(|_| "canceled")
+        }
+        "refund" => {
+            let permit = or_page!(
+                versioned::<Refund>(
+                    &panel,
+                    &staff,
+                    (&id, "Refunding part of a payment", &action),
+                    &form
+                )
+                .await
+            );
+            let amount = form.get("amount").unwrap_or_default();
+            let typed = Some((amount, reason.as_deref().unwrap_or_default()));
+            // The first post shows exactly what goes back; only the second refunds.
+            let parsed = orderly_domain::Money::parse(amount.trim(), permit.order().currency);
+            let problem = match (&parsed, &reason) {
+                (Err(e), _) => Some(format!("The amount: {e}. Write it like 12.50.")),
+                (Ok(m), _) if m.minor() <= 0 => {
+                    Some("The amount: more than zero, please.".to_owned())
+                }
+                (_, None) => {
+                    Some("Say why the money goes back: a missing item, a late parcel, …".to_owned())
+                }
+                _ => None,
+            };
+            if problem.is_some() || form.get("confirmed") != Some("yes") {
+                return confirmation_with(&panel, &staff, &id, Action::Refund, problem, typed)
+                    .await;
+            }
+            let (Ok(amount), Some(reason)) = (parsed, reason) else {
+                return unknown_action();
+            };
+            panel
+                .app
+                .orders
+                .refund(permit, amount, &reason)
+                .await
+                .map(|_| "refunded")
         }
         "handover" => {
             let permit = or_page!(

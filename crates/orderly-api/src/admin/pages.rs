@@ -175,9 +175,11 @@ fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
             .then(|| e.error.clone()),
         can_retry: staff_may && !e.awaits_address() && who.can(Permission::OrdersRetry),
         can_correct: staff_may && e.awaits_address() && who.can(Permission::OrdersEdit),
+        // A paid order refunds when canceled: a manager's call.
         can_cancel: staff_may
             && who.can(Permission::OrdersCancel)
-            && e.status.after(Transition::Cancel).is_ok(),
+            && e.status.after(Transition::Cancel).is_ok()
+            && (e.status != OrderStatus::Paid || who.can(Permission::OrdersCancelPaid)),
         can_hand_over: staff_may && who.can(Permission::OrdersRetry),
         with_engineering: e.engineering.as_ref().map(|h| {
             format!(
@@ -312,6 +314,7 @@ impl OrderView {
 pub(crate) struct Allowed {
     pub(crate) retry: bool,
     pub(crate) cancel: bool,
+    pub(crate) refund: bool,
     pub(crate) address: bool,
     pub(crate) note: bool,
 }
@@ -336,6 +339,9 @@ fn done_message(query: Option<&str>) -> Option<&'static str> {
     Some(match query_value(query, "done")?.as_str() {
         "retried" => "Done: the step runs again now. This page shows the result once it is back.",
         "canceled" => "Done: the order is canceled; a captured payment is refunded.",
+        "refunded" => {
+            "Done: the refund is on its way to the customer's payment method; the timeline shows it once the provider has made it."
+        }
         "noted" => "Done: your note is on the timeline.",
         "address" => "Done: the order ships to the new address; the old one is on the timeline.",
         "handed" => "Done: engineering has the case. It comes back to the queue with their note.",
@@ -428,7 +434,11 @@ pub(crate) async fn order(
                 || waiting.iter().any(|w| !w.running))
             && principal.can(Permission::OrdersRetry),
         cancel: order.status.after(Transition::Cancel).is_ok()
-            && principal.can(Permission::OrdersCancel),
+            && principal.can(Permission::OrdersCancel)
+            && (!order.has_unrefunded_payment() || principal.can(Permission::OrdersCancelPaid)),
+        refund: order.status != OrderStatus::Canceled
+            && order.refund_left().is_some_and(|m| m.minor() > 0)
+            && principal.can(Permission::OrdersRefund),
         address: order.status.accepts_address_change() && principal.can(Permission::OrdersEdit),
         note: principal.can(Permission::OrdersNote),
     };

@@ -6,6 +6,7 @@
 //! - [`placing`]: the request to place an order, its idempotency key, and pricing it.
 
 pub mod placing;
+pub mod refunds;
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub struct Orders {
     pricing: Pricing,
     changes: Changes,
     escalations: Documents<Escalation>,
+    refund_limits: refunds::RefundLimits,
 }
 
 impl Orders {
@@ -47,6 +49,7 @@ impl Orders {
         pricing: Pricing,
         changes: Changes,
         documents: Arc<dyn DocumentStore>,
+        refund_limits: refunds::RefundLimits,
     ) -> Self {
         Orders {
             orders,
@@ -54,6 +57,7 @@ impl Orders {
             pricing,
             changes,
             escalations: Documents::new(documents),
+            refund_limits,
         }
     }
 
@@ -106,12 +110,13 @@ impl Orders {
     }
 
     /// Cancels an order that has not shipped: releases its stock now; the payment step refunds a
-    /// captured payment. An order that needed attention no longer does, and its entry in the
+    /// captured payment — which needs `orders:cancel-paid` unless the order is the caller's own. An order that needed attention no longer does, and its entry in the
     /// staff's queue is resolved by the permit's actor in the same commit.
     ///
     /// # Errors
-    /// [`AppError::IllegalTransition`] once shipped or final, [`AppError::Changed`] if the
-    /// permit expects a version the order has left, [`AppError::NotFound`], storage.
+    /// [`AppError::IllegalTransition`] once shipped or final, [`AppError::Forbidden`] for a paid
+    /// order without `orders:cancel-paid`, [`AppError::Changed`] if the permit expects a
+    /// version the order has left, [`AppError::NotFound`], storage.
     #[tracing::instrument(skip_all, fields(order_id = %permit.id()))]
     pub async fn cancel(
         &self,
@@ -126,6 +131,17 @@ impl Orders {
             .retrying(permit.id(), || async move {
                 let mut order = self.order(permit.id()).await?;
                 permit.check_current(&order)?;
+                // A paid order that may still be canceled refunds: beyond a limited role.
+                if order.status.after(Transition::Cancel).is_ok()
+                    && order.has_unrefunded_payment()
+                    && !permit.unlimited()
+                {
+                    return Err(AppError::Forbidden(format!(
+                        "order {} is paid: canceling it refunds {}, which a manager does (orders:cancel-paid); ask one, or refund part of it within your limit",
+                        order.id,
+                        order.payment.as_ref().map_or(order.total, orderly_domain::Payment::refundable)
+                    )));
+                }
                 let expected_version = order.version;
                 let stamp = self.changes.stamp(permit.actor().clone());
                 let from = order.status;

@@ -5,6 +5,7 @@
 //! OrderPlaced       ──inventory──▶ InventoryReserved | InventoryRejected
 //! InventoryReserved ──payment────▶ PaymentCaptured   | PaymentFailed (stock released)
 //! OrderCanceled     ──payment────▶ RefundIssued (if a payment was captured)
+//! RefundRequested   ──payment────▶ RefundIssued (the part staff asked for)
 //! ```
 //!
 //! Events that tell somebody something also get a [`Consumer::Notify`] job, which runs in its
@@ -306,7 +307,9 @@ impl Saga {
         match (job.consumer, job.event.kind) {
             (Consumer::Inventory, EventKind::OrderPlaced) => self.reserve(job).await,
             (Consumer::Payment, EventKind::InventoryReserved) => self.capture(job).await,
-            (Consumer::Payment, EventKind::OrderCanceled) => self.refund(job).await,
+            (Consumer::Payment, EventKind::OrderCanceled | EventKind::RefundRequested) => {
+                self.refund(job).await
+            }
             // A retry staff asked for: the step does what the order's state still needs.
             (Consumer::Inventory, EventKind::RetryRequested) => self.reserve(job).await,
             (Consumer::Payment, EventKind::RetryRequested) => {

@@ -124,6 +124,7 @@ impl Saga {
                         amount: request.amount,
                         captured_at: stamp.at,
                         refunds: Vec::new(),
+                        refund_pending: None,
                     };
                     let expected_version = order.version;
                     let event = if order.status == OrderStatus::Reserved {
@@ -180,20 +181,34 @@ impl Saga {
     }
 
     /// OrderCanceled → refund what is left of a captured payment (all of it, unless staff
-    /// refunded part before).
+    /// refunded part before); RefundRequested → refund what staff asked for and is not refunded
+    /// yet. Each refund of an order has its own key (`order:{id}:refund`, then `…:refund:1`,
+    /// …), the same for every retry of it.
     pub(super) async fn refund(&self, job: &Job) -> Result<(), StepError> {
         let order = self.load(job).await?;
-        let Some(payment) = order.payment.clone().filter(|p| p.refundable().minor() > 0) else {
+        let owed = |order: &orderly_domain::Order| {
+            if order.status == OrderStatus::Canceled {
+                order
+                    .payment
+                    .as_ref()
+                    .map(orderly_domain::Payment::refundable)
+                    .filter(|m| m.minor() > 0)
+            } else {
+                order.refund_due()
+            }
+        };
+        let (Some(payment), Some(amount)) = (order.payment.clone(), owed(&order)) else {
             return self
                 .settle(job, |_, _| Ok(Commit::default()))
                 .await
                 .map_err(StepError::from);
         };
+        let nth = u32::try_from(payment.refunds.len()).unwrap_or(u32::MAX);
         let request = PaymentRequest {
-            idempotency_key: PaymentKey::new(order.id, PaymentStep::Refund),
+            idempotency_key: PaymentKey::new(order.id, PaymentStep::Refund).nth(nth),
             order_id: order.id,
             customer_id: order.customer_id.clone(),
-            amount: payment.refundable(),
+            amount,
             payment_method: order.payment_method.clone(),
         };
         let provider_ref = self
@@ -201,7 +216,10 @@ impl Saga {
             .await
             .map_err(provider_failure)?;
         self.settle(job, |mut order, stamp| {
-            if !order.has_unrefunded_payment() {
+            // Recorded once: a refund made meanwhile (the same one, by a run that got there
+            // first) changed the count this key was made from.
+            let recorded = order.payment.as_ref().map_or(0, |p| p.refunds.len());
+            if recorded != payment.refunds.len() || !order.has_unrefunded_payment() {
                 return Ok(Commit::default());
             }
             let expected_version = order.version;

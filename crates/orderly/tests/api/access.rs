@@ -46,7 +46,7 @@ async fn post_anon(server: &TestServer, path: &str, body: &Value) -> (u16, Value
     status_and_json(r).await
 }
 
-async fn staff_token(server: &TestServer, email: &str, password: &str) -> String {
+pub(crate) async fn staff_token(server: &TestServer, email: &str, password: &str) -> String {
     let (code, tokens) = post_anon(
         server,
         "/v1/auth/staff/login",
@@ -98,6 +98,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/v1/orders/{id}", "customer|orders:read"),
     ("GET", "/v1/orders/{id}/events", "customer|orders:read"),
     ("POST", "/v1/orders/{id}/cancel", "customer|orders:cancel"),
+    ("POST", "/v1/orders/{id}/refunds", "orders:refund"),
     ("GET", "/v1/orders/{id}/notes", "orders:read"),
     ("POST", "/v1/orders/{id}/notes", "orders:note"),
     (
@@ -161,13 +162,16 @@ fn role_holds(role: &str, permission: &str) -> bool {
         "orders:note",
         "orders:edit",
         "orders:retry",
+        "orders:cancel",
+        "orders:refund",
         "escalations:read",
         "customers:read",
         "inventory:read",
     ];
     let manager_adds = [
         "orders:place",
-        "orders:cancel",
+        "orders:cancel-paid",
+        "orders:refund-any",
         "orders:fulfil",
         "catalog:write",
         "customers:write",

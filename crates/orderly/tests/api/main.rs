@@ -15,6 +15,7 @@ mod notify;
 mod orders;
 mod outage;
 mod panel;
+mod refunds;
 mod saga;
 mod stripe;
 mod validation;

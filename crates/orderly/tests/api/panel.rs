@@ -1134,3 +1134,129 @@ async fn stage_one_shows_the_next_automatic_try_and_retry_now_runs_it_at_once() 
     assert!(page.html.contains("staff:sam@shop.example"));
     assert!(!page.html.contains("automatic retry in"), "{}", page.html);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_refunds_part_of_a_payment_after_seeing_exactly_what_goes_back() {
+    let server = TestServer::start(&["--refund-limit", "50.00 USD"]).await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    let order = id_of(&server.place_reference().await);
+    server.wait_for(&order, "paid").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
+    // The order page offers a refund, and no cancel: the order is paid.
+    let page = sam.get(&format!("/admin/orders/{order}")).await;
+    assert!(page.html.contains("Refund part"), "{}", page.html);
+    assert!(!page.html.contains("Cancel and refund"), "{}", page.html);
+    let refused = sam
+        .get(&format!("/admin/orders/{order}/confirm/cancel"))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+    assert!(refused.html.contains("A manager cancels a paid order"));
+
+    // Click 1: how much and why, with what is left and the role's limit.
+    let form = sam
+        .get(&format!("/admin/orders/{order}/confirm/refund"))
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.html);
+    assert!(
+        form.html
+            .contains("279.98 USD was captured; 279.98 USD is left to refund.")
+    );
+    assert!(
+        form.html
+            .contains("Your role refunds up to 50.00 USD of one order in all.")
+    );
+    assert!(form.html.contains("Amount to refund, in USD"));
+    let (csrf, version) = (form.input("csrf"), form.input("version"));
+    let post = |amount: &str, confirmed: bool| {
+        let mut f = vec![
+            ("csrf", csrf.clone()),
+            ("version", version.clone()),
+            ("amount", amount.to_owned()),
+            ("reason", "the mug arrived broken 🫖".to_owned()),
+        ];
+        if confirmed {
+            f.push(("confirmed", "yes".to_owned()));
+        }
+        f
+    };
+    // Not an amount: said plainly, and what was typed is kept.
+    let f = post("12,5O", false);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bad = sam.post(&format!("/admin/orders/{order}/refund"), &f).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("Write it like 12.50"), "{}", bad.html);
+    assert!(bad.html.contains("value=\"12,5O\""), "{}", bad.html);
+    // Click 2: review — exactly what goes back, nothing done yet.
+    let f = post("42.10", false);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let review = sam.post(&format!("/admin/orders/{order}/refund"), &f).await;
+    assert_eq!(review.status, StatusCode::OK, "{}", review.html);
+    assert!(
+        review
+            .html
+            .contains("42.10 USD goes back to the payment method the order was paid with."),
+        "{}",
+        review.html
+    );
+    assert!(review.html.contains("Refund 42.10 USD"));
+    assert!(review.html.contains("the mug arrived broken 🫖"));
+    let (_, unchanged) = server.get(&format!("/v1/orders/{order}")).await;
+    assert!(
+        unchanged["payment"]["refundPending"].is_null(),
+        "the review refunds nothing"
+    );
+    // Click 3: confirm. A double click does one thing.
+    let f = post("42.10", true);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = sam.post(&format!("/admin/orders/{order}/refund"), &f).await;
+    assert_eq!(
+        done.location.as_deref(),
+        Some(format!("/admin/orders/{order}?done=refunded").as_str()),
+        "{}",
+        done.html
+    );
+    let again = sam.post(&format!("/admin/orders/{order}/refund"), &f).await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some(format!("/admin/orders/{order}?done=changed").as_str())
+    );
+    let refunded = server
+        .wait_until(
+            &order,
+            |o| {
+                o["payment"]["refunds"]
+                    .as_array()
+                    .is_some_and(|r| r.len() == 1)
+            },
+            "refunded",
+        )
+        .await;
+    assert_eq!(
+        refunded["payment"]["refunds"][0]["amount"]["amount"],
+        "42.10"
+    );
+    let page = sam
+        .get(&format!("/admin/orders/{order}?done=refunded"))
+        .await;
+    assert!(page.html.contains("RefundRequested"), "{}", page.html);
+    assert!(page.html.contains("staff:sam@shop.example"));
+    assert!(
+        page.html
+            .contains("refund of 42.10 USD asked for: the mug arrived broken 🫖")
+    );
+
+    // Over the limit (42.10 + 8.00 > 50.00): refused with the reason, nothing done.
+    let form = sam
+        .get(&format!("/admin/orders/{order}/confirm/refund"))
+        .await;
+    let f = [
+        ("csrf", form.input("csrf")),
+        ("version", form.input("version")),
+        ("amount", "8.00".to_owned()),
+        ("reason", "and the box".to_owned()),
+        ("confirmed", "yes".to_owned()),
+    ];
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let over = sam.post(&format!("/admin/orders/{order}/refund"), &f).await;
+    assert_eq!(over.status, StatusCode::FORBIDDEN, "{}", over.html);
+}

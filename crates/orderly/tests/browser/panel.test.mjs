@@ -27,6 +27,8 @@ const STAFF = {
 };
 
 let dir, server, base, browser, mailPort, clicks = {};
+/** The order the payment test got paid, for the refund test. */
+let paidOrder;
 
 /** A free port on loopback, with nothing listening on it (the mail server that is down). */
 async function freePort() {
@@ -206,6 +208,7 @@ test('a payment the provider could not take: retry now, two clicks, and it is pa
   await page.getByRole('status').filter({ hasText: 'Done: the step runs again now' }).waitFor();
   clicks['payment provider down'] = n;
   await statusBecomes(page, orderLink, 'paid');
+  paidOrder = orderLink;
   await accessible(page);
   await shot(page, 'panel-order');
   const timeline = await page.getByRole('region', { name: /Timeline/ }).textContent();
@@ -340,5 +343,28 @@ test('with JavaScript off, the same forms work: sign in, note, sign out', async 
   assert.ok(await page.getByText('Called Zoé back: all good 👍').count());
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await context.close();
+});
+
+test('support refunds part of a paid order: how much and why, then exactly what goes back', async () => {
+  const { context, page } = await open();
+  await signIn(page, STAFF.support);
+  // The order the payment test got paid: support may refund part of it.
+  assert.ok(paidOrder, 'the payment test ran first and left a paid order');
+  await page.goto(paidOrder);
+  let n = 0;
+  await page.getByRole('link', { name: 'Refund part' }).click(); n++;
+  await page.getByRole('heading', { name: /Refund part of the payment/ }).waitFor();
+  await accessible(page);
+  await page.getByLabel('Amount to refund, in USD').fill('10.00');
+  await page.getByLabel('Reason').fill('the parcel came a week late 🐌');
+  await page.getByRole('button', { name: 'Review the refund' }).click(); n++;
+  await page.getByText('10.00 USD goes back to the payment method the order was paid with.').waitFor();
+  await accessible(page);
+  await page.getByRole('button', { name: 'Refund 10.00 USD' }).click(); n++;
+  await page.getByRole('status').filter({ hasText: 'Done: the refund is on its way' }).waitFor();
+  clicks['refund part of a payment'] = n;
+  const timeline = await page.getByRole('region', { name: /Timeline/ }).textContent();
+  assert.match(timeline, /refund of 10\.00 USD asked for: the parcel came a week late 🐌/);
   await context.close();
 });
