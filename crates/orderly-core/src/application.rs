@@ -22,6 +22,7 @@ use crate::ports::{
 };
 use crate::retry::{RetryPolicies, RetryPolicy};
 use crate::saga::{Dispatcher, DispatcherSettings, Saga, SagaPorts};
+use crate::search_index::{IndexedCatalog, SearchIndex};
 use crate::support::Support;
 
 /// Settings the use cases need.
@@ -233,6 +234,17 @@ impl Application {
         )
     }
 
+    /// The search index over the store.
+    fn search_index(&self) -> SearchIndex {
+        SearchIndex::new(self.store.clone(), self.store.clone())
+    }
+
+    /// The catalog port every use case gets: the store's, indexing each new customer for the
+    /// staff's search.
+    fn catalog_port(&self) -> Arc<dyn crate::ports::CatalogStore> {
+        Arc::new(IndexedCatalog::new(self.store.clone(), self.search_index()))
+    }
+
     fn pricing(&self) -> Pricing {
         Pricing::new(self.store.clone(), self.settings.base_currency)
     }
@@ -250,24 +262,31 @@ impl Application {
             store.clone(),
             self.settings.refund_limits.clone(),
         );
+        let catalog = self.catalog_port();
         Orderly(Arc::new(Services {
             catalog: Catalog::new(
-                store.clone(),
+                catalog.clone(),
                 store.clone(),
                 changes.clone(),
                 self.pricing(),
             ),
             carts: Carts::new(
                 store.clone(),
-                store.clone(),
+                catalog.clone(),
                 store.clone(),
                 self.pricing(),
                 orders.clone(),
                 Arc::clone(&self.clock),
                 self.settings.cart_idle,
             ),
-            support: Support::new(orders.clone(), changes, store.clone(), store.clone()),
-            preferences: MessagePreferences::new(store.clone(), store.clone()),
+            support: Support::new(
+                orders.clone(),
+                changes,
+                store.clone(),
+                store.clone(),
+                (catalog.clone(), self.search_index()),
+            ),
+            preferences: MessagePreferences::new(store.clone(), catalog, self.search_index()),
             orders,
             readiness: store.clone(),
             jobs: store.clone(),
@@ -286,7 +305,7 @@ impl Application {
     ) -> Result<Accounts, AppError> {
         Accounts::open(
             self.store.clone(),
-            self.store.clone(),
+            self.catalog_port(),
             Arc::clone(&self.clock),
             settings,
             external,

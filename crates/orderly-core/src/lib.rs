@@ -58,6 +58,7 @@ pub mod paging;
 pub mod ports;
 pub mod retry;
 pub mod saga;
+mod search_index;
 pub mod secret;
 pub mod step;
 pub mod storage;

@@ -230,6 +230,23 @@ impl OrderStore for MemoryStore {
             .cloned())
     }
 
+    async fn orders_with_id_prefix(
+        &self,
+        prefix: &orderly_domain::search::OrderIdPrefix,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        let s = self.lock()?;
+        let mut found: Vec<Order> = s
+            .orders
+            .values()
+            .filter(|o| o.id.to_string().starts_with(prefix.as_str()))
+            .cloned()
+            .collect();
+        found.sort_by_key(|o| o.id.to_string());
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
     async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
         let s = self.lock()?;
         Ok(OrderStatus::ALL

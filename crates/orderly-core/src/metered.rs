@@ -33,6 +33,7 @@ pub enum StorageOp {
     Order,
     ListOrders,
     CountOrders,
+    OrdersByIdPrefix,
     OrderEvents,
     Idempotency,
     Stock,
@@ -55,7 +56,7 @@ pub enum StorageOp {
 
 impl StorageOp {
     /// Every operation, in the order the metrics list them.
-    pub const ALL: [StorageOp; 29] = [
+    pub const ALL: [StorageOp; 30] = [
         StorageOp::CreateProduct,
         StorageOp::UpdateProduct,
         StorageOp::Product,
@@ -67,6 +68,7 @@ impl StorageOp {
         StorageOp::Order,
         StorageOp::ListOrders,
         StorageOp::CountOrders,
+        StorageOp::OrdersByIdPrefix,
         StorageOp::OrderEvents,
         StorageOp::Idempotency,
         StorageOp::Stock,
@@ -102,6 +104,7 @@ impl StorageOp {
             StorageOp::Order => "order",
             StorageOp::ListOrders => "list_orders",
             StorageOp::CountOrders => "count_orders",
+            StorageOp::OrdersByIdPrefix => "orders_by_id_prefix",
             StorageOp::OrderEvents => "order_events",
             StorageOp::Idempotency => "idempotency",
             StorageOp::Stock => "stock",
@@ -136,6 +139,7 @@ impl StorageOp {
                 | StorageOp::Order
                 | StorageOp::ListOrders
                 | StorageOp::CountOrders
+                | StorageOp::OrdersByIdPrefix
                 | StorageOp::WaitingJobs
                 | StorageOp::OrderEvents
                 | StorageOp::Idempotency
@@ -331,6 +335,17 @@ impl OrderStore for Metered {
     }
     async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
         counted!(self, CountOrders, self.inner.count_orders(since))
+    }
+    async fn orders_with_id_prefix(
+        &self,
+        prefix: &orderly_domain::search::OrderIdPrefix,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        counted!(
+            self,
+            OrdersByIdPrefix,
+            self.inner.orders_with_id_prefix(prefix, limit)
+        )
     }
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError> {
         counted!(self, OrderEvents, self.inner.order_events(id))

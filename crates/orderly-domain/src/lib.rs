@@ -23,6 +23,7 @@ pub mod fx;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod search;
 pub mod text;
 pub mod time;
 

@@ -1038,6 +1038,30 @@ impl OrderStore for DynamoStore {
         storage::page(rows, page.limit, |id| format!("d{id}"))
     }
 
+    async fn orders_with_id_prefix(
+        &self,
+        prefix: &orderly_domain::search::OrderIdPrefix,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("lists")
+            .key_condition_expression("lpk = :pk AND begins_with(lsk, :prefix)")
+            .expression_attribute_values(":pk", s("ORDERS"))
+            .expression_attribute_values(":prefix", s(prefix.as_str()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| decode(&text(item, "doc")?))
+            .collect()
+    }
+
     async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
         // An order's id is a UUIDv7 whose first 48 bits are the moment it was placed: every id
         // placed at or after `since` sorts at or after this prefix in the status index.

@@ -202,6 +202,9 @@ pub mod sql {
     /// Newest orders in one status.
     pub const ORDERS_BY_STATUS: &str =
         "SELECT seq, doc FROM orders WHERE status = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+    /// Orders whose id starts with a prefix, lowest first (the search box).
+    pub const ORDERS_BY_ID_PREFIX: &str =
+        "SELECT doc FROM orders WHERE id BETWEEN $1 AND $2 ORDER BY id LIMIT $3";
     /// How many orders of one status were placed at or after a moment (the dashboard).
     pub const COUNT_ORDERS_SINCE: &str =
         "SELECT COUNT(*) FROM orders WHERE status = $1 AND created_at >= $2";
@@ -369,6 +372,22 @@ impl OrderStore for PgStore {
             .await
             .map_err(unavailable)?;
         storage::page(rows, page.limit, |seq| format!("o{seq}"))
+    }
+
+    async fn orders_with_id_prefix(
+        &self,
+        prefix: &orderly_domain::search::OrderIdPrefix,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        let (low, high) = prefix.bounds();
+        let rows: Vec<(String,)> = sqlx::query_as(sql::ORDERS_BY_ID_PREFIX)
+            .bind(low)
+            .bind(high)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|(doc,)| decode(doc)).collect()
     }
 
     async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {

@@ -80,6 +80,19 @@ async fn hot_queries_use_indexes_on_large_tables() {
         q.bind(some_order)
     })
     .await;
+    explain(
+        &pool,
+        "orders by id prefix",
+        sql::ORDERS_BY_ID_PREFIX,
+        |q| {
+            let (low, high) =
+                orderly_domain::search::OrderIdPrefix::parse(&some_order.to_string()[..6], 4)
+                    .unwrap()
+                    .bounds();
+            q.bind(low).bind(high).bind(21i64)
+        },
+    )
+    .await;
     explain(&pool, "orders newest first", sql::ORDERS_NEWEST, |q| {
         q.bind(i64::MAX).bind(21i64)
     })

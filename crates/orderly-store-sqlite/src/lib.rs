@@ -379,6 +379,9 @@ pub mod sql {
          WHERE j.order_id = ?2 AND j.attempts > 0 ORDER BY j.next_at, j.id LIMIT ?1";
     /// One order.
     pub const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE id = ?";
+    /// Orders whose id starts with a prefix, lowest first (the search box).
+    pub const ORDERS_BY_ID_PREFIX: &str =
+        "SELECT seq, doc FROM orders WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3";
     /// An order's events.
     pub const EVENTS_OF_ORDER: &str = "SELECT payload FROM events WHERE order_id = ? ORDER BY seq";
     /// A customer's newest orders in one status.
@@ -424,6 +427,21 @@ impl OrderStore for SqliteStore {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
         storage::page(rows, page.limit, |seq| format!("o{seq}"))
+    }
+
+    async fn orders_with_id_prefix(
+        &self,
+        prefix: &orderly_domain::search::OrderIdPrefix,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        self.rows(
+            sql::ORDERS_BY_ID_PREFIX,
+            params![prefix.as_str(), prefix.end(), limit],
+            |r| r.get::<_, String>(1),
+        )?
+        .iter()
+        .map(|doc| decode(doc))
+        .collect()
     }
 
     async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError> {

@@ -36,6 +36,7 @@ async fn hot_queries_use_indexes_on_large_tables() {
     }
     for (name, statement) in [
         ("order by id", sql::ORDER_BY_ID),
+        ("orders by id prefix", sql::ORDERS_BY_ID_PREFIX),
         ("orders newest first", sql::ORDERS_NEWEST),
         ("orders by status", sql::ORDERS_BY_STATUS),
         ("orders of a status counted since", sql::COUNT_ORDERS_SINCE),

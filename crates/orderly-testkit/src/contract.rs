@@ -640,6 +640,43 @@ pub async fn jobs_waiting_after_a_failure_are_listed_and_can_be_hurried(store: A
     );
 }
 
+pub async fn orders_are_found_by_the_start_of_their_id(store: Arc<dyn Store>) {
+    use orderly_domain::search::OrderIdPrefix;
+    let mut placed = Vec::new();
+    for customer in ["001", "002", "003"] {
+        let order = fixtures::order(customer, &[("001", 1)]);
+        store.commit(fixtures::place(&order)).await.unwrap();
+        placed.push(order.id.to_string());
+    }
+    placed.sort();
+    let found = |prefix: &str| {
+        let store = Arc::clone(&store);
+        let prefix = OrderIdPrefix::parse(prefix, 1).unwrap();
+        async move {
+            store
+                .orders_with_id_prefix(&prefix, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|o| o.id.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // The whole id, or its start, with or without its dashes, in any case.
+    assert_eq!(found(&placed[1]).await, [placed[1].clone()]);
+    assert_eq!(found(&placed[1].to_uppercase()).await, [placed[1].clone()]);
+    let undashed: String = placed[2].chars().filter(|c| *c != '-').collect();
+    assert_eq!(found(&undashed[..20]).await, [placed[2].clone()]);
+    // Time-ordered ids made together share their start: all three, lowest first.
+    assert_eq!(found(&placed[0][..6]).await, placed);
+    assert!(found("ffffffff-ffff").await.is_empty());
+    let limited = store
+        .orders_with_id_prefix(&OrderIdPrefix::parse(&placed[0][..6], 1).unwrap(), 2)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+}
+
 pub async fn orders_are_listed_newest_first_with_filters_and_cursors(store: Arc<dyn Store>) {
     let mut placed = Vec::new();
     for i in 0..9 {
@@ -828,6 +865,57 @@ pub async fn concurrent_reservations_sell_exactly_the_stock(store: Arc<dyn Store
         .unwrap();
     assert_eq!(reserved.items.len(), 10);
     assert!(reserved.items.iter().all(fixtures::holds));
+}
+
+/// The search index's scan: keys in byte order (UTF-8, so any script sorts the same on every
+/// store), listed after any key, one that is not there included.
+pub async fn documents_are_listed_in_byte_order_after_any_key(store: Arc<dyn Store>) {
+    let keys = [
+        "zoe\u{1f}c1",
+        "zoe martin\u{1f}c2",
+        "zoé\u{1f}c3",
+        "zoë\u{1f}c4",
+        "山田\u{1f}c5",
+        "山田 太郎\u{1f}c6",
+        "+33612345678\u{1f}c7",
+    ];
+    for key in keys {
+        let doc = Document {
+            kind: DocKind::SearchTerm,
+            key: key.to_owned(),
+            version: 1,
+            body: "{}".to_owned(),
+        };
+        store.put_document(&doc, None).await.unwrap();
+    }
+    let mut sorted: Vec<&str> = keys.to_vec();
+    sorted.sort_unstable();
+    let listed = |after: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .documents(DocKind::SearchTerm, Some(after), 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    // After a prefix that is no key: every key that starts with it comes next, in byte order.
+    let after_zoe = listed("zoe").await;
+    assert_eq!(
+        after_zoe,
+        sorted[sorted.iter().position(|k| k.starts_with("zoe")).unwrap()..]
+    );
+    assert_eq!(&after_zoe[..2], ["zoe\u{1f}c1", "zoe martin\u{1f}c2"]);
+    let after_yamada = listed("山田").await;
+    assert_eq!(after_yamada, ["山田\u{1f}c5", "山田 太郎\u{1f}c6"]);
+    assert_eq!(
+        listed("+3361").await.first().map(String::as_str),
+        Some("+33612345678\u{1f}c7")
+    );
+    assert!(listed("山田 太郎\u{1f}c6").await.is_empty());
 }
 
 pub async fn documents_are_versioned_and_listed_by_key(store: Arc<dyn Store>) {

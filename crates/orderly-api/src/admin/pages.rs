@@ -467,6 +467,18 @@ pub(crate) struct OrderRow {
     pub(crate) attention: bool,
 }
 
+impl OrderRow {
+    pub(crate) fn of(o: &Order) -> Self {
+        OrderRow {
+            id: o.id.to_string(),
+            status: o.status.as_str(),
+            total: o.total.to_string(),
+            placed: o.created_at.to_rfc3339(),
+            attention: o.needs_attention.is_some() && o.status != OrderStatus::Canceled,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/customer.html")]
 struct CustomerPage {
@@ -475,6 +487,10 @@ struct CustomerPage {
     name: String,
     email: String,
     since: String,
+    /// Their text-message number, if they gave one.
+    phone: Option<String>,
+    /// The addresses their latest orders went to, newest first, each once.
+    addresses: Vec<String>,
     orders: Vec<OrderRow>,
     more: bool,
 }
@@ -517,25 +533,43 @@ pub(crate) async fn customer(
         Ok(f) => f,
         Err(e) => return app_error(&e),
     };
+    let mut addresses: Vec<String> = Vec::new();
+    for a in found
+        .items
+        .iter()
+        .filter_map(|o| o.shipping_address.as_ref())
+    {
+        let line = a.one_line();
+        if !addresses.contains(&line) {
+            addresses.push(line);
+        }
+    }
+    // The number is a detail of the page: one that does not read leaves it out.
+    let phone = match panel.app.preferences.of(&customer.id).await {
+        Ok(p) => p.sms_phone,
+        Err(e) => {
+            tracing::warn!(customer_id = %customer.id, error = %e, "a customer's preferences did not read");
+            None
+        }
+    };
     render(&CustomerPage {
         me: staff.me(),
         id: customer.id.to_string(),
         name: customer.name.as_str().to_owned(),
         email: customer.email.as_str().to_owned(),
         since: customer.created_at.to_rfc3339(),
-        orders: found
-            .items
-            .iter()
-            .map(|o| OrderRow {
-                id: o.id.to_string(),
-                status: o.status.as_str(),
-                total: o.total.to_string(),
-                placed: o.created_at.to_rfc3339(),
-                attention: o.needs_attention.is_some() && o.status != OrderStatus::Canceled,
-            })
-            .collect(),
+        phone,
+        addresses,
+        orders: found.items.iter().map(OrderRow::of).collect(),
         more: found.next_cursor.is_some(),
     })
+}
+
+/// One customer in the search's answer.
+pub(crate) struct CustomerRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) email: String,
 }
 
 #[derive(Template)]
@@ -543,17 +577,22 @@ pub(crate) async fn customer(
 struct SearchPage {
     me: Me,
     q: String,
+    orders: Vec<OrderRow>,
+    customers: Vec<CustomerRow>,
+    /// What the viewer's role does not let them see (orders, customers).
+    hidden: Vec<&'static str>,
 }
 
-/// The search box: an order id opens the order, a customer id the customer; anything else
-/// says what can be searched.
+/// The search box: an order id, or its start, opens or lists orders; a customer id, a name or
+/// a word of it, an e-mail or a phone number lists customers — in any script, accents aside.
+/// One order, or one customer, found by a full id opens at once.
 pub(crate) async fn search(
     State(panel): State<Panel>,
     staff: Staff,
     RawQuery(query): RawQuery,
 ) -> Response {
     let q = query_value(query.as_deref(), "q")
-        .map(|q| q.trim().to_owned())
+        .map(|q| q.trim().chars().take(200).collect::<String>())
         .unwrap_or_default();
     if let Ok(id) = OrderId::parse(&q)
         && staff
@@ -564,13 +603,52 @@ pub(crate) async fn search(
     {
         return see(&format!("/admin/orders/{id}"));
     }
-    if let Ok(id) = CustomerId::parse(&q)
-        && staff.session.principal.can(Permission::CustomersRead)
-        && panel.app.catalog.customer(&id).await.is_ok()
+    let principal = &staff.session.principal;
+    let (see_orders, see_customers) = (
+        principal.can(Permission::OrdersRead),
+        principal.can(Permission::CustomersRead),
+    );
+    let found = match panel.app.support.search(&q).await {
+        Ok(f) => f,
+        Err(e) => return app_error(&e),
+    };
+    if let [only] = found.customers.as_slice()
+        && found.orders.is_empty()
+        && see_customers
+        && only.id.as_str() == q
     {
-        return see(&format!("/admin/customers/{id}"));
+        return see(&format!("/admin/customers/{}", only.id));
     }
-    let mut page = render(&SearchPage { me: staff.me(), q });
+    let mut hidden = Vec::new();
+    if !see_orders && !found.orders.is_empty() {
+        hidden.push("orders");
+    }
+    if !see_customers && !found.customers.is_empty() {
+        hidden.push("customers");
+    }
+    let mut page = render(&SearchPage {
+        me: staff.me(),
+        orders: if see_orders {
+            found.orders.iter().map(OrderRow::of).collect()
+        } else {
+            Vec::new()
+        },
+        customers: if see_customers {
+            found
+                .customers
+                .iter()
+                .map(|c| CustomerRow {
+                    id: c.id.to_string(),
+                    name: c.name.as_str().to_owned(),
+                    email: c.email.as_str().to_owned(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        hidden,
+        q,
+    });
     if !page.status().is_server_error() {
         *page.status_mut() = StatusCode::OK;
     }

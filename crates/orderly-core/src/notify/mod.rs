@@ -106,7 +106,11 @@ impl Notifications {
         Notifications {
             records: Documents::new(Arc::clone(&ports.documents)),
             failures: Documents::new(Arc::clone(&ports.documents)),
-            preferences: MessagePreferences::new(ports.documents, Arc::clone(&ports.customers)),
+            preferences: MessagePreferences::new(
+                Arc::clone(&ports.documents),
+                Arc::clone(&ports.customers),
+                crate::search_index::SearchIndex::new(ports.documents, Arc::clone(&ports.commits)),
+            ),
             orders: ports.orders,
             customers: ports.customers,
             commits: ports.commits,

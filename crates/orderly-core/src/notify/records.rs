@@ -113,14 +113,20 @@ impl Preferences {
 pub struct MessagePreferences {
     preferences: Documents<Preferences>,
     customers: Arc<dyn CatalogStore>,
+    index: crate::search_index::SearchIndex,
 }
 
 impl MessagePreferences {
     /// Preferences kept in `documents`, for the customers of `customers`.
-    pub(crate) fn new(documents: Arc<dyn DocumentStore>, customers: Arc<dyn CatalogStore>) -> Self {
+    pub(crate) fn new(
+        documents: Arc<dyn DocumentStore>,
+        customers: Arc<dyn CatalogStore>,
+        index: crate::search_index::SearchIndex,
+    ) -> Self {
         MessagePreferences {
             preferences: Documents::new(documents),
             customers,
+            index,
         }
     }
 
@@ -151,6 +157,11 @@ impl MessagePreferences {
                 what: "customer",
                 id: customer.to_string(),
             });
+        }
+        // The number is searchable before it is kept (staff find customers by phone).
+        if let Some(phone) = &prefs.sms_phone {
+            let terms = orderly_domain::search::customer_terms("", "", Some(phone));
+            self.index.add(customer, terms).await?;
         }
         self.preferences.put(customer.as_str(), prefs).await?;
         Ok(prefs.clone())

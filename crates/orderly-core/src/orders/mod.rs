@@ -61,6 +61,18 @@ impl Orders {
         }
     }
 
+    /// Orders whose id starts with `prefix`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn with_id_prefix(
+        &self,
+        prefix: &orderly_domain::search::OrderIdPrefix,
+        limit: u32,
+    ) -> Result<Vec<Order>, AppError> {
+        Ok(self.orders.orders_with_id_prefix(prefix, limit).await?)
+    }
+
     /// One order with its history.
     ///
     /// # Errors

@@ -343,6 +343,14 @@ pub trait OrderStore: Send + Sync {
     /// [`OrderStatus::ALL`] order, statuses without any left out: the staff's dashboard. Served
     /// by an index on status and placement time, so it costs the orders counted, not all.
     async fn count_orders(&self, since: Timestamp) -> Result<Vec<(OrderStatus, u64)>, StoreError>;
+    /// Orders whose id, as written (`0196…-…`, lowercase), starts with `prefix` — a canonical
+    /// prefix ([`orderly_domain::search::OrderIdPrefix`]) — lowest id (oldest) first, at most `limit`: the
+    /// search box's order ids. A range of the id's index.
+    async fn orders_with_id_prefix(
+        &self,
+        prefix: &orderly_domain::search::OrderIdPrefix,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError>;
     /// The events published for an order, oldest first.
     async fn order_events(&self, id: OrderId) -> Result<Vec<Event>, StoreError>;
     /// A stored idempotency key.
@@ -495,6 +503,8 @@ pub enum DocKind {
     NotificationPreferences,
     /// What a case looked like when staff handed it to engineering, frozen, by order id.
     CaseBundle,
+    /// One term a customer is found by in the staff's search, by `{term}\u{1f}{customer id}`.
+    SearchTerm,
 }
 
 impl std::fmt::Display for DocKind {
@@ -523,6 +533,7 @@ impl DocKind {
             DocKind::NotificationFailure => "notification-failure",
             DocKind::NotificationPreferences => "notification-preferences",
             DocKind::CaseBundle => "case-bundle",
+            DocKind::SearchTerm => "search-term",
         }
     }
 }

@@ -5,10 +5,13 @@
 //! - this module: [`Support`], notes, address corrections, undeliverable reports, retries and
 //!   the needs-attention queue;
 //! - [`stage_one`]: the steps waiting for their next automatic try, and "retry now";
+//! - [`search`]: the customer care search box — orders by id or its start, customers by name,
+//!   e-mail or phone;
 //! - [`engineering`]: stage 3 — handing a case to engineering with a frozen [`CaseBundle`], and
 //!   engineering sending it back.
 
 pub mod engineering;
+pub mod search;
 pub mod stage_one;
 
 use std::sync::Arc;
@@ -67,6 +70,8 @@ pub struct Support {
     escalations: Documents<Escalation>,
     bundles: Documents<CaseBundle>,
     jobs: Arc<dyn JobQueue>,
+    customers: Arc<dyn crate::ports::CatalogStore>,
+    index: crate::search_index::SearchIndex,
 }
 
 impl Support {
@@ -76,11 +81,17 @@ impl Support {
         changes: Changes,
         documents: Arc<dyn DocumentStore>,
         jobs: Arc<dyn JobQueue>,
+        (customers, index): (
+            Arc<dyn crate::ports::CatalogStore>,
+            crate::search_index::SearchIndex,
+        ),
     ) -> Self {
         Support {
             orders,
             changes,
             jobs,
+            customers,
+            index,
             notes: Documents::new(Arc::clone(&documents)),
             escalations: Documents::new(Arc::clone(&documents)),
             bundles: Documents::new(documents),

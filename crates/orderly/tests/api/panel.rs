@@ -1260,3 +1260,102 @@ async fn support_refunds_part_of_a_payment_after_seeing_exactly_what_goes_back()
     let over = sam.post(&format!("/admin/orders/{order}/refund"), &f).await;
     assert_eq!(over.status, StatusCode::FORBIDDEN, "{}", over.html);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_search_box_finds_orders_by_their_id_and_customers_by_name_email_or_phone() {
+    let server = TestServer::start(&[]).await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    for (id, email, name) in [
+        ("c-zoe", "Zoe.Martin@example.fr", "Zoé Martin-Dubois"),
+        ("c-taro", "taro@example.jp", "山田 太郎"),
+        ("c-zora", "zora@example.com", "Zora Ng"),
+    ] {
+        let (code, body) = server
+            .post(
+                "/v1/customers",
+                &serde_json::json!({"id": id, "email": email, "name": name}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    let (code, _) = server
+        .client
+        .put(server.url("/v1/customers/c-zoe/notification-preferences"))
+        .json(&serde_json::json!({"marketing": false, "smsPhone": "+33612345678"}))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(code, StatusCode::OK);
+    let mut body = crate::common::reference_body();
+    body["customerId"] = serde_json::json!("c-zoe");
+    let order = id_of(&server.place(&body).await);
+
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
+    let search = |q: &str| format!("/admin/search?q={}", urlencode(q));
+    // Accents and case aside, any word of the name, the e-mail, the phone as typed.
+    for typed in [
+        "zoe",
+        "ZOÉ",
+        "zoë martin",
+        "dubois",
+        "zoe.martin@",
+        "+33 6 12 34 56 78",
+        "06 12 34 56 78",
+    ] {
+        let page = sam.get(&search(typed)).await;
+        assert_eq!(page.status, StatusCode::OK, "{typed}: {}", page.html);
+        assert!(
+            page.html.contains("Zoé Martin-Dubois"),
+            "{typed}: {}",
+            page.html
+        );
+        assert!(!page.html.contains("山田"), "{typed}");
+    }
+    // Two customers start with "zo": both, and nobody else.
+    let page = sam.get(&search("zo")).await;
+    assert!(page.html.contains("Zoé Martin-Dubois") && page.html.contains("Zora Ng"));
+    assert!(
+        page.html.contains("0 orders and 2 customers match"),
+        "{}",
+        page.html
+    );
+    // Any script.
+    let page = sam.get(&search("山田")).await;
+    assert!(page.html.contains("山田 太郎"), "{}", page.html);
+    let page = sam.get(&search("太郎")).await;
+    assert!(page.html.contains("山田 太郎"), "{}", page.html);
+    // An order by the start of its id (as in the customer's e-mail, in any case); the whole
+    // id opens it; a customer's id opens them.
+    let page = sam.get(&search(&order[..13].to_uppercase())).await;
+    assert!(
+        page.html.contains(&format!("/admin/orders/{order}")),
+        "{}",
+        page.html
+    );
+    let opened = sam.get(&search(&order)).await;
+    assert_eq!(
+        opened.location.as_deref(),
+        Some(format!("/admin/orders/{order}").as_str())
+    );
+    let opened = sam.get(&search("c-taro")).await;
+    assert_eq!(opened.location.as_deref(), Some("/admin/customers/c-taro"));
+    // The customer's page lists their orders: one click from the search to everything.
+    let page = sam.get("/admin/customers/c-zoe").await;
+    assert!(page.html.contains(&order), "{}", page.html);
+    assert!(page.html.contains("+33612345678"), "{}", page.html);
+    // Nothing found says what to try.
+    let page = sam.get(&search("nobody-like-this")).await;
+    assert!(page.html.contains("Nothing matches"), "{}", page.html);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
