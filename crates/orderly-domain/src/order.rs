@@ -1010,16 +1010,7 @@ mod tests {
     #[test]
     fn the_happy_path_reaches_delivered_with_a_history_line_each() {
         let mut order = reference_order();
-        order.apply(Transition::Reserve, &stamp(1), None).unwrap();
-        let payment = Payment {
-            provider_ref: "pay_1".into(),
-            amount: order.total,
-            captured_at: Timestamp::from_millis(5),
-            authorization: None,
-            refunds: Vec::new(),
-            refund_pending: None,
-        };
-        order.capture(payment, &stamp(2)).unwrap();
+        paid(&mut order);
         let shipment = Shipment {
             carrier: "DHL".into(),
             tracking_number: "JD0123".into(),

@@ -96,11 +96,12 @@ async fn shop(max_attempts: u32) -> Shop {
             cart_idle: orderly_core::CART_IDLE,
             ..AppSettings::default()
         })
-        .with_retry(RetryPolicy {
+        // Fast retries only: a message the server does not take is failed when they run out.
+        .with_retry_policies(orderly_core::retry::RetryPolicies::fast_only(RetryPolicy {
             interval: Duration::from_millis(1),
             max_attempts,
             backoff_rate: 1.0,
-        })
+        }))
         .with_notifier(
             Arc::new(routes),
             Arc::new(FileTemplates::load().unwrap()),

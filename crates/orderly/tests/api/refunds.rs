@@ -6,15 +6,23 @@ use serde_json::json;
 use crate::access::{create_staff, staff_token};
 use crate::common::{TestServer, client_with, history_events, id_of};
 
+/// Support `sam`, manager `mia`, and the reference order once it is paid.
+async fn support_manager_and_a_paid_order(
+    server: &TestServer,
+) -> (reqwest::Client, reqwest::Client, String) {
+    create_staff(server, "sam@shop.example", "support", "support password").await;
+    create_staff(server, "mia@shop.example", "manager", "manager password").await;
+    let sam = client_with(&staff_token(server, "sam@shop.example", "support password").await);
+    let mia = client_with(&staff_token(server, "mia@shop.example", "manager password").await);
+    let id = id_of(&server.place_reference().await);
+    server.wait_for(&id, "paid").await;
+    (sam, mia, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_refunds_within_the_limit_and_a_manager_beyond_it() {
     let server = TestServer::start(&["--refund-limit", "50.00 USD"]).await;
-    create_staff(&server, "sam@shop.example", "support", "support password").await;
-    create_staff(&server, "mia@shop.example", "manager", "manager password").await;
-    let sam = client_with(&staff_token(&server, "sam@shop.example", "support password").await);
-    let mia = client_with(&staff_token(&server, "mia@shop.example", "manager password").await);
-    let id = id_of(&server.place_reference().await);
-    server.wait_for(&id, "paid").await;
+    let (sam, mia, id) = support_manager_and_a_paid_order(&server).await;
     let refund = |amount: &str, reason: &str| json!({"amount": {"amount": amount, "currency": "USD"}, "reason": reason});
     let path = format!("/v1/orders/{id}/refunds");
 
@@ -84,12 +92,7 @@ async fn support_refunds_within_the_limit_and_a_manager_beyond_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_manager_cancels_a_paid_order() {
     let server = TestServer::start(&[]).await;
-    create_staff(&server, "sam@shop.example", "support", "support password").await;
-    create_staff(&server, "mia@shop.example", "manager", "manager password").await;
-    let sam = client_with(&staff_token(&server, "sam@shop.example", "support password").await);
-    let mia = client_with(&staff_token(&server, "mia@shop.example", "manager password").await);
-    let id = id_of(&server.place_reference().await);
-    server.wait_for(&id, "paid").await;
+    let (sam, mia, id) = support_manager_and_a_paid_order(&server).await;
     let cancel = format!("/v1/orders/{id}/cancel");
     let (code, problem) = server
         .post_with(&sam, &cancel, &json!({"reason": "customer asked"}))
