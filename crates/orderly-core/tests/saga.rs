@@ -29,6 +29,10 @@ struct ScriptedPayments {
     script: Mutex<VecDeque<Result<(), PaymentError>>>,
     charged: Mutex<Vec<String>>,
     refunded: Mutex<Vec<String>>,
+    /// The provider's book of refunds: the amount each key was first made for.
+    refund_book: Mutex<std::collections::HashMap<String, i64>>,
+    /// Refund calls still to time out — after the provider made the refund.
+    refund_timeouts: Mutex<u32>,
     voided: Mutex<Vec<String>>,
     /// When set, a capture signals `started` and waits for `release` before answering.
     gate: Option<(Arc<Notify>, Arc<Notify>)>,
@@ -74,10 +78,30 @@ impl PaymentGateway for ScriptedPayments {
         request: &PaymentRequest,
         _capture: &str,
     ) -> Result<String, PaymentError> {
-        self.refunded
+        let key = request.idempotency_key.to_string();
+        // A provider answers a repeated key with the first refund, and refuses another amount.
+        let first = *self
+            .refund_book
             .lock()
             .unwrap()
-            .push(request.idempotency_key.to_string());
+            .entry(key.clone())
+            .or_insert(request.amount.minor());
+        assert_eq!(
+            first,
+            request.amount.minor(),
+            "{key} asked for another amount"
+        );
+        {
+            let mut timeouts = self.refund_timeouts.lock().unwrap();
+            if *timeouts > 0 {
+                *timeouts -= 1;
+                return Err(PaymentError::Transient("timed out after making it".into()));
+            }
+        }
+        let mut refunded = self.refunded.lock().unwrap();
+        if !refunded.contains(&key) {
+            refunded.push(key);
+        }
         Ok(format!("re_{}", request.order_id))
     }
 
@@ -791,4 +815,71 @@ async fn support_refunds_within_the_limit_and_cancels_only_what_is_unpaid() {
         .refund(permit, usd("179.98"), "all of it")
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_refund_tried_again_after_a_timeout_asks_for_the_same_amount_under_the_same_key() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    w.drain().await;
+    let usd = |s: &str| orderly_domain::Money::parse(s, orderly_domain::Currency::USD).unwrap();
+    let refund = |amount: &str| {
+        let (amount, staff, app) = (usd(amount), &w.staff, &w.app);
+        async move {
+            let permit = staff.permit::<Refund>(app, id).await.unwrap();
+            app.orders.refund(permit, amount, "goodwill").await.unwrap();
+        }
+    };
+    // The provider makes the first refund, but its answer is lost.
+    *w.payments.refund_timeouts.lock().unwrap() = 1;
+    refund("10.00").await;
+    w.run_due().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(
+        order.payment.as_ref().unwrap().refund_in_flight,
+        Some(usd("10.00"))
+    );
+    // More is asked for before the retry: the retry still asks for 10.00 under its key.
+    refund("20.00").await;
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    let payment = order.payment.unwrap();
+    let amounts: Vec<i64> = payment.refunds.iter().map(|r| r.amount.minor()).collect();
+    assert_eq!(amounts, [1_000, 2_000]);
+    assert_eq!(payment.refund_pending, None);
+    assert_eq!(payment.refund_in_flight, None);
+    let book = w.payments.refund_book.lock().unwrap().clone();
+    assert_eq!(book.get(&format!("order:{id}:refund")), Some(&1_000));
+    assert_eq!(book.get(&format!("order:{id}:refund:1")), Some(&2_000));
+    assert_eq!(book.len(), 2, "{book:?}");
+}
+
+#[tokio::test]
+async fn a_refund_that_gave_up_is_made_when_staff_retry_it() {
+    let w = world(vec![], fast()).await;
+    let id = w.place().await;
+    w.drain().await;
+    *w.payments.refund_timeouts.lock().unwrap() = 100;
+    let usd = |s: &str| orderly_domain::Money::parse(s, orderly_domain::Currency::USD).unwrap();
+    let permit = w.staff.permit::<Refund>(&w.app, id).await.unwrap();
+    w.app
+        .orders
+        .refund(permit, usd("42.10"), "broken mug")
+        .await
+        .unwrap();
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    assert_eq!(order.needs_attention.as_ref().unwrap().step, "payment");
+    assert!(order.payment.as_ref().unwrap().refunds.is_empty());
+    // The provider is back: staff retry, and the refund — not a capture — is made, once.
+    *w.payments.refund_timeouts.lock().unwrap() = 0;
+    w.retry(id).await.unwrap();
+    w.drain().await;
+    let order = w.app.orders.order(id).await.unwrap();
+    let payment = order.payment.unwrap();
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(payment.refunds[0].amount, usd("42.10"));
+    assert_eq!(payment.refund_pending, None);
+    assert!(order.needs_attention.is_none());
+    assert_eq!(w.payments.charged.lock().unwrap().len(), 1, "charged once");
 }

@@ -339,6 +339,10 @@ pub struct Payment {
     /// Refunds staff asked for that the payment step has not made yet, summed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_pending: Option<Money>,
+    /// The refund the payment step is making now: its amount is fixed before the provider is
+    /// asked, so every retry of it asks for the same amount under the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_in_flight: Option<Money>,
 }
 
 impl Payment {
@@ -748,6 +752,7 @@ impl Order {
             // once nothing is left to refund.
             let amount = refund.amount;
             payment.refunds.push(refund);
+            payment.refund_in_flight = None;
             payment.refund_pending = payment
                 .refund_pending
                 .and_then(|p| p.checked_sub(amount).ok())
@@ -803,6 +808,22 @@ impl Order {
             stamp,
             Some(detail),
         ))
+    }
+
+    /// Fixes the amount of the refund the payment step makes next (see
+    /// [`Payment::refund_in_flight`]); a new version, no history entry (the refund records one
+    /// when it is made). `false` if a refund is in flight already, or nothing was captured.
+    pub fn begin_refund(&mut self, amount: Money, at: Timestamp) -> bool {
+        let Some(payment) = &mut self.payment else {
+            return false;
+        };
+        if payment.refund_in_flight.is_some() {
+            return false;
+        }
+        payment.refund_in_flight = Some(amount);
+        self.version += 1;
+        self.updated_at = at;
+        true
     }
 
     /// What may still be asked for: captured, less refunded, less pending (`None`: nothing
@@ -1043,6 +1064,7 @@ mod tests {
             authorization: None,
             refunds: Vec::new(),
             refund_pending: None,
+            refund_in_flight: None,
         };
         order.capture(payment, &stamp(2)).unwrap();
     }

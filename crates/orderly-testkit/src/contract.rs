@@ -666,7 +666,9 @@ pub async fn orders_are_found_by_the_start_of_their_id(store: Arc<dyn Store>) {
     assert_eq!(found(&placed[1]).await, [placed[1].clone()]);
     assert_eq!(found(&placed[1].to_uppercase()).await, [placed[1].clone()]);
     let undashed: String = placed[2].chars().filter(|c| *c != '-').collect();
-    assert_eq!(found(&undashed[..20]).await, [placed[2].clone()]);
+    assert_eq!(found(&undashed).await, [placed[2].clone()]);
+    // Ids made in the same millisecond share most of their start: every one that has it.
+    assert!(found(&undashed[..20]).await.contains(&placed[2]));
     // Time-ordered ids made together share their start: all three, lowest first.
     assert_eq!(found(&placed[0][..6]).await, placed);
     assert!(found("ffffffff-ffff").await.is_empty());

@@ -745,6 +745,7 @@ async fn seed_orders(store: &Arc<dyn Store>, n: u64) -> Result<(), String> {
                     captured_at: at.plus_millis(100),
                     refunds: Vec::new(),
                     refund_pending: None,
+                    refund_in_flight: None,
                 };
                 order.capture(payment, &stamp(100)).map_err(history)?;
                 let shipment = Shipment {

@@ -312,8 +312,14 @@ impl Saga {
             }
             // A retry staff asked for: the step does what the order's state still needs.
             (Consumer::Inventory, EventKind::RetryRequested) => self.reserve(job).await,
+            // The payment step that gave up was a refund when money was taken and some is
+            // owed (or one is in flight), a capture otherwise.
             (Consumer::Payment, EventKind::RetryRequested) => {
-                if self.load(job).await?.status == OrderStatus::Canceled {
+                let order = self.load(job).await?;
+                let refunding = order.payment.as_ref().is_some_and(|p| {
+                    p.refund_in_flight.is_some() || steps::refund_owed(&order).is_some()
+                });
+                if refunding || order.status == OrderStatus::Canceled {
                     self.refund(job).await
                 } else {
                     self.capture(job).await

@@ -125,6 +125,7 @@ impl Saga {
                         captured_at: stamp.at,
                         refunds: Vec::new(),
                         refund_pending: None,
+                        refund_in_flight: None,
                     };
                     let expected_version = order.version;
                     let event = if order.status == OrderStatus::Reserved {
@@ -183,55 +184,94 @@ impl Saga {
     /// OrderCanceled → refund what is left of a captured payment (all of it, unless staff
     /// refunded part before); RefundRequested → refund what staff asked for and is not refunded
     /// yet. Each refund of an order has its own key (`order:{id}:refund`, then `…:refund:1`,
-    /// …), the same for every retry of it.
+    /// …) and its amount is committed (`refund_in_flight`) before the provider is asked, so
+    /// every retry of it — after a timeout, a crash, or staff's retry — asks for the same amount
+    /// under the same key, and the provider makes it once. One run makes every refund owed.
     pub(super) async fn refund(&self, job: &Job) -> Result<(), StepError> {
-        let order = self.load(job).await?;
-        let owed = |order: &orderly_domain::Order| {
-            if order.status == OrderStatus::Canceled {
-                order
-                    .payment
-                    .as_ref()
-                    .map(orderly_domain::Payment::refundable)
-                    .filter(|m| m.minor() > 0)
-            } else {
-                order.refund_due()
-            }
-        };
-        let (Some(payment), Some(amount)) = (order.payment.clone(), owed(&order)) else {
-            return self
-                .settle(job, |_, _| Ok(Commit::default()))
-                .await
-                .map_err(StepError::from);
-        };
-        let nth = u32::try_from(payment.refunds.len()).unwrap_or(u32::MAX);
-        let request = PaymentRequest {
-            idempotency_key: PaymentKey::new(order.id, PaymentStep::Refund).nth(nth),
-            order_id: order.id,
-            customer_id: order.customer_id.clone(),
-            amount,
-            payment_method: order.payment_method.clone(),
-        };
-        let provider_ref = self
-            .call_provider(self.payments.refund(&request, &payment.provider_ref))
-            .await
-            .map_err(provider_failure)?;
-        self.settle(job, |mut order, stamp| {
-            // Recorded once: a refund made meanwhile (the same one, by a run that got there
-            // first) changed the count this key was made from.
-            let recorded = order.payment.as_ref().map_or(0, |p| p.refunds.len());
-            if recorded != payment.refunds.len() || !order.has_unrefunded_payment() {
-                return Ok(Commit::default());
-            }
-            let expected_version = order.version;
-            let refund = Refund {
-                provider_ref: provider_ref.clone(),
-                amount: request.amount,
-                at: stamp.at,
+        for _ in 0..MAX_REFUNDS_PER_RUN {
+            let order = self.load(job).await?;
+            let Some(payment) = order.payment.clone() else {
+                break;
             };
-            let event = order.record_refund(refund, stamp);
-            Ok(order_change(order, expected_version, event, Vec::new()))
-        })
-        .await
-        .map_err(StepError::from)
+            let amount = match payment.refund_in_flight {
+                Some(amount) => amount,
+                None => {
+                    let Some(owed) = refund_owed(&order) else {
+                        break;
+                    };
+                    // Fixed before the provider is asked; a concurrent change reads again.
+                    self.note(job, |mut order, stamp| {
+                        let expected_version = order.version;
+                        if order
+                            .payment
+                            .as_ref()
+                            .is_some_and(|p| p.refund_in_flight.is_some())
+                            || !order.begin_refund(owed, stamp.at)
+                        {
+                            return Ok(Commit::default());
+                        }
+                        Ok(Commit {
+                            order: Some(crate::ports::OrderWrite::Update {
+                                order,
+                                expected_version,
+                            }),
+                            ..Commit::default()
+                        })
+                    })
+                    .await?;
+                    continue;
+                }
+            };
+            let nth = u32::try_from(payment.refunds.len()).unwrap_or(u32::MAX);
+            let request = PaymentRequest {
+                idempotency_key: PaymentKey::new(order.id, PaymentStep::Refund).nth(nth),
+                order_id: order.id,
+                customer_id: order.customer_id.clone(),
+                amount,
+                payment_method: order.payment_method.clone(),
+            };
+            let provider_ref = self
+                .call_provider(self.payments.refund(&request, &payment.provider_ref))
+                .await
+                .map_err(provider_failure)?;
+            self.note(job, |mut order, stamp| {
+                // Recorded once: the refund this key was made for is the one in flight.
+                let same = order.payment.as_ref().is_some_and(|p| {
+                    p.refunds.len() == payment.refunds.len() && p.refund_in_flight == Some(amount)
+                });
+                if !same {
+                    return Ok(Commit::default());
+                }
+                let expected_version = order.version;
+                let refund = Refund {
+                    provider_ref: provider_ref.clone(),
+                    amount,
+                    at: stamp.at,
+                };
+                let event = order.record_refund(refund, stamp);
+                Ok(order_change(order, expected_version, event, Vec::new()))
+            })
+            .await?;
+        }
+        self.settle(job, |_, _| Ok(Commit::default()))
+            .await
+            .map_err(StepError::from)
+    }
+}
+
+/// Most refunds one run of the refund step makes (a request, then a cancel's rest, …).
+const MAX_REFUNDS_PER_RUN: usize = 8;
+
+/// What the payment step owes the customer now: all that is left once the order is canceled,
+/// otherwise what staff asked for and is not refunded yet.
+pub(super) fn refund_owed(order: &orderly_domain::Order) -> Option<orderly_domain::Money> {
+    if order.status == OrderStatus::Canceled {
+        order
+            .payment
+            .as_ref()
+            .map(orderly_domain::Payment::refundable)
+            .filter(|m| m.minor() > 0)
+    } else {
+        order.refund_due()
     }
 }
