@@ -651,6 +651,12 @@ pub struct RefundRequest {
     /// Why, shown in the history.
     #[schema(value_type = crate::openapi::Reason, example = "one mug arrived broken")]
     pub reason: String,
+    /// The order's `version` as the caller read it: the refund is made only if the order is
+    /// still there, so a request sent again after a lost answer refunds nothing more (`409
+    /// order-changed`).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64)]
+    pub expected_version: Option<u32>,
 }
 
 impl RefundRequest {

@@ -522,7 +522,8 @@ impl Mutation {
 
     /// Gives back part of a captured payment (`amount` a decimal string in the order's
     /// currency): the payment step refunds it and the customer is told. Without
-    /// `orders:refund-any`, one order's refunds stay within the shop's refund limit.
+    /// `orders:refund-any`, one order's refunds stay within the shop's refund limit. With
+    /// `expectedVersion`, only if the order is still at that version (a retry refunds once).
     async fn refund_order(
         &self,
         ctx: &Context<'_>,
@@ -530,12 +531,17 @@ impl Mutation {
         amount: String,
         currency: String,
         reason: String,
+        expected_version: Option<u32>,
     ) -> async_graphql::Result<OrderNode> {
         let currency = orderly_domain::Currency::parse(&currency)
             .map_err(|e| gql(AppError::invalid("currency", e.to_string())))?;
         let amount = orderly_domain::Money::parse(&amount, currency)
             .map_err(|e| gql(AppError::invalid("amount", e.to_string())))?;
         let permit = permit::<Refund>(ctx, &id).await?;
+        let permit = match expected_version {
+            Some(v) => permit.expecting(v),
+            None => permit,
+        };
         let order = app(ctx)
             .orders
             .refund(permit, amount, &reason)

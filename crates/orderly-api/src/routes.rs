@@ -259,6 +259,10 @@ pub async fn refund_order(
 ) -> ApiResult<Response> {
     let amount = body.amount().map_err(AppError::from)?;
     let permit = permit::<Refund>(&app, &caller, &id).await?;
+    let permit = match body.expected_version {
+        Some(v) => permit.expecting(v),
+        None => permit,
+    };
     let order = app.orders.refund(permit, amount, &body.reason).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -73,27 +73,18 @@ fn truncated(term: &str) -> String {
     term.chars().take(MAX_TERM).collect()
 }
 
-/// The terms a customer is found by, each a prefix of what may be typed: their whole name
-/// and each word of it and of its hyphenated parts (folded), their e-mail whole and its local part (folded), and for a
-/// phone its E.164 form and the ends of its digits from 6 on (typed without a country code).
+/// The terms a customer is found by, each a prefix of what may be typed: their whole name and
+/// each word of it and of its hyphenated parts (folded), their e-mail whole and its local part
+/// (folded), and for a phone its E.164 form and the ends of its digits from 6 on (typed without
+/// a country code); at most [`MAX_TERMS`].
 #[must_use]
 pub fn customer_terms(name: &str, email: &str, phone: Option<&str>) -> Vec<String> {
     let mut terms = Vec::new();
     let name = fold(name);
+    let email = fold(email);
     if !name.is_empty() {
         terms.push(truncated(&name));
-        // Each word, and each part of a hyphenated one (Martin-Dubois: martin, dubois).
-        for word in name.split(' ') {
-            terms.push(truncated(word));
-            terms.extend(
-                word.split(['-', '\''])
-                    .skip(1)
-                    .filter(|w| !w.is_empty())
-                    .map(truncated),
-            );
-        }
     }
-    let email = fold(email);
     if !email.is_empty() {
         terms.push(truncated(&email));
         if let Some((local, _)) = email.split_once('@') {
@@ -101,17 +92,36 @@ pub fn customer_terms(name: &str, email: &str, phone: Option<&str>) -> Vec<Strin
         }
     }
     if let Some(e164) = phone.and_then(phone_e164) {
+        terms.push(e164.clone());
         let digits = &e164[1..];
         for start in 1..digits.len().saturating_sub(5) {
             terms.push(digits[start..].to_owned());
         }
-        terms.push(e164);
     }
+    // Each word, and each part of a hyphenated one (Martin-Dubois: martin, dubois).
+    for word in name.split(' ') {
+        terms.push(truncated(word));
+        terms.extend(
+            word.split(['-', '\''])
+                .skip(1)
+                .filter(|w| !w.is_empty())
+                .map(truncated),
+        );
+    }
+    // The whole name, the e-mail and the phone first; each once; a long name's words last.
     terms.retain(|t| !t.is_empty());
-    terms.sort();
-    terms.dedup();
-    terms
+    let mut kept: Vec<String> = Vec::new();
+    for t in terms {
+        if !kept.contains(&t) {
+            kept.push(t);
+        }
+    }
+    kept.truncate(MAX_TERMS);
+    kept
 }
+
+/// Most terms one customer is found by (a name of many words keeps its first ones).
+pub const MAX_TERMS: usize = 32;
 
 /// What was typed, as the prefix the terms are searched by: an E.164 number for a phone with
 /// a country code, its digits for one without, otherwise the folded text.
@@ -190,6 +200,13 @@ mod tests {
             );
         }
         assert!(!terms.iter().any(|t| t.starts_with("dupont")));
+        let many: String = (0..150).map(|i| format!("w{i} ")).collect();
+        let terms_of_many = customer_terms(&many, "many@example.com", None);
+        assert_eq!(terms_of_many.len(), MAX_TERMS);
+        assert!(
+            terms_of_many.contains(&"many@example.com".to_owned()),
+            "the e-mail is kept"
+        );
         let cjk = customer_terms("山田 太郎", "taro@example.jp", None);
         assert!(cjk.iter().any(|t| t.starts_with("山田")));
         assert!(cjk.iter().any(|t| t.starts_with("太郎")));
@@ -204,9 +221,6 @@ pub struct OrderIdPrefix {
 }
 
 impl OrderIdPrefix {
-    /// Positions of the dashes in a written UUID.
-    const DASHES: [usize; 4] = [8, 13, 18, 23];
-
     /// The prefix `text` is, if it reads as the start of an order id of at least `min` hex
     /// digits; dashes may be left out (`0196ab123` reads as `0196ab12-3`).
     #[must_use]
@@ -215,10 +229,16 @@ impl OrderIdPrefix {
         if hex.len() < min || hex.len() > 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return None;
         }
-        // Dashes typed must fall where a UUID has them.
-        let typed: Vec<usize> = text.trim().match_indices('-').map(|(i, _)| i).collect();
-        if typed.iter().any(|i| !Self::DASHES.contains(i)) {
-            return None;
+        // A dash typed must fall where a UUID has one: after 8, 12, 16 or 20 hex digits.
+        let mut digits = 0;
+        for c in text.trim().chars() {
+            if c == '-' {
+                if ![8, 12, 16, 20].contains(&digits) {
+                    return None;
+                }
+            } else {
+                digits += 1;
+            }
         }
         let mut dashed = String::with_capacity(36);
         for (i, c) in hex.to_ascii_lowercase().chars().enumerate() {
@@ -272,6 +292,13 @@ mod id_prefix_tests {
         assert!(
             OrderIdPrefix::parse("0196-ab", 4).is_none(),
             "a dash where ids have none"
+        );
+        assert_eq!(
+            OrderIdPrefix::parse("0196ab123456-7890", 4)
+                .unwrap()
+                .as_str(),
+            "0196ab12-3456-7890",
+            "dashes left out before one typed"
         );
         assert!(OrderIdPrefix::parse("019", 4).is_none());
         assert!(OrderIdPrefix::parse("zoe", 1).is_none());

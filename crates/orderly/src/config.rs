@@ -388,6 +388,8 @@ struct FileRetry {
 #[serde(deny_unknown_fields)]
 struct FilePayments {
     provider: Option<String>,
+    /// Replaced by `[retry] payment_unavailable`; named only to say so.
+    recovery_delay_ms: Option<u64>,
     #[serde(default)]
     simulated: FileSimulated,
     #[serde(default)]
@@ -721,6 +723,13 @@ impl Settings {
                 None => Ok(RetryPolicies::default().waits(class).to_vec()),
             }
         };
+        if file.payments.recovery_delay_ms.is_some()
+            || std::env::var_os("ORDERLY_PAYMENT_RECOVERY_DELAY_MS").is_some()
+        {
+            return Err(ConfigError(
+                "payments.recovery_delay_ms (ORDERLY_PAYMENT_RECOVERY_DELAY_MS) is replaced by the stage-1 waits per failure class\n  set [retry] payment_unavailable = \"5m,30m,6h\" (or --retry-payment-unavailable) instead".to_owned(),
+            ));
+        }
         let fr = &file.retry;
         let retry = RetryPolicies::fast_only(retry)
             .with_waits(
@@ -966,6 +975,22 @@ mod tests {
             assert!(s.retry.waits(class).is_empty(), "{class}");
         }
         assert_eq!(s.retry.fast.max_attempts, 3);
+    }
+
+    #[test]
+    fn the_old_recovery_delay_says_what_replaced_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orderly.toml");
+        std::fs::write(&path, "[payments]\nrecovery_delay_ms = 300000\n").unwrap();
+        let args = ServeArgs {
+            storage: StorageArgs {
+                config: Some(path),
+                ..StorageArgs::default()
+            },
+            ..ServeArgs::default()
+        };
+        let e = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(e.contains("payment_unavailable"), "{e}");
     }
 
     #[test]

@@ -230,6 +230,13 @@ async fn confirmation_with(
                         "A payment that did go through earlier is not taken twice.".to_owned(),
                     );
                 }
+                if w.class
+                    .is_some_and(orderly_core::retry::FailureClass::is_refusal)
+                {
+                    effect.push(
+                        "This try counts like the automatic ones: if it is refused again and it was the last, the order is rejected and its stock goes back on sale.".to_owned(),
+                    );
+                }
                 Confirmation::of(
                     permit.into_order(),
                     "Try it now".to_owned(),
@@ -477,11 +484,35 @@ pub(crate) async fn act(
             let typed = Some((amount, reason.as_deref().unwrap_or_default()));
             // The first post shows exactly what goes back; only the second refunds.
             let parsed = orderly_domain::Money::parse(amount.trim(), permit.order().currency);
+            let order = permit.order();
+            // A form made from an older version (a double click) did its refund already.
+            if form.get("version").and_then(|v| v.parse::<u32>().ok()) != Some(order.version) {
+                return see(&format!("{back}?done=changed"));
+            }
+            let left = order.refund_left().map_or(0, |m| m.minor());
+            let held = order.payment.as_ref().map_or(0, |p| {
+                p.refunded().minor() + p.refund_pending.map_or(0, orderly_domain::Money::minor)
+            });
+            let limit = panel.app.orders.refund_limit(order.currency);
+            let over_limit = |m: &orderly_domain::Money| {
+                !permit.unlimited() && limit.is_none_or(|l| held + m.minor() > l.minor())
+            };
             let problem = match (&parsed, &reason) {
                 (Err(e), _) => Some(format!("The amount: {e}. Write it like 12.50.")),
                 (Ok(m), _) if m.minor() <= 0 => {
                     Some("The amount: more than zero, please.".to_owned())
                 }
+                (Ok(m), _) if m.minor() > left => Some(format!(
+                    "The amount: at most {} is left to refund.",
+                    orderly_domain::Money::from_minor(left, order.currency)
+                )),
+                (Ok(m), _) if over_limit(m) => Some(match limit {
+                    Some(l) => format!(
+                        "The amount: your role refunds up to {l} of one order in all, and {} is refunded or asked for already. A manager can refund more.",
+                        orderly_domain::Money::from_minor(held, order.currency)
+                    ),
+                    None => "Your role has no refund limit in this currency: a manager refunds this order.".to_owned(),
+                }),
                 (_, None) => {
                     Some("Say why the money goes back: a missing item, a late parcel, …".to_owned())
                 }

@@ -149,7 +149,8 @@ pub struct View {
     pub tracking_number: Option<String>,
     /// The event's detail (why rejected, why it needs attention).
     pub detail: Option<String>,
-    /// The amount refunded so far, once refunded.
+    /// The amount of the refund the event is about (for an event no refund matches, all
+    /// refunded so far).
     pub refunded: Option<String>,
 }
 
@@ -225,11 +226,16 @@ impl View {
             carrier: order.shipment.as_ref().map(|s| s.carrier.clone()),
             tracking_number: order.shipment.as_ref().map(|s| s.tracking_number.clone()),
             detail: event.detail.clone(),
-            refunded: order
-                .payment
-                .as_ref()
-                .filter(|p| !p.refunds.is_empty())
-                .map(|p| p.refunded().to_display_string()),
+            // The refund this event is about (it was recorded at the event's moment), not all
+            // refunds so far: a second part refunded says its own amount.
+            refunded: order.payment.as_ref().and_then(|p| {
+                p.refunds
+                    .iter()
+                    .find(|r| r.at == event.time)
+                    .map(|r| r.amount)
+                    .or_else(|| (!p.refunds.is_empty()).then(|| p.refunded()))
+                    .map(orderly_domain::Money::to_display_string)
+            }),
         }
     }
 }

@@ -86,11 +86,10 @@ impl Default for RefundLimits {
     }
 }
 
-/// Refunded and asked for so far, and `amount` more: what a limited caller's refund brings the
-/// order to.
-fn total_after(order: &Order, amount: Money) -> i64 {
+/// Refunded and asked for: what an order's refunds come to once those asked for are made.
+fn refunds_held(order: &Order) -> i64 {
     order.payment.as_ref().map_or(0, |p| {
-        p.refunded().minor() + p.refund_pending.map_or(0, Money::minor) + amount.minor()
+        p.refunded().minor() + p.refund_pending.map_or(0, Money::minor)
     })
 }
 
@@ -140,6 +139,13 @@ impl Orders {
             .retrying(permit.id(), || async move {
                 let mut order = self.order(permit.id()).await?;
                 permit.check_current(&order)?;
+                // What the order refuses first (another currency, zero, more than is left),
+                // then the caller's limit, on the refunds the order would then hold.
+                let expected_version = order.version;
+                let stamp = self.changes.stamp(permit.actor().clone());
+                let event = order
+                    .request_refund(amount, &stamp, Some(reason))
+                    .map_err(refused)?;
                 if !permit.unlimited() {
                     let Some(limit) = self.refund_limits.limit(order.currency) else {
                         return Err(AppError::Forbidden(format!(
@@ -147,18 +153,14 @@ impl Orders {
                             order.currency.code()
                         )));
                     };
-                    if total_after(&order, amount) > limit.minor() {
+                    let total = refunds_held(&order);
+                    if total > limit.minor() {
                         return Err(AppError::Forbidden(format!(
                             "refunds of one order stay within {limit} for your role (this one would bring it to {}); a manager (orders:refund-any) can refund more",
-                            Money::from_minor(total_after(&order, amount), order.currency)
+                            Money::from_minor(total, order.currency)
                         )));
                     }
                 }
-                let expected_version = order.version;
-                let stamp = self.changes.stamp(permit.actor().clone());
-                let event = order
-                    .request_refund(amount, &stamp, Some(reason))
-                    .map_err(refused)?;
                 Ok((
                     order_change(order.clone(), expected_version, event, Vec::new()),
                     order,

@@ -1,6 +1,7 @@
 //! The customer care search box: one field finds orders by their id or its start, and customers
 //! by any word of their name, their e-mail or their phone — in any script, accents aside.
 
+use orderly_domain::search::{customer_terms, national_digits, phone_e164, query_term};
 use orderly_domain::{Customer, CustomerId, Order};
 
 use super::Support;
@@ -42,19 +43,33 @@ impl Support {
                 .with_id_prefix(&prefix, u32::try_from(MAX_FOUND).unwrap_or(20))
                 .await?;
         }
-        let mut ids: Vec<CustomerId> = Vec::new();
-        if let Ok(id) = CustomerId::parse(typed) {
-            ids.push(id);
-        }
-        for id in self.index.find(typed, MAX_FOUND).await? {
+        let exact = CustomerId::parse(typed).ok();
+        let mut ids: Vec<CustomerId> = exact.iter().cloned().collect();
+        for id in self.index.find(typed, MAX_FOUND * 2).await? {
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
-        ids.truncate(MAX_FOUND);
-        // Terms of a customer whose creation failed point at nobody: left out here.
-        let mut customers = self.customers.customers(&ids).await?;
+        // A term may name nobody (a creation that failed after it) or someone whose name or
+        // e-mail it no longer is (a failed creation under an id taken already): each customer
+        // is kept only if what they are now still matches. A phone number is kept as given.
+        let prefix = query_term(typed);
+        let phone = phone_e164(typed).is_some() || national_digits(typed).is_some();
+        let mut customers: Vec<Customer> = self
+            .customers
+            .customers(&ids)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                phone
+                    || exact.as_ref() == Some(&c.id)
+                    || customer_terms(c.name.as_str(), c.email.as_str(), None)
+                        .iter()
+                        .any(|t| t.starts_with(&prefix))
+            })
+            .collect();
         customers.sort_by_key(|c| ids.iter().position(|i| *i == c.id));
+        customers.truncate(MAX_FOUND);
         found.customers = customers;
         Ok(found)
     }
