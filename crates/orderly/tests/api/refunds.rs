@@ -56,12 +56,22 @@ async fn support_refunds_within_the_limit_and_a_manager_beyond_it() {
         let (code, problem) = server.post_with(&mia, &path, &bad).await;
         assert_eq!(code, 422, "{bad} → {problem}");
     }
+    // With the version read, a request sent again after a lost answer refunds nothing more.
+    server.wait_idle().await;
+    let (_, now) = server.get(&format!("/v1/orders/{id}")).await;
+    let mut once = refund("1.00", "sent twice by a flaky client");
+    once["expectedVersion"] = now["version"].clone();
+    let (code, _) = server.post_with(&mia, &path, &once).await;
+    assert_eq!(code, 202);
+    let (code, problem) = server.post_with(&mia, &path, &once).await;
+    assert_eq!(code, 409, "{problem}");
+    assert_eq!(problem["code"], "order-changed", "{problem}");
     // A manager is not limited; the refunds never exceed what was captured.
     let (code, _) = server
         .post_with(
             &mia,
             &path,
-            &refund("237.88", "goodwill: the parcel was a week late"),
+            &refund("236.88", "goodwill: the parcel was a week late"),
         )
         .await;
     assert_eq!(code, 202);
@@ -75,13 +85,13 @@ async fn support_refunds_within_the_limit_and_a_manager_beyond_it() {
         .iter()
         .map(|r| r["amount"]["amount"].as_str().unwrap())
         .collect();
-    assert_eq!(refunds, ["42.10", "237.88"], "{order}");
+    assert_eq!(refunds, ["42.10", "1.00", "236.88"], "{order}");
     assert_eq!(order["payment"]["refundable"]["amount"], "0.00");
     assert!(order["payment"]["refundPending"].is_null(), "{order}");
     assert_eq!(order["status"], "paid", "a refund changes no status");
     let events = history_events(&order);
-    assert_eq!(events.iter().filter(|e| *e == "RefundRequested").count(), 2);
-    assert_eq!(events.iter().filter(|e| *e == "RefundIssued").count(), 2);
+    assert_eq!(events.iter().filter(|e| *e == "RefundRequested").count(), 3);
+    assert_eq!(events.iter().filter(|e| *e == "RefundIssued").count(), 3);
     // Customers cannot refund themselves.
     let (code, _) = server
         .post_with(&server.anonymous(), &path, &refund("1.00", "me"))
