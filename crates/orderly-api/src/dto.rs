@@ -642,6 +642,42 @@ pub struct UndeliverableRequest {
     pub reason: String,
 }
 
+/// A message staff send the customer: one of those written for it.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffMessage {
+    /// The card was declined: we hold the items, try again, and can help pay another way.
+    ContactPayment,
+    /// The carrier cannot deliver: please send the right address.
+    ContactAddress,
+    /// The order is late and someone is on it.
+    ContactDelay,
+}
+
+impl StaffMessage {
+    /// The template's name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffMessage::ContactPayment => "contact_payment",
+            StaffMessage::ContactAddress => "contact_address",
+            StaffMessage::ContactDelay => "contact_delay",
+        }
+    }
+}
+
+/// Send the customer a message about their order.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactRequest {
+    /// Which message.
+    pub message: StaffMessage,
+    /// Why, shown in the history (not in the message).
+    #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Reason>, example = "card declined twice")]
+    pub reason: Option<String>,
+}
+
 /// Part of a captured payment to give back.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

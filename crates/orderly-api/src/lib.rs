@@ -395,6 +395,7 @@ pub fn route_table() -> Vec<RouteSpec> {
         route!(staff(P::OrdersRefund), routes::refund_order),
         route!(staff(P::OrdersRead), routes::order_notes),
         route!(staff(P::OrdersNote), routes::add_note),
+        route!(staff(P::OrdersNote), routes::contact_customer),
         route!(staff(P::Escalations), routes::escalations),
         route!(staff(P::OrdersRetry), routes::retry_order),
         route!(customers_or(P::OrdersEdit), routes::change_address),

@@ -19,10 +19,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::dto::{
-    AddressDto, AdjustmentRequest, CancelRequest, CreateCustomerRequest, CreateProductRequest,
-    CustomerDto, EscalationDto, EventDto, NoteDto, OrderDto, OrderPage, PlaceOrderRequest,
-    ProductDto, ProductPage, RefundRequest, ShipRequest, StockDto, UndeliverableRequest,
-    UpdateProductRequest,
+    AddressDto, AdjustmentRequest, CancelRequest, ContactRequest, CreateCustomerRequest,
+    CreateProductRequest, CustomerDto, EscalationDto, EventDto, NoteDto, OrderDto, OrderPage,
+    PlaceOrderRequest, ProductDto, ProductPage, RefundRequest, ShipRequest, StockDto,
+    UndeliverableRequest, UpdateProductRequest,
 };
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::openapi::NotFound;
@@ -264,6 +264,35 @@ pub async fn refund_order(
         None => permit,
     };
     let order = app.orders.refund(permit, amount, &body.reason).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(OrderDto::from(&order).for_caller(&caller)),
+    )
+        .into_response())
+}
+
+/// Sends the order's customer one of the messages written for staff to send (`contact_payment`,
+/// `contact_address`, `contact_delay`) through the notifier; the history names who and why.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/messages", tag = "orders",
+    params(("id" = crate::openapi::Uuid, Path, description = "Order id")),
+    request_body = ContactRequest,
+    responses(
+        (status = 202, description = "Queued: the notifier sends it once", body = OrderDto),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn contact_customer(
+    State(app): State<Orderly>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ContactRequest>,
+) -> ApiResult<Response> {
+    let permit = permit::<AddNote>(&app, &caller, &id).await?;
+    let order = app
+        .support
+        .contact_customer(permit, body.message.as_str(), body.reason.as_deref())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(OrderDto::from(&order).for_caller(&caller)),

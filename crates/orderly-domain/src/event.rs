@@ -45,11 +45,13 @@ pub enum EventKind {
     RetryRequested,
     /// Staff corrected the shipping address before the order shipped.
     ShippingAddressChanged,
+    /// Staff sent the customer one of the messages written for it (the detail names it).
+    CustomerContacted,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::OrderPlaced,
         EventKind::InventoryReserved,
         EventKind::InventoryRejected,
@@ -64,6 +66,7 @@ impl EventKind {
         EventKind::OrderNeedsAttention,
         EventKind::RetryRequested,
         EventKind::ShippingAddressChanged,
+        EventKind::CustomerContacted,
     ];
 
     /// The `detail-type` name.
@@ -84,6 +87,7 @@ impl EventKind {
             EventKind::OrderNeedsAttention => "OrderNeedsAttention",
             EventKind::RetryRequested => "RetryRequested",
             EventKind::ShippingAddressChanged => "ShippingAddressChanged",
+            EventKind::CustomerContacted => "CustomerContacted",
         }
     }
 

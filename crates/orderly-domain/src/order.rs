@@ -911,6 +911,21 @@ impl Order {
         )
     }
 
+    /// Records that staff sent the customer the message named `message` (a template name), with
+    /// their reason. No status change; the history entry's detail starts with the name.
+    pub fn record_contact(&mut self, message: &str, why: Option<&str>, stamp: &Stamp) -> Event {
+        let detail = match why.filter(|w| !w.trim().is_empty()) {
+            Some(w) => format!("{message}: {w}"),
+            None => message.to_owned(),
+        };
+        self.record(
+            EventKind::CustomerContacted,
+            Some(self.status),
+            stamp,
+            Some(detail),
+        )
+    }
+
     /// How many payment tries were declined and tried again: the next try is the provider's
     /// `declines()`-th fresh request (a try after a timeout repeats the last one instead).
     #[must_use]

@@ -87,6 +87,30 @@ const FILES: &[(&str, &str)] = &[
         "review_request.html",
         include_str!("../templates/review_request.html"),
     ),
+    (
+        "contact_payment.txt",
+        include_str!("../templates/contact_payment.txt"),
+    ),
+    (
+        "contact_payment.html",
+        include_str!("../templates/contact_payment.html"),
+    ),
+    (
+        "contact_address.txt",
+        include_str!("../templates/contact_address.txt"),
+    ),
+    (
+        "contact_address.html",
+        include_str!("../templates/contact_address.html"),
+    ),
+    (
+        "contact_delay.txt",
+        include_str!("../templates/contact_delay.txt"),
+    ),
+    (
+        "contact_delay.html",
+        include_str!("../templates/contact_delay.html"),
+    ),
 ];
 
 /// The templates in `templates/`, ready to render.

@@ -23,6 +23,7 @@ enum Action {
     Cancel,
     HandOver,
     Refund,
+    Message,
 }
 
 impl Action {
@@ -32,6 +33,7 @@ impl Action {
             "cancel" => Some(Action::Cancel),
             "handover" => Some(Action::HandOver),
             "refund" => Some(Action::Refund),
+            "message" => Some(Action::Message),
             _ => None,
         }
     }
@@ -42,6 +44,7 @@ impl Action {
             Action::Cancel => "cancel",
             Action::HandOver => "handover",
             Action::Refund => "refund",
+            Action::Message => "message",
         }
     }
 }
@@ -64,6 +67,8 @@ struct ConfirmPage {
     hidden: Vec<(&'static str, String)>,
     /// What was typed as the reason.
     reason: String,
+    /// A choice to make, as radio buttons: its legend, and each option's value and words.
+    choices: Option<(String, Vec<(&'static str, String)>)>,
 }
 
 /// What a confirmation page says and asks.
@@ -76,6 +81,7 @@ struct Confirmation {
     amount: Option<(String, String)>,
     hidden: Vec<(&'static str, String)>,
     reason: String,
+    choices: Option<(String, Vec<(&'static str, String)>)>,
 }
 
 impl Confirmation {
@@ -95,6 +101,7 @@ impl Confirmation {
             amount: None,
             hidden: Vec::new(),
             reason: String::new(),
+            choices: None,
         }
     }
 }
@@ -295,6 +302,32 @@ async fn confirmation_with(
                 true,
             )
         }
+        Action::Message => {
+            let permit = or_page!(
+                permit::<AddNote>(panel, staff, id, "Writing to the customer", None).await
+            );
+            let order = permit.into_order();
+            let effect = vec![
+                "The customer gets the message you choose by e-mail, in the shop's words; it is on the order's timeline with your name and reason.".to_owned(),
+                "If the mail server does not take it, it is listed under Messages not sent, to send again.".to_owned(),
+            ];
+            Confirmation {
+                choices: Some((
+                    "Which message".to_owned(),
+                    STAFF_MESSAGES
+                        .iter()
+                        .map(|(name, words)| (*name, (*words).to_owned()))
+                        .collect(),
+                )),
+                ..Confirmation::of(
+                    order,
+                    "Send the customer a message".to_owned(),
+                    effect,
+                    "Send the message",
+                    false,
+                )
+            }
+        }
         Action::Refund => {
             let permit = or_page!(
                 permit::<Refund>(panel, staff, id, "Refunding part of a payment", None).await
@@ -315,9 +348,26 @@ async fn confirmation_with(
         amount: page.amount,
         hidden: page.hidden,
         reason: page.reason,
+        choices: page.choices,
     });
     refused_if(rendered, error.is_some())
 }
+
+/// The messages staff send by hand, and what each says, in the panel's words.
+const STAFF_MESSAGES: [(&str, &str); 3] = [
+    (
+        "contact_payment",
+        "The card was declined: we hold the items, will try again, and can help pay another way.",
+    ),
+    (
+        "contact_address",
+        "The carrier cannot deliver: please reply with the right address and a phone number.",
+    ),
+    (
+        "contact_delay",
+        "The order is taking longer than it should: someone is on it, nothing is needed from them.",
+    ),
+];
 
 /// The refund's first step: how much, and why, with what is left to refund and the caller's
 /// limit; or, once an amount reads, its second: exactly what goes back, to confirm.
@@ -531,6 +581,36 @@ pub(crate) async fn act(
                 .refund(permit, amount, &reason)
                 .await
                 .map(|_| "refunded")
+        }
+        "message" => {
+            let permit = or_page!(
+                versioned::<AddNote>(
+                    &panel,
+                    &staff,
+                    (&id, "Writing to the customer", &action),
+                    &form
+                )
+                .await
+            );
+            let Some(message) = form
+                .get("message")
+                .filter(|m| STAFF_MESSAGES.iter().any(|(name, _)| name == m))
+            else {
+                return confirmation(
+                    &panel,
+                    &staff,
+                    &id,
+                    Action::Message,
+                    Some("Choose the message to send.".into()),
+                )
+                .await;
+            };
+            panel
+                .app
+                .support
+                .contact_customer(permit, message, reason.as_deref())
+                .await
+                .map(|_| "messaged")
         }
         "handover" => {
             let permit = or_page!(

@@ -36,6 +36,7 @@ pub(crate) struct Case {
     pub(crate) can_correct: bool,
     pub(crate) can_cancel: bool,
     pub(crate) can_hand_over: bool,
+    pub(crate) can_message: bool,
     /// While engineering has it: since when, from whom, why.
     pub(crate) with_engineering: Option<String>,
     /// What engineering said when it sent the case back.
@@ -181,6 +182,7 @@ fn case(e: &Escalation, who: &orderly_auth::Principal, now: Timestamp) -> Case {
             && e.status.after(Transition::Cancel).is_ok()
             && (e.status != OrderStatus::Paid || who.can(Permission::OrdersCancelPaid)),
         can_hand_over: staff_may && who.can(Permission::OrdersRetry),
+        can_message: who.can(Permission::OrdersNote),
         with_engineering: e.engineering.as_ref().map(|h| {
             format!(
                 "With engineering for {}, handed over by {}: “{}”",
@@ -339,6 +341,7 @@ fn done_message(query: Option<&str>) -> Option<&'static str> {
     Some(match query_value(query, "done")?.as_str() {
         "retried" => "Done: the step runs again now. This page shows the result once it is back.",
         "canceled" => "Done: the order is canceled; a captured payment is refunded.",
+        "messaged" => "Done: the message is on its way to the customer; the timeline shows it.",
         "refunded" => {
             "Done: the refund is on its way to the customer's payment method; the timeline shows it once the provider has made it."
         }

@@ -129,7 +129,7 @@ impl Notifications {
     /// [`StepError::Transient`] if the store is down; [`StepError::Permanent`] if the order is
     /// gone or a template does not render.
     pub async fn plan(&self, event: &Event) -> Result<Vec<Planned>, StepError> {
-        let templates = Template::for_event(event.kind);
+        let templates = Template::of_event(event);
         if templates.is_empty() {
             return Ok(Vec::new());
         }
@@ -140,7 +140,7 @@ impl Notifications {
         let prefs = self.preferences_of(&order.customer_id).await?;
         let view = View::of(&self.settings.shop_name, event, &order, customer.as_ref());
         let mut planned = Vec::new();
-        for &template in templates {
+        for template in templates {
             if template.category() == Category::Marketing && !prefs.marketing {
                 tracing::debug!(
                     template = template.as_str(),

@@ -28,6 +28,12 @@ pub enum Template {
     NeedsAttention,
     /// To the customer, marketing: after delivery, an invitation to review the purchase.
     ReviewRequest,
+    /// To the customer, sent by staff: the card was declined, we hold the items and try again.
+    ContactPayment,
+    /// To the customer, sent by staff: the carrier cannot deliver; please send the address.
+    ContactAddress,
+    /// To the customer, sent by staff: the order is late and someone is on it.
+    ContactDelay,
 }
 
 /// Who a template is written for.
@@ -41,7 +47,7 @@ pub enum Audience {
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 9] = [
+    pub const ALL: [Template; 12] = [
         Template::OrderConfirmation,
         Template::NewOrder,
         Template::PaymentFailed,
@@ -51,7 +57,23 @@ impl Template {
         Template::Refunded,
         Template::NeedsAttention,
         Template::ReviewRequest,
+        Template::ContactPayment,
+        Template::ContactAddress,
+        Template::ContactDelay,
     ];
+
+    /// The messages staff send a customer by hand, from the order or the queue.
+    pub const BY_STAFF: [Template; 3] = [
+        Template::ContactPayment,
+        Template::ContactAddress,
+        Template::ContactDelay,
+    ];
+
+    /// A message staff send by hand, by its name.
+    #[must_use]
+    pub fn by_staff(name: &str) -> Option<Template> {
+        Template::BY_STAFF.into_iter().find(|t| t.as_str() == name)
+    }
 
     /// The file name stem (`templates/{name}.txt`, `.html`, `.sms.txt`).
     #[must_use]
@@ -66,6 +88,9 @@ impl Template {
             Template::Refunded => "refunded",
             Template::NeedsAttention => "needs_attention",
             Template::ReviewRequest => "review_request",
+            Template::ContactPayment => "contact_payment",
+            Template::ContactAddress => "contact_address",
+            Template::ContactDelay => "contact_delay",
         }
     }
 
@@ -93,7 +118,22 @@ impl Template {
         matches!(self, Template::Shipped | Template::Delivered)
     }
 
-    /// The templates an event produces.
+    /// The templates `event` produces: its kind's, or for a message staff sent, the one the
+    /// event names.
+    #[must_use]
+    pub fn of_event(event: &Event) -> Vec<Template> {
+        if event.kind == EventKind::CustomerContacted {
+            return event
+                .detail
+                .as_deref()
+                .and_then(|d| Template::by_staff(d.split(':').next().unwrap_or_default()))
+                .into_iter()
+                .collect();
+        }
+        Template::for_event(event.kind).to_vec()
+    }
+
+    /// The templates an event kind produces (a message staff send: see [`Template::of_event`]).
     #[must_use]
     pub fn for_event(kind: EventKind) -> &'static [Template] {
         match kind {

@@ -400,3 +400,49 @@ impl Support {
         Ok(out)
     }
 }
+
+impl Support {
+    /// Sends the order's customer `message`, one of the messages written for staff to send
+    /// ([`crate::notify::Template::BY_STAFF`]), through the notifier like every other message:
+    /// a `CustomerContacted` history entry names it, who sent it and why, and the notifier sends
+    /// it once (a failed one is listed for staff to send again).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a message that is not one of them, or a reason over
+    /// [`MAX_REASON`] characters; [`AppError::Changed`] if the permit expects a version the
+    /// order has left.
+    pub async fn contact_customer(
+        &self,
+        permit: Permit<AddNote>,
+        message: &str,
+        reason: Option<&str>,
+    ) -> Result<orderly_domain::Order, AppError> {
+        let Some(template) = crate::notify::Template::by_staff(message) else {
+            let names: Vec<&str> = crate::notify::Template::BY_STAFF
+                .iter()
+                .map(|t| t.as_str())
+                .collect();
+            return Err(AppError::invalid(
+                "message",
+                format!("one of {}", names.join(", ")),
+            ));
+        };
+        if let Some(r) = reason {
+            check_text("reason", r, MAX_REASON)?;
+        }
+        let (id, permit) = (permit.id(), &permit);
+        self.changes
+            .retrying(id, || async move {
+                let mut order = self.orders.order(id).await?;
+                permit.check_current(&order)?;
+                let expected_version = order.version;
+                let stamp = self.changes.stamp(permit.actor().clone());
+                let event = order.record_contact(template.as_str(), reason, &stamp);
+                Ok((
+                    order_change(order.clone(), expected_version, event, Vec::new()),
+                    order,
+                ))
+            })
+            .await
+    }
+}

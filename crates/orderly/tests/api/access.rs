@@ -101,6 +101,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/v1/orders/{id}/refunds", "orders:refund"),
     ("GET", "/v1/orders/{id}/notes", "orders:read"),
     ("POST", "/v1/orders/{id}/notes", "orders:note"),
+    ("POST", "/v1/orders/{id}/messages", "orders:note"),
     (
         "PUT",
         "/v1/orders/{id}/shipping-address",

@@ -241,3 +241,59 @@ async fn notification_preferences_are_kept_and_checked() {
         .await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_send_the_customer_a_written_message_once_and_the_history_says_who_and_why() {
+    let smtp = SmtpServer::start().await;
+    let (server, _dir) = start(&smtp, None).await;
+    let mut body = reference_body();
+    body["shippingAddress"] = json!({
+        "name": "山田 太郎", "line1": "渋谷区神南 1-2-3 🏠", "city": "東京都",
+        "postalCode": "150-0041", "country": "JP"
+    });
+    let id = id_of(&server.place(&body).await);
+    server.wait_for(&id, "paid").await;
+    server.wait_idle().await;
+    let before = smtp.wait_for(2).await.len();
+    let path = format!("/v1/orders/{id}/messages");
+    let (code, order) = server
+        .post(
+            &path,
+            &json!({"message": "contact_address", "reason": "the carrier called 📞"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{order}");
+    let entry = order["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(entry["event"], "CustomerContacted", "{entry}");
+    assert_eq!(entry["detail"], "contact_address: the carrier called 📞");
+    server.wait_idle().await;
+    let mails = smtp.wait_for(before + 1).await;
+    let sent: Vec<_> = mails
+        .iter()
+        .map(|m| m.parsed())
+        .filter(|m| m.subject.starts_with("Please check the delivery address"))
+        .collect();
+    assert_eq!(sent.len(), 1, "sent once");
+    assert_eq!(
+        sent[0].subject,
+        format!("Please check the delivery address of order {id}")
+    );
+    assert!(
+        sent[0].text.contains("渋谷区神南 1-2-3 🏠"),
+        "{}",
+        sent[0].text
+    );
+    assert!(
+        !sent[0].text.contains("carrier called"),
+        "the reason stays with staff"
+    );
+    // Only the messages written for it.
+    for bad in [
+        json!({"message": "order_confirmation"}),
+        json!({"message": "hello"}),
+        json!({}),
+    ] {
+        let (code, problem) = server.post(&path, &bad).await;
+        assert_eq!(code, 422, "{bad} → {problem}");
+    }
+}

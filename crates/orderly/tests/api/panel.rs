@@ -1381,3 +1381,78 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_sends_the_customer_a_written_message_from_the_order_page() {
+    let server = TestServer::start(&[]).await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    let order = id_of(&server.place_reference().await);
+    server.wait_for(&order, "paid").await;
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
+    let page = sam.get(&format!("/admin/orders/{order}")).await;
+    assert!(
+        page.html.contains("Send the customer a message"),
+        "{}",
+        page.html
+    );
+    let confirm = sam
+        .get(&format!("/admin/orders/{order}/confirm/message"))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.html);
+    assert!(confirm.html.contains("<legend>Which message</legend>"));
+    assert!(confirm.html.contains("value=\"contact_delay\""));
+    let (csrf, version) = (confirm.input("csrf"), confirm.input("version"));
+    // No choice: said plainly.
+    let none = sam
+        .post(
+            &format!("/admin/orders/{order}/message"),
+            &[("csrf", csrf.as_str()), ("version", version.as_str())],
+        )
+        .await;
+    assert_eq!(
+        none.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        none.html
+    );
+    assert!(none.html.contains("Choose the message to send."));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("version", version.as_str()),
+        ("message", "contact_delay"),
+        ("reason", "warehouse backlog this week"),
+    ];
+    let done = sam
+        .post(&format!("/admin/orders/{order}/message"), &form)
+        .await;
+    assert_eq!(
+        done.location.as_deref(),
+        Some(format!("/admin/orders/{order}?done=messaged").as_str()),
+        "{}",
+        done.html
+    );
+    // A double click sends nothing more.
+    let again = sam
+        .post(&format!("/admin/orders/{order}/message"), &form)
+        .await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some(format!("/admin/orders/{order}?done=changed").as_str())
+    );
+    let page = sam
+        .get(&format!("/admin/orders/{order}?done=messaged"))
+        .await;
+    assert!(page.html.contains("CustomerContacted"), "{}", page.html);
+    assert!(
+        page.html
+            .contains("contact_delay: warehouse backlog this week")
+    );
+    let (_, o) = server.get(&format!("/v1/orders/{order}")).await;
+    let contacted = o["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["event"] == "CustomerContacted")
+        .count();
+    assert_eq!(contacted, 1);
+}
