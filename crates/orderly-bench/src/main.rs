@@ -15,6 +15,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod flood;
+mod panel;
 mod raw;
 mod server;
 
@@ -66,6 +67,15 @@ enum Scenario {
     /// The whole shopper flow: open a cart, add two lines, check out; the time until every
     /// order is paid.
     Checkout,
+    /// The staff panel's start page (`/admin`: counts, the queue, stage 1 at work), signed in
+    /// as support.
+    PanelStart,
+    /// The panel's order list, newest first (`/admin/orders`), and one status of it.
+    PanelOrders,
+    /// One order's page (`/admin/orders/{id}`) with its timeline, of orders placed beforehand.
+    PanelOrder,
+    /// The panel's search box: a customer by name, and an order by the start of its id.
+    PanelSearch,
 }
 
 /// How much load, on what: shared by every command.
@@ -322,7 +332,11 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
     let mut ids = Vec::new();
     if matches!(
         args.scenario,
-        Scenario::GetOrder | Scenario::ListOrders | Scenario::GraphqlGetOrder
+        Scenario::GetOrder
+            | Scenario::ListOrders
+            | Scenario::GraphqlGetOrder
+            | Scenario::PanelOrder
+            | Scenario::PanelSearch
     ) {
         for i in 0..args.prefill {
             ids.push(
@@ -333,6 +347,11 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
         }
         server.wait_idle(&client).await?;
     }
+    let panel = if args.scenario.is_panel() {
+        Some(panel::signed_in(&args.server, &server, args.load.clients).await?)
+    } else {
+        None
+    };
     server.mark_idle();
     let cpu_before = own_cpu_seconds();
     let ids = Arc::new(ids);
@@ -428,6 +447,30 @@ async fn scenario(args: ScenarioArgs) -> Result<Report, String> {
             )
             .await
         }
+        Scenario::PanelStart
+        | Scenario::PanelOrders
+        | Scenario::PanelOrder
+        | Scenario::PanelSearch => {
+            let (client, base, ids) = (
+                panel.clone().ok_or("no panel session")?,
+                base.clone(),
+                Arc::clone(&ids),
+            );
+            let scenario = args.scenario;
+            drive(
+                args.load.clients,
+                args.load.requests,
+                args.load.seconds,
+                move |n| {
+                    let (client, base, ids) = (client.clone(), base.clone(), Arc::clone(&ids));
+                    async move {
+                        let path = panel::path(scenario, n, &ids);
+                        read_ok(client.get(format!("{base}{path}")).send().await).await
+                    }
+                },
+            )
+            .await
+        }
         Scenario::ListOrders => {
             let (client, base) = (client.clone(), base.clone());
             drive(
@@ -519,6 +562,18 @@ fn print(report: &Report, out: Option<&str>) -> Result<(), String> {
         std::fs::write(path, text).map_err(|e| format!("cannot write {path}: {e}"))?;
     }
     Ok(())
+}
+
+impl Scenario {
+    fn is_panel(self) -> bool {
+        matches!(
+            self,
+            Scenario::PanelStart
+                | Scenario::PanelOrders
+                | Scenario::PanelOrder
+                | Scenario::PanelSearch
+        )
+    }
 }
 
 fn main() -> ExitCode {

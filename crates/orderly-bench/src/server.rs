@@ -103,6 +103,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// The database the server runs on, for `orderly` commands beside it.
+    #[must_use]
+    pub fn database_url(&self) -> String {
+        self._database.url()
+    }
+
     /// Starts `binary` on a fresh database holding `existing_orders` finished orders (imported
     /// with `orderly seed --orders` first); start-up is timed from there.
     pub async fn start(

@@ -55,6 +55,7 @@ pub(crate) fn router(app: Orderly, accounts: Arc<Accounts>) -> Router {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/search", get(pages::search))
+        .route("/orders", get(pages::orders))
         .route("/orders/{id}", get(pages::order))
         .route("/orders/{id}/confirm/{action}", get(actions::confirm))
         .route(

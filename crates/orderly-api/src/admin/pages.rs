@@ -568,6 +568,85 @@ pub(crate) async fn customer(
     })
 }
 
+#[derive(Template)]
+#[template(path = "admin/orders.html")]
+struct OrdersPage {
+    me: Me,
+    statuses: Vec<&'static str>,
+    status: Option<&'static str>,
+    orders: Vec<OrderRow>,
+    /// The next page's link, if there is one.
+    next: Option<String>,
+}
+
+/// Every order, newest first, a page at a time (keyset: the same time for the millionth page as
+/// for the first), filtered by status.
+pub(crate) async fn orders(
+    State(panel): State<Panel>,
+    staff: Staff,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let policy = staff.policy();
+    if let Err(e) = policy.require(Permission::OrdersRead) {
+        return app_error(&e);
+    }
+    let status = match query_value(query.as_deref(), "status").filter(|s| !s.is_empty()) {
+        Some(s) => match OrderStatus::ALL.into_iter().find(|st| st.as_str() == s) {
+            Some(st) => Some(st),
+            None => {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "There is no such status",
+                    "Choose one of the statuses the list offers.",
+                );
+            }
+        },
+        None => None,
+    };
+    let cursor = query_value(query.as_deref(), "cursor").filter(|c| !c.is_empty());
+    let page = match page_request(Some(50), cursor) {
+        Ok(p) => p,
+        Err(e) => return app_error(&e.into()),
+    };
+    let filter = OrderFilter {
+        status,
+        customer_id: None,
+    };
+    let found = match panel.app.orders.list_orders(&filter, &page).await {
+        Ok(f) => f,
+        // A cursor this server did not give: the list from its start.
+        Err(AppError::InvalidCursor) => return see("/admin/orders"),
+        Err(e) => return app_error(&e),
+    };
+    let next = found.next_cursor.map(|c| {
+        let mut link = format!("/admin/orders?cursor={}", urlencoded(&c));
+        if let Some(st) = status {
+            link.push_str("&status=");
+            link.push_str(st.as_str());
+        }
+        link
+    });
+    render(&OrdersPage {
+        me: staff.me(),
+        statuses: OrderStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        status: status.map(OrderStatus::as_str),
+        orders: found.items.iter().map(OrderRow::of).collect(),
+        next,
+    })
+}
+
+/// `text` for a query string.
+fn urlencoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// One customer in the search's answer.
 pub(crate) struct CustomerRow {
     pub(crate) id: String,

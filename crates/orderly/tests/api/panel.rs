@@ -1456,3 +1456,50 @@ async fn support_sends_the_customer_a_written_message_from_the_order_page() {
         .count();
     assert_eq!(contacted, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_list_pages_newest_first_and_filters_by_status() {
+    let server = TestServer::start(&[]).await;
+    create_staff(&server, "sam@shop.example", "support", "support password").await;
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        placed.push(id_of(&server.place_reference().await));
+    }
+    for id in &placed {
+        server.wait_for(id, "paid").await;
+    }
+    let (code, _) = server
+        .post(
+            &format!("/v1/orders/{}/cancel", placed[1]),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let mut sam = Browser::signed_in(&server, "sam@shop.example", "support password").await;
+    let page = sam.get("/admin/orders").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let at = |id: &str| page.html.find(id).unwrap_or(usize::MAX);
+    assert!(
+        at(&placed[2]) < at(&placed[1]) && at(&placed[1]) < at(&placed[0]),
+        "newest first"
+    );
+    let canceled = sam.get("/admin/orders?status=canceled").await;
+    assert!(canceled.html.contains(&placed[1]), "{}", canceled.html);
+    assert!(!canceled.html.contains(&placed[0]));
+    assert!(
+        canceled
+            .html
+            .contains("<option value=\"canceled\" selected>")
+    );
+    let none = sam.get("/admin/orders?status=shipped").await;
+    assert!(
+        none.html.contains("No orders are shipped."),
+        "{}",
+        none.html
+    );
+    // A status that does not exist, or a cursor this server did not give: a clear answer.
+    let bad = sam.get("/admin/orders?status=lost").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    let foreign = sam.get("/admin/orders?cursor=not-a-cursor").await;
+    assert_eq!(foreign.location.as_deref(), Some("/admin/orders"));
+}
