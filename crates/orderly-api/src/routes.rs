@@ -35,6 +35,16 @@ fn product_id(text: &str) -> ApiResult<ProductId> {
     ProductId::parse(text).map_err(|_| ApiError::from(Problem::not_found("product", text)))
 }
 
+/// `202 Accepted` with the order as the caller may see it: a change whose effect a saga step
+/// or the notifier makes next.
+fn accepted(order: &orderly_domain::Order, caller: &Caller) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(OrderDto::from(order).for_caller(caller)),
+    )
+        .into_response()
+}
+
 fn with_location(status: StatusCode, location: &str, body: impl IntoResponse) -> Response {
     let mut response = (status, body).into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -264,11 +274,7 @@ pub async fn refund_order(
         None => permit,
     };
     let order = app.orders.refund(permit, amount, &body.reason).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(OrderDto::from(&order).for_caller(&caller)),
-    )
-        .into_response())
+    Ok(accepted(&order, &caller))
 }
 
 /// Sends the order's customer one of the messages written for staff to send (`contact_payment`,
@@ -293,11 +299,7 @@ pub async fn contact_customer(
         .support
         .contact_customer(permit, body.message.as_str(), body.reason.as_deref())
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(OrderDto::from(&order).for_caller(&caller)),
-    )
-        .into_response())
+    Ok(accepted(&order, &caller))
 }
 
 /// Records the hand-over to a carrier.
@@ -638,11 +640,7 @@ pub async fn retry_order(
 ) -> ApiResult<Response> {
     let permit = permit::<Retry>(&app, &caller, &id).await?;
     let order = app.support.retry(permit, None).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(OrderDto::from(&order).for_caller(&caller)),
-    )
-        .into_response())
+    Ok(accepted(&order, &caller))
 }
 
 /// Which escalations.

@@ -353,6 +353,18 @@ async fn confirmation_with(
     refused_if(rendered, error.is_some())
 }
 
+/// What a refused change says, for a form shown again.
+fn refusal_words(e: &orderly_core::AppError) -> String {
+    match e {
+        orderly_core::AppError::Invalid(errors) => errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
 /// The messages staff send by hand, and what each says, in the panel's words.
 const STAFF_MESSAGES: [(&str, &str); 3] = [
     (
@@ -539,34 +551,23 @@ pub(crate) async fn act(
             if form.get("version").and_then(|v| v.parse::<u32>().ok()) != Some(order.version) {
                 return see(&format!("{back}?done=changed"));
             }
-            let left = order.refund_left().map_or(0, |m| m.minor());
-            let held = order.payment.as_ref().map_or(0, |p| {
-                p.refunded().minor() + p.refund_pending.map_or(0, orderly_domain::Money::minor)
-            });
-            let limit = panel.app.orders.refund_limit(order.currency);
-            let over_limit = |m: &orderly_domain::Money| {
-                !permit.unlimited() && limit.is_none_or(|l| held + m.minor() > l.minor())
-            };
-            let problem = match (&parsed, &reason) {
-                (Err(e), _) => Some(format!("The amount: {e}. Write it like 12.50.")),
-                (Ok(m), _) if m.minor() <= 0 => {
-                    Some("The amount: more than zero, please.".to_owned())
-                }
-                (Ok(m), _) if m.minor() > left => Some(format!(
-                    "The amount: at most {} is left to refund.",
-                    orderly_domain::Money::from_minor(left, order.currency)
-                )),
-                (Ok(m), _) if over_limit(m) => Some(match limit {
-                    Some(l) => format!(
-                        "The amount: your role refunds up to {l} of one order in all, and {} is refunded or asked for already. A manager can refund more.",
-                        orderly_domain::Money::from_minor(held, order.currency)
-                    ),
-                    None => "Your role has no refund limit in this currency: a manager refunds this order.".to_owned(),
-                }),
-                (_, None) => {
+            // The use case's own rules, checked before the review shows what goes back.
+            let checked = parsed
+                .as_ref()
+                .map_err(|e| format!("The amount: {e}. Write it like 12.50."))
+                .and_then(|m| {
+                    panel
+                        .app
+                        .orders
+                        .check_refund(&permit, *m)
+                        .map_err(|e| refusal_words(&e))
+                });
+            let problem = match (checked, &reason) {
+                (Err(words), _) => Some(words),
+                (Ok(()), None) => {
                     Some("Say why the money goes back: a missing item, a late parcel, …".to_owned())
                 }
-                _ => None,
+                (Ok(()), Some(_)) => None,
             };
             if problem.is_some() || form.get("confirmed") != Some("yes") {
                 return confirmation_with(&panel, &staff, &id, Action::Refund, problem, typed)
@@ -681,12 +682,8 @@ pub(crate) async fn act(
         Ok(done) => see(&format!("{back}?done={done}")),
         // A second post of the same form, or someone else was quicker: nothing was done.
         Err(orderly_core::AppError::Changed(_)) => see(&format!("{back}?done=changed")),
-        Err(orderly_core::AppError::Invalid(errors)) if Action::parse(&action).is_some() => {
-            let words = errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
+        Err(e @ orderly_core::AppError::Invalid(_)) if Action::parse(&action).is_some() => {
+            let words = refusal_words(&e);
             match Action::parse(&action) {
                 Some(a) => confirmation(&panel, &staff, &id, a, Some(words)).await,
                 None => unknown_action(),

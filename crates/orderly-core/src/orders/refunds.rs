@@ -110,6 +110,49 @@ impl Orders {
         self.refund_limits.limit(currency)
     }
 
+    /// The refund rules on `order`, applied: what the order refuses first (nothing captured,
+    /// canceled, another currency, zero, more than is left), then the caller's limit on the
+    /// refunds the order would then hold.
+    fn ask(
+        &self,
+        permit: &Permit<Refund>,
+        order: &mut Order,
+        amount: Money,
+        stamp: &orderly_domain::Stamp,
+        reason: Option<&str>,
+    ) -> Result<orderly_domain::Event, AppError> {
+        let event = order
+            .request_refund(amount, stamp, reason)
+            .map_err(refused)?;
+        if !permit.unlimited() {
+            let Some(limit) = self.refund_limits.limit(order.currency) else {
+                return Err(AppError::Forbidden(format!(
+                    "your role has no refund limit in {}; a manager (orders:refund-any) refunds it",
+                    order.currency.code()
+                )));
+            };
+            let total = refunds_held(order);
+            if total > limit.minor() {
+                return Err(AppError::Forbidden(format!(
+                    "your role refunds up to {limit} of one order in all (this one would bring it to {}); a manager (orders:refund-any) can refund more",
+                    Money::from_minor(total, order.currency)
+                )));
+            }
+        }
+        Ok(event)
+    }
+
+    /// Whether [`Orders::refund`] would take `amount` for the permit's order as the permit read
+    /// it, changing nothing: for a form's review step, which shows exactly what goes back.
+    ///
+    /// # Errors
+    /// What [`Orders::refund`] would answer for the amount.
+    pub fn check_refund(&self, permit: &Permit<Refund>, amount: Money) -> Result<(), AppError> {
+        let mut order = permit.order().clone();
+        let stamp = self.changes.stamp(permit.actor().clone());
+        self.ask(permit, &mut order, amount, &stamp, None).map(drop)
+    }
+
     /// Asks for `amount` of a captured payment back, for `reason`: the payment step refunds
     /// it (its own key, so never twice) and the customer is told. Never more than is left, in
     /// the order's currency. Without `orders:refund-any` the order's refunds in all stay within
@@ -143,24 +186,7 @@ impl Orders {
                 // then the caller's limit, on the refunds the order would then hold.
                 let expected_version = order.version;
                 let stamp = self.changes.stamp(permit.actor().clone());
-                let event = order
-                    .request_refund(amount, &stamp, Some(reason))
-                    .map_err(refused)?;
-                if !permit.unlimited() {
-                    let Some(limit) = self.refund_limits.limit(order.currency) else {
-                        return Err(AppError::Forbidden(format!(
-                            "your role has no refund limit in {}; a manager (orders:refund-any) refunds it",
-                            order.currency.code()
-                        )));
-                    };
-                    let total = refunds_held(&order);
-                    if total > limit.minor() {
-                        return Err(AppError::Forbidden(format!(
-                            "refunds of one order stay within {limit} for your role (this one would bring it to {}); a manager (orders:refund-any) can refund more",
-                            Money::from_minor(total, order.currency)
-                        )));
-                    }
-                }
+                let event = self.ask(permit, &mut order, amount, &stamp, Some(reason))?;
                 Ok((
                     order_change(order.clone(), expected_version, event, Vec::new()),
                     order,
